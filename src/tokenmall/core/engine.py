@@ -1,0 +1,145 @@
+"""The engine: the state of SPEC §3 and the rules that run after every command (SPEC §5).
+
+`Engine.apply` takes one command (a JSON object as a dict), applies it completely or raises
+`Rejected` having changed nothing. Handlers for each op live in `commands.py` and `settlement.py`.
+"""
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from typing import Any
+
+from tokenmall.core.accounts import Consumer, Merchant, Order, VestingGrant
+from tokenmall.core.commands import HANDLERS
+from tokenmall.core.errors import ErrorCode, Rejected
+from tokenmall.core.exits import ExitQueue
+from tokenmall.core.params import Params, Rates
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
+
+class Engine:
+    """All state of one points economy. Deterministic: same commands, same state."""
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else Params()
+        self.rates = Rates(self.params)
+        # Platform totals (SPEC §3): money in fen, EP in units of 1e-8.
+        self.pool = 0
+        self.supply = 0
+        self.issued = 0
+        self.burned = 0
+        self.treasury = 0
+        self.sp_outstanding = 0
+        self.day = 0
+        self.day_sales = 0
+        self.carry = 0
+        self.sales = 0
+        self.refunds = 0
+        self.contributions = 0
+        self.dividends_paid = 0
+        self.mint_funding = 0
+        self.exits = 0
+        # Not printed, but needed to prove conservation of money (SPEC §6).
+        self.refund_withdrawals = 0
+        self.dividend_funds = 0
+        self.leftover_to_pool = 0
+        self.leftover_to_platform = 0
+        initial = self.params.initial_price
+        # CNY per EP -> fen per unit: × 100 fen / 10**8 units.
+        self.last_price: Price = (
+            initial.numerator * FEN_PER_CNY,
+            initial.denominator * UNITS_PER_EP,
+        )
+        self.consumers: dict[str, Consumer] = {}
+        self.merchants: dict[str, Merchant] = {}
+        self.orders: dict[str, Order] = {}
+        self.vesting: list[VestingGrant] = []
+        # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
+        self.leveled: dict[str, Consumer] = {}
+        self.exit_queue = ExitQueue(self.params.total_issuance_units)
+        # Consumers whose ep or quota changed during the current command.
+        self.touched: list[Consumer] = []
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def price(self) -> Price:
+        """P = pool / supply, or the last defined price while nothing circulates (SPEC §1)."""
+        if self.supply:
+            return (self.pool, self.supply)
+        return self.last_price
+
+    def account_exists(self, account_id: str) -> bool:
+        return account_id in self.consumers or account_id in self.merchants
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def apply(self, command: Mapping[str, Any]) -> None:
+        """Apply one command completely, or raise Rejected having changed nothing."""
+        if not isinstance(command, Mapping):
+            raise Rejected(ErrorCode.INVALID_COMMAND, "a command is a JSON object")
+        op = command.get("op")
+        if op is None:
+            raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
+        handler = HANDLERS.get(op) if type(op) is str else None
+        if handler is None:
+            raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
+        handler(self, command)
+        self._after_command()
+
+    def try_apply(self, command: Mapping[str, Any]) -> ErrorCode | None:
+        """Apply one command; the error code if it was rejected, else None."""
+        try:
+            self.apply(command)
+        except Rejected as rejected:
+            return rejected.code
+        return None
+
+    def replace_params(self, params: Params) -> None:
+        """Switch to a validated parameter set (set_params), keeping derived structures exact."""
+        thresholds_changed = params.level_thresholds_units != self.params.level_thresholds_units
+        self.params = params
+        self.rates = Rates(params)
+        self.exit_queue.widen(params.total_issuance_units, self.consumers.values())
+        if thresholds_changed:
+            self.touched.extend(self.consumers.values())
+
+    def _after_command(self) -> None:
+        """SPEC §5: (1) levels, (2) forced exits; then remember the price if it is defined."""
+        thresholds = self.params.level_thresholds_units
+        queue = self.exit_queue
+        for consumer in self.touched:
+            level = bisect_right(thresholds, consumer.ep)
+            if level > consumer.level:
+                consumer.level = level
+                self.leveled.setdefault(consumer.id, consumer)
+            queue.update(consumer)
+        self.touched.clear()
+        if self.params.exit_enabled:
+            self._run_forced_exits()
+        if queue.needs_compaction(len(self.consumers)):
+            queue.rebuild(self.consumers.values())
+        if self.supply:
+            self.last_price = (self.pool, self.supply)
+
+    def _run_forced_exits(self) -> None:
+        """Sell out, in order of trigger price, every consumer whose EP value reaches their quota."""
+        keep_numerator, keep_denominator = self.rates.sell_keep
+        while True:
+            consumer = self.exit_queue.first(self.consumers)
+            if consumer is None:
+                return
+            pool_fen, supply_units = self.price()
+            if consumer.ep * pool_fen < consumer.quota * supply_units:
+                return  # the lowest trigger price is above P: nobody else exits either
+            payout = consumer.ep * pool_fen * keep_numerator // (supply_units * keep_denominator)
+            self.pool -= payout
+            self.supply -= consumer.ep
+            self.burned += consumer.ep
+            consumer.cash_out += payout
+            consumer.ep = 0
+            consumer.quota = 0
+            consumer.exited = True
+            self.exits += 1
+            self.exit_queue.update(consumer)
+            if self.supply:
+                self.last_price = (self.pool, self.supply)
+
+

@@ -1,0 +1,104 @@
+"""Replay (SPEC §7): read a JSONL scenario, apply every line, return the canonical state.
+
+This module does the file I/O and line decoding; the rules are all in `tokenmall.core`.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tokenmall.core.canonical import StateJson, canonical_state
+from tokenmall.core.engine import Engine
+from tokenmall.core.errors import ErrorCode, ParamsError, Rejected
+from tokenmall.core.params import Params
+
+# A limit on every input: no real command needs more than this.
+LINE_BYTES_MAX = 64 * 1024
+PARAMS_FILE_BYTES_MAX = 64 * 1024
+
+
+class InputError(Exception):
+    """Input that cannot be replayed at all (missing file, binary data, bad params): one line."""
+
+
+def read_params(path: Path | None) -> Params:
+    if path is None:
+        return Params()
+    data = _read_bytes(path, PARAMS_FILE_BYTES_MAX)
+    try:
+        overrides = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"{path}: not a JSON file") from None
+    try:
+        return Params().with_overrides(overrides)
+    except ParamsError as error:
+        raise InputError(f"{path}: invalid params: {error}") from None
+
+
+def read_scenario(path: Path) -> list[bytes]:
+    """The raw lines of a scenario file; InputError if it is not a readable text file."""
+    data = _read_bytes(path, None)
+    if b"\0" in data:
+        raise InputError(f"{path}: binary data (a NUL byte), not a JSONL text file")
+    return data.splitlines()
+
+
+def decode_command(raw_line: bytes) -> dict[str, Any] | ErrorCode | None:
+    """One line as a command object, None for a blank line, or invalid_command."""
+    if len(raw_line) > LINE_BYTES_MAX:
+        return ErrorCode.INVALID_COMMAND
+    try:
+        text = raw_line.decode("utf-8")
+    except UnicodeDecodeError:
+        return ErrorCode.INVALID_COMMAND
+    if not text.strip():
+        return None
+    try:
+        command = json.loads(text)
+    except (ValueError, RecursionError):
+        return ErrorCode.INVALID_COMMAND
+    if not isinstance(command, dict):
+        return ErrorCode.INVALID_COMMAND
+    return command
+
+
+def numbered_commands(
+    raw_lines: Iterable[bytes],
+) -> Iterator[tuple[int, dict[str, Any] | ErrorCode]]:
+    """(1-based physical line number, command or error) for every non-blank line."""
+    for line_number, raw_line in enumerate(raw_lines, start=1):
+        decoded = decode_command(raw_line)
+        if decoded is not None:
+            yield line_number, decoded
+
+
+def replay_lines(raw_lines: Iterable[bytes], params: Params) -> StateJson:
+    engine = Engine(params)
+    errors: list[dict[str, Any]] = []
+    for line_number, command in numbered_commands(raw_lines):
+        if isinstance(command, ErrorCode):
+            errors.append({"line": line_number, "code": str(command)})
+            continue
+        try:
+            engine.apply(command)
+        except Rejected as rejected:
+            errors.append({"line": line_number, "code": str(rejected.code)})
+    return canonical_state(engine, errors)
+
+
+def _read_bytes(path: Path, limit: int | None) -> bytes:
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
+        with path.open("rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    if limit is not None and len(data) > limit:
+        raise InputError(f"{path}: larger than {limit} bytes")
+    return data

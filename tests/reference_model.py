@@ -1,0 +1,972 @@
+"""Independent reference model of the tokenmall rules (shared/SPEC.md v1 + docs/decisions.md).
+
+This module is written for differential testing of the real engine, so it is deliberately
+simple and slow and shares no code with ``src/``: every price and intermediate value is an exact
+``Fraction``, money is an ``int`` of fen, EP an ``int`` of 1e-8 units, water-filling is the literal
+round-based loop of SPEC §4, forced exits are found by scanning every consumer (SPEC §5) and levels
+are recomputed for every consumer after every applied command.
+
+A command is validated completely before anything is mutated, so a rejected command changes
+nothing (SPEC §4: "applies completely or is rejected ... and changes nothing").
+
+Public entry points:
+
+* ``replay_reference(lines, params_overrides)`` -> the canonical state dict of SPEC §7.
+* ``run_reference(lines, params_overrides)`` -> the full ``Ledger``, including the totals that are
+  kept for the money-conservation invariant but never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+__all__ = [
+    "Consumer",
+    "Ledger",
+    "Merchant",
+    "Params",
+    "canonical_state",
+    "replay_reference",
+    "run_reference",
+]
+
+FEN_PER_CNY = 100
+UNITS_PER_EP = 10**8
+MONEY_PLACES = 2
+EP_PLACES = 8
+MAX_ID_CHARS = 64  # SPEC §4: ids are strings of 1-64 characters
+MAX_DECIMAL_CHARS = 64  # decisions.md 7: a limit on every decimal input
+MAX_LINE_BYTES = 64 * 1024  # decisions.md 26
+MAX_JSON_INT_DIGITS = 40  # longer JSON integers are out of every range anyway
+MAX_GRANT_DAYS = 3650
+MAX_REFERRAL_LEVELS = 2
+MAX_LEVELS = 20
+JSON_WHITESPACE = " \t\r\n"  # RFC 8259 whitespace: what makes a line "blank"
+PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # [0-9] is ASCII only, used with fullmatch
+
+INVALID_COMMAND = "invalid_command"
+INVALID_AMOUNT = "invalid_amount"
+INVALID_PARAMS = "invalid_params"
+REMAINDER_MODES = ("carry", "pool", "platform")
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "initial_price": "1",
+    "contribution_rate": "0.30",
+    "buyer_share": "0.70",
+    "referral_rates": ["0", "0"],
+    "total_issuance": "100000000",
+    "sell_fee_rate": "0.10",
+    "quota_multiple": "2",
+    "exit_enabled": True,
+    "dividend_rate": "0.20",
+    "level_dividend_rate": "0.10",
+    "level_thresholds": [
+        "100",
+        "300",
+        "1000",
+        "3000",
+        "10000",
+        "30000",
+        "100000",
+        "300000",
+        "1000000",
+        "3000000",
+    ],
+    "dividend_remainder": "carry",
+}
+
+
+class CommandRejectedError(Exception):
+    """A command is rejected with one error code (SPEC §4, §7)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    """A validated parameter set (SPEC §2); EP quantities in 1e-8 units."""
+
+    initial_price: Fraction
+    contribution_rate: Fraction
+    buyer_share: Fraction
+    referral_rates: tuple[Fraction, ...]
+    total_issuance: int
+    sell_fee_rate: Fraction
+    quota_multiple: Fraction
+    exit_enabled: bool
+    dividend_rate: Fraction
+    level_dividend_rate: Fraction
+    level_thresholds: tuple[int, ...]
+    dividend_remainder: str
+
+
+@dataclass
+class Consumer:
+    """A consumer account (SPEC §3); money in fen, EP in 1e-8 units."""
+
+    referrer: str | None
+    ep: int = 0
+    sp: int = 0
+    locked_sp: int = 0
+    quota: int = 0
+    level: int = 0
+    cash_out: int = 0
+    goods: int = 0
+    dividends: int = 0
+    exited: bool = False
+
+
+@dataclass
+class Merchant:
+    """A merchant account (SPEC §3): no quota, no level, never force-exited."""
+
+    ep: int = 0
+    sp: int = 0
+    cash_out: int = 0
+
+
+@dataclass
+class Order:
+    """An applied order, kept for duplicate ids and refunds."""
+
+    user: str
+    amount: int
+    cash: bool
+    day: int
+    contribution: int = 0
+    grants: list[tuple[str, int]] = field(default_factory=list)  # buyer first, then referrers
+    quota_granted: int = 0
+    refunded: bool = False
+
+
+@dataclass
+class Vesting:
+    """A grant_stable still releasing (SPEC §4 grant_stable)."""
+
+    user: str
+    total: int
+    days: int
+    released: int = 0  # settlements already done
+
+
+@dataclass
+class Ledger:
+    """The whole state. The last three totals are kept for invariants only, never printed."""
+
+    raw_params: dict[str, Any]
+    params: Params
+    last_price: Fraction
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    merchants: dict[str, Merchant] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    vestings: list[Vesting] = field(default_factory=list)
+    pool: int = 0
+    supply: int = 0
+    issued: int = 0
+    burned: int = 0
+    treasury: int = 0
+    sp_outstanding: int = 0
+    day: int = 0
+    day_sales: int = 0
+    carry: int = 0
+    sales: int = 0
+    refunds: int = 0
+    contributions: int = 0
+    dividends_paid: int = 0
+    mint_funding: int = 0
+    exits: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    refund_withdrawals: int = 0
+    leftover_to_pool: int = 0
+    leftover_to_platform: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Exact arithmetic helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _cny(fen: int) -> Fraction:
+    return Fraction(fen, FEN_PER_CNY)
+
+
+def _ep(units: int) -> Fraction:
+    return Fraction(units, UNITS_PER_EP)
+
+
+def _floor_fen(cny: Fraction) -> int:
+    return math.floor(cny * FEN_PER_CNY)
+
+
+def _ceil_fen(cny: Fraction) -> int:
+    return math.ceil(cny * FEN_PER_CNY)
+
+
+def _floor_units(ep: Fraction) -> int:
+    return math.floor(ep * UNITS_PER_EP)
+
+
+def _price(led: Ledger) -> Fraction:
+    """P = pool / supply; with no supply, the last price that was defined (SPEC §1)."""
+    if led.supply == 0:
+        return led.last_price
+    return _cny(led.pool) / _ep(led.supply)
+
+
+def _remember_price(led: Ledger) -> Fraction:
+    """Call before an operation that can shrink the supply to 0, so P survives it."""
+    led.last_price = _price(led)
+    return led.last_price
+
+
+# --------------------------------------------------------------------------------------------
+# Input parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_decimal(raw: object, max_places: int | None) -> Fraction | None:
+    """Exact value of a plain decimal JSON string (SPEC §1), or None when it is not one."""
+    if not isinstance(raw, str) or len(raw) > MAX_DECIMAL_CHARS:
+        return None
+    if PLAIN_DECIMAL.fullmatch(raw) is None:
+        return None
+    whole, _, frac = raw.partition(".")
+    # decisions.md 8: the digits written count, so "1.000" has three decimals.
+    if max_places is not None and len(frac) > max_places:
+        return None
+    return Fraction(int(whole + frac), 10 ** len(frac))
+
+
+def _parse_money(raw: object) -> int:
+    """A positive money/SP amount in fen, else invalid_amount."""
+    value = _parse_decimal(raw, MONEY_PLACES)
+    if value is None or value == 0:
+        raise CommandRejectedError(INVALID_AMOUNT)
+    return int(value * FEN_PER_CNY)
+
+
+def _parse_points(raw: object, held: int) -> int:
+    """A positive EP quantity in units; "all" means everything held (SPEC §4)."""
+    if raw == "all":
+        if held == 0:
+            raise CommandRejectedError(INVALID_AMOUNT)
+        return held
+    value = _parse_decimal(raw, EP_PLACES)
+    if value is None or value == 0:
+        raise CommandRejectedError(INVALID_AMOUNT)
+    return int(value * UNITS_PER_EP)
+
+
+def _is_id(raw: object) -> bool:
+    # Characters are Unicode code points (Python str length).
+    return isinstance(raw, str) and 1 <= len(raw) <= MAX_ID_CHARS
+
+
+def _is_json_int(raw: object) -> bool:
+    # bool is a subclass of int in Python but true/false are not JSON integers (decisions.md 20).
+    return isinstance(raw, int) and not isinstance(raw, bool)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters (SPEC §2, decisions.md 10-14)
+# --------------------------------------------------------------------------------------------
+
+
+def _param_decimal(raw: dict[str, Any], name: str, max_places: int | None = None) -> Fraction:
+    value = _parse_decimal(raw[name], max_places)
+    if value is None:
+        raise ValueError(f"parameter {name} must be a plain decimal string")
+    return value
+
+
+def _param_list(raw: dict[str, Any], name: str, max_len: int) -> list[object]:
+    value = raw[name]
+    if not isinstance(value, list) or len(value) > max_len:
+        raise ValueError(f"parameter {name} must be an array of at most {max_len} strings")
+    return list(value)
+
+
+def _in_range(value: Fraction, low: Fraction, high: Fraction, name: str) -> Fraction:
+    if not low <= value <= high:
+        raise ValueError(f"parameter {name} out of range")
+    return value
+
+
+def _parse_rates(raw: dict[str, Any]) -> dict[str, Fraction]:
+    """The plain rate parameters, each checked against its SPEC §2 range."""
+    one = Fraction(1)
+    rates = {
+        name: _in_range(_param_decimal(raw, name), Fraction(0), one, name)
+        for name in (
+            "contribution_rate",
+            "buyer_share",
+            "sell_fee_rate",
+            "dividend_rate",
+            "level_dividend_rate",
+        )
+    }
+    if rates["contribution_rate"] == 0:
+        raise ValueError("contribution_rate must be > 0")
+    if rates["sell_fee_rate"] == 1:
+        raise ValueError("sell_fee_rate must be < 1")
+    return rates
+
+
+def _parse_referral_rates(raw: dict[str, Any]) -> tuple[Fraction, ...]:
+    rates: list[Fraction] = []
+    for item in _param_list(raw, "referral_rates", MAX_REFERRAL_LEVELS):
+        value = _parse_decimal(item, None)
+        if value is None:
+            raise ValueError("referral_rates entries must be plain decimal strings")
+        rates.append(_in_range(value, Fraction(0), Fraction(1), "referral_rates"))
+    return tuple(rates)
+
+
+def _parse_thresholds(raw: dict[str, Any]) -> tuple[int, ...]:
+    thresholds: list[int] = []
+    for item in _param_list(raw, "level_thresholds", MAX_LEVELS):
+        value = _parse_decimal(item, EP_PLACES)
+        if value is None or value == 0:
+            raise ValueError("level_thresholds entries must be positive EP strings")
+        units = int(value * UNITS_PER_EP)
+        if thresholds and units <= thresholds[-1]:
+            raise ValueError("level_thresholds must be strictly ascending")
+        thresholds.append(units)
+    return tuple(thresholds)
+
+
+def _parse_params(raw: dict[str, Any]) -> Params:
+    """Validate a complete raw parameter set; ValueError when invalid."""
+    unknown = sorted(set(raw) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
+    initial_price = _param_decimal(raw, "initial_price")
+    if initial_price == 0:
+        raise ValueError("initial_price must be > 0")
+    rates = _parse_rates(raw)
+    referral_rates = _parse_referral_rates(raw)
+    if rates["buyer_share"] + sum(referral_rates, Fraction(0)) > 1:
+        raise ValueError("buyer_share + sum(referral_rates) must be <= 1")
+    if not isinstance(raw["exit_enabled"], bool):
+        raise ValueError("exit_enabled must be a JSON boolean")
+    if raw["dividend_remainder"] not in REMAINDER_MODES:
+        raise ValueError("dividend_remainder must be carry, pool or platform")
+    return Params(
+        initial_price=initial_price,
+        contribution_rate=rates["contribution_rate"],
+        buyer_share=rates["buyer_share"],
+        referral_rates=referral_rates,
+        total_issuance=int(_param_decimal(raw, "total_issuance", EP_PLACES) * UNITS_PER_EP),
+        sell_fee_rate=rates["sell_fee_rate"],
+        quota_multiple=_param_decimal(raw, "quota_multiple"),
+        exit_enabled=raw["exit_enabled"],
+        dividend_rate=rates["dividend_rate"],
+        level_dividend_rate=rates["level_dividend_rate"],
+        level_thresholds=_parse_thresholds(raw),
+        dividend_remainder=raw["dividend_remainder"],
+    )
+
+
+def _new_ledger(overrides: dict[str, Any] | None) -> Ledger:
+    """Initial state; invalid overrides raise ValueError (the CLI's exit status 2)."""
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ValueError("parameter overrides must be a JSON object")
+    raw = {**DEFAULT_PARAMS, **overrides}
+    params = _parse_params(raw)
+    return Ledger(raw_params=raw, params=params, last_price=params.initial_price)
+
+
+# --------------------------------------------------------------------------------------------
+# Command shape (SPEC §4, decisions.md 1-6)
+# --------------------------------------------------------------------------------------------
+
+# op -> (required fields, id fields checked whenever present). Fields of other ops are unknown
+# extras for this op and are ignored (SPEC §4).
+SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "register": (("user",), ("user", "referrer")),
+    "register_merchant": (("merchant",), ("merchant",)),
+    "order": (("id", "user", "amount"), ("id", "user", "merchant")),
+    "sell": (("points",), ("user", "merchant")),
+    "redeem": (("user", "points"), ("user",)),
+    "convert": (("user", "points"), ("user",)),
+    "merchant_redeem": (("merchant", "amount"), ("merchant",)),
+    "refund": (("order",), ("order",)),
+    "grant_stable": (("user", "amount", "days"), ("user",)),
+    "set_params": (("params",), ()),
+    "settle_day": ((), ()),
+}
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN / Infinity / -Infinity are not JSON; Python would accept them by default.
+    raise ValueError(f"not JSON: {name}")
+
+
+def _parse_json_int(text: str) -> int | float:
+    # Python refuses int() of more than 4300 digits; such a number is still valid JSON, and is
+    # out of every range we check, so it stands in as infinity (a non-integer) instead.
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        return math.inf
+    return int(text)
+
+
+def _decode_line(line: str) -> object:
+    """The JSON value of one line; invalid_command for anything that is not JSON text."""
+    try:
+        encoded_len = len(line.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates, e.g. undecodable bytes via surrogateescape
+        raise CommandRejectedError(INVALID_COMMAND) from None
+    if encoded_len > MAX_LINE_BYTES:
+        raise CommandRejectedError(INVALID_COMMAND)
+    try:
+        value = json.loads(line, parse_constant=_reject_constant, parse_int=_parse_json_int)
+        # A \ud800-style escape gives a lone surrogate: not a Unicode string, so not valid text.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        raise CommandRejectedError(INVALID_COMMAND) from None
+    return value
+
+
+def _check_shape(value: object) -> tuple[str, dict[str, Any]]:
+    """Structural checks, before anything else (decisions.md 1-4)."""
+    if not isinstance(value, dict) or "op" not in value:
+        raise CommandRejectedError(INVALID_COMMAND)
+    op = value["op"]
+    if not isinstance(op, str) or op not in SHAPES:
+        raise CommandRejectedError("unknown_op")
+    required, ids = SHAPES[op]
+    if any(name not in value for name in required):
+        raise CommandRejectedError(INVALID_COMMAND)
+    if any(name in value and not _is_id(value[name]) for name in ids):
+        raise CommandRejectedError(INVALID_COMMAND)
+    if op == "sell" and ("user" in value) == ("merchant" in value):
+        raise CommandRejectedError(
+            INVALID_COMMAND
+        )  # whose points to sell would be a guess (decisions.md 4)
+    return op, value
+
+
+# --------------------------------------------------------------------------------------------
+# Lookups
+# --------------------------------------------------------------------------------------------
+
+
+def _consumer(led: Ledger, user: str) -> Consumer:
+    found = led.consumers.get(user)
+    if found is None:
+        raise CommandRejectedError("unknown_user")
+    return found
+
+
+def _merchant(led: Ledger, merchant: object) -> Merchant:
+    found = led.merchants.get(merchant) if isinstance(merchant, str) else None
+    if found is None:
+        raise CommandRejectedError("unknown_merchant")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Accounts
+# --------------------------------------------------------------------------------------------
+
+
+def _op_register(led: Ledger, cmd: dict[str, Any]) -> None:
+    user: str = cmd["user"]
+    if user in led.consumers or user in led.merchants:
+        raise CommandRejectedError("duplicate_account")
+    referrer: str | None = cmd.get("referrer")
+    if referrer is not None and referrer not in led.consumers:
+        raise CommandRejectedError("unknown_referrer")  # merchants cannot refer (decisions.md 19)
+    led.consumers[user] = Consumer(referrer=referrer)
+
+
+def _op_register_merchant(led: Ledger, cmd: dict[str, Any]) -> None:
+    merchant: str = cmd["merchant"]
+    if merchant in led.consumers or merchant in led.merchants:
+        raise CommandRejectedError("duplicate_account")
+    led.merchants[merchant] = Merchant()
+
+
+# --------------------------------------------------------------------------------------------
+# Orders and refunds
+# --------------------------------------------------------------------------------------------
+
+
+def _op_order(led: Ledger, cmd: dict[str, Any]) -> None:
+    order_id: str = cmd["id"]
+    if order_id in led.orders:
+        raise CommandRejectedError("duplicate_order")
+    buyer = _consumer(led, cmd["user"])
+    amount = _parse_money(cmd["amount"])
+    pay = cmd.get("pay", "cash")
+    if not isinstance(pay, str) or pay not in ("cash", "stable"):
+        raise CommandRejectedError("invalid_payment")
+    if pay == "stable":
+        _stable_order(led, cmd, buyer, amount)
+    else:
+        _cash_order(led, cmd, buyer, amount)
+
+
+def _stable_order(led: Ledger, cmd: dict[str, Any], buyer: Consumer, amount: int) -> None:
+    """SP moves to the merchant; no EP, quota, sales or contribution."""
+    merchant = _merchant(led, cmd.get("merchant"))
+    if buyer.sp < amount:
+        raise CommandRejectedError("insufficient_stable")
+    buyer.sp -= amount
+    merchant.sp += amount
+    led.orders[cmd["id"]] = Order(user=cmd["user"], amount=amount, cash=False, day=led.day)
+
+
+def _order_recipients(led: Ledger, user: str) -> list[tuple[str, Fraction]]:
+    """Buyer, then each active referrer up the chain with a positive rate (decisions.md 18)."""
+    recipients = [(user, led.params.buyer_share)]
+    referrer_id = led.consumers[user].referrer
+    for rate in led.params.referral_rates:
+        if referrer_id is None:
+            break
+        referrer = led.consumers[referrer_id]
+        if rate > 0 and referrer.quota > 0:
+            recipients.append((referrer_id, rate))
+        referrer_id = referrer.referrer  # an inactive referrer is skipped, not the chain
+    return recipients
+
+
+def _cash_order(led: Ledger, cmd: dict[str, Any], buyer: Consumer, amount: int) -> None:
+    price = _price(led)
+    contribution = _floor_fen(_cny(amount) * led.params.contribution_rate)
+    order = Order(
+        user=cmd["user"], amount=amount, cash=True, day=led.day, contribution=contribution
+    )
+    for user, share in _order_recipients(led, cmd["user"]):
+        want = _floor_units(_cny(contribution) * share / price)
+        granted = min(want, led.params.total_issuance - led.issued)  # cap: nothing past it
+        led.consumers[user].ep += granted
+        led.supply += granted
+        led.issued += granted
+        order.grants.append((user, granted))
+    led.pool += contribution
+    order.quota_granted = _floor_fen(_cny(amount) * led.params.quota_multiple)
+    buyer.quota += order.quota_granted
+    buyer.exited = False
+    led.day_sales += amount
+    led.sales += amount
+    led.contributions += contribution
+    led.orders[cmd["id"]] = order
+
+
+def _op_refund(led: Ledger, cmd: dict[str, Any]) -> None:
+    order = led.orders.get(cmd["order"])
+    if order is None:
+        raise CommandRejectedError("unknown_order")
+    if not order.cash or order.refunded:
+        raise CommandRejectedError("not_refundable")
+    if order.day != led.day:
+        raise CommandRejectedError("refund_window_closed")
+    buyer = led.consumers[order.user]
+    if buyer.ep < order.grants[0][1]:
+        raise CommandRejectedError("points_already_used")
+    price = _remember_price(led)  # P before; stays P if the reclaim empties the supply
+    for user, granted in order.grants:
+        holder = led.consumers[user]
+        reclaimed = min(granted, holder.ep)  # referrers give back only what they still hold
+        holder.ep -= reclaimed
+        led.supply -= reclaimed
+        led.issued -= reclaimed
+    # Withdraw only what keeps the remaining supply backed at P (decisions.md 17).
+    spare = max(0, led.pool - _ceil_fen(price * _ep(led.supply)))
+    withdrawn = min(order.contribution, spare)
+    led.pool -= withdrawn
+    led.refund_withdrawals += withdrawn
+    buyer.quota -= min(buyer.quota, order.quota_granted)
+    led.day_sales -= order.amount
+    led.refunds += order.amount
+    order.refunded = True
+
+
+# --------------------------------------------------------------------------------------------
+# Selling, redeeming, converting
+# --------------------------------------------------------------------------------------------
+
+
+def _sell(led: Ledger, holder: Consumer | Merchant, qty: int) -> None:
+    """The buy-back rule of SPEC §4 sell; also used by forced exits (SPEC §5)."""
+    price = _remember_price(led)
+    payout = _floor_fen(_ep(qty) * price * (1 - led.params.sell_fee_rate))
+    led.pool -= payout  # the fee simply stays in the pool
+    led.supply -= qty
+    led.burned += qty
+    holder.ep -= qty
+    holder.cash_out += payout
+    if isinstance(holder, Consumer):
+        holder.quota -= min(holder.quota, payout)
+
+
+def _op_sell(led: Ledger, cmd: dict[str, Any]) -> None:
+    # Exactly one of user / merchant is present (checked in _check_shape).
+    holder: Consumer | Merchant = (
+        _consumer(led, cmd["user"]) if "user" in cmd else _merchant(led, cmd["merchant"])
+    )
+    qty = _parse_points(cmd["points"], holder.ep)
+    if qty > holder.ep:
+        raise CommandRejectedError("insufficient_points")
+    _sell(led, holder, qty)
+
+
+def _points_of_consumer(led: Ledger, cmd: dict[str, Any]) -> tuple[Consumer, int]:
+    """The shared validation of redeem and convert ("errors as for sell")."""
+    consumer = _consumer(led, cmd["user"])
+    qty = _parse_points(cmd["points"], consumer.ep)
+    if qty > consumer.ep:
+        raise CommandRejectedError("insufficient_points")
+    return consumer, qty
+
+
+def _op_redeem(led: Ledger, cmd: dict[str, Any]) -> None:
+    consumer, qty = _points_of_consumer(led, cmd)
+    price = _remember_price(led)
+    value = _floor_fen(_ep(qty) * price)
+    consumer.ep -= qty
+    led.supply -= qty  # burned; the pool is unchanged, so the price rises
+    led.burned += qty
+    consumer.goods += value
+    consumer.quota -= min(consumer.quota, value)
+
+
+def _op_convert(led: Ledger, cmd: dict[str, Any]) -> None:
+    consumer, qty = _points_of_consumer(led, cmd)
+    stable = _floor_fen(_ep(qty) * _price(led))
+    consumer.ep -= qty
+    led.treasury += qty  # still circulating: supply unchanged
+    consumer.sp += stable
+    led.sp_outstanding += stable
+    consumer.quota -= min(consumer.quota, stable)
+
+
+def _op_merchant_redeem(led: Ledger, cmd: dict[str, Any]) -> None:
+    merchant = _merchant(led, cmd["merchant"])
+    amount = _parse_money(cmd["amount"])
+    if merchant.sp < amount:
+        raise CommandRejectedError("insufficient_stable")
+    price = _price(led)
+    qty = _floor_units(_cny(amount) / price)
+    if qty == 0:
+        raise CommandRejectedError(INVALID_AMOUNT)
+    from_treasury = min(qty, led.treasury)
+    minted = qty - from_treasury
+    if minted > led.params.total_issuance - led.issued:
+        raise CommandRejectedError("issuance_exhausted")
+    funding = _ceil_fen(_ep(minted) * price)  # the platform backs new EP so P does not fall
+    led.treasury -= from_treasury
+    led.supply += minted
+    led.issued += minted
+    led.pool += funding
+    led.mint_funding += funding
+    merchant.ep += qty
+    merchant.sp -= amount
+    led.sp_outstanding -= amount
+
+
+# --------------------------------------------------------------------------------------------
+# Vesting and parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _op_grant_stable(led: Ledger, cmd: dict[str, Any]) -> None:
+    consumer = _consumer(led, cmd["user"])
+    amount = _parse_money(cmd["amount"])
+    days = cmd["days"]
+    if not _is_json_int(days) or not 1 <= days <= MAX_GRANT_DAYS:
+        raise CommandRejectedError(INVALID_AMOUNT)
+    consumer.locked_sp += amount
+    led.vestings.append(Vesting(user=cmd["user"], total=amount, days=days))
+
+
+def _op_set_params(led: Ledger, cmd: dict[str, Any]) -> None:
+    changes = cmd["params"]
+    if not isinstance(changes, dict) or "initial_price" in changes:
+        raise CommandRejectedError(
+            INVALID_PARAMS
+        )  # initial_price is fixed after start (decisions.md 12)
+    merged = {**led.raw_params, **changes}
+    try:
+        params = _parse_params(merged)
+    except ValueError:
+        raise CommandRejectedError(INVALID_PARAMS) from None
+    if params.total_issuance < led.issued:
+        raise CommandRejectedError(INVALID_PARAMS)
+    led.raw_params = merged
+    led.params = params
+
+
+# --------------------------------------------------------------------------------------------
+# Settlement (SPEC §4 settle_day)
+# --------------------------------------------------------------------------------------------
+
+
+def _water_fill(fund: int, weights: dict[str, int], caps: dict[str, int]) -> dict[str, int]:
+    """SPEC §4 water-filling, literally: recompute shares each round, drop all capped at once."""
+    paid: dict[str, int] = {}
+    active = dict(weights)
+    remaining = Fraction(fund)
+    while active:
+        total_weight = sum(active.values())
+        shares = {uid: remaining * w / total_weight for uid, w in active.items()}
+        capped = [uid for uid, share in shares.items() if share >= caps[uid]]
+        if not capped:
+            for uid, share in shares.items():
+                paid[uid] = math.floor(share)
+            break
+        for uid in capped:
+            paid[uid] = caps[uid]
+            remaining -= caps[uid]
+            del active[uid]
+    return paid
+
+
+def _pay_dividends(led: Ledger, fund: int, weights: dict[str, int]) -> int:
+    """Water-fill ``fund`` over ``weights`` with quotas as caps, credit as SP; return paid."""
+    caps = {uid: led.consumers[uid].quota for uid in weights}
+    total = 0
+    for uid, paid in _water_fill(fund, weights, caps).items():
+        consumer = led.consumers[uid]
+        consumer.sp += paid
+        consumer.quota -= paid
+        consumer.dividends += paid
+        led.sp_outstanding += paid
+        led.dividends_paid += paid
+        total += paid
+    return total
+
+
+def _pay_level_fund(led: Ledger, fund: int) -> int:
+    """Split the level fund into L equal parts, level j shared by everyone at level >= j."""
+    levels = len(led.params.level_thresholds)
+    if levels == 0:
+        return 0  # no parts: all of F2 is leftover (decisions.md 14)
+    part = fund // levels
+    paid = 0
+    for j in range(1, levels + 1):
+        # Quotas as reduced so far; EP not required (decisions.md 23).
+        eligible = {
+            uid: 1 for uid, c in sorted(led.consumers.items()) if c.level >= j and c.quota > 0
+        }
+        paid += _pay_dividends(led, part, eligible)
+    return paid
+
+
+def _dispose_leftover(led: Ledger, leftover: int) -> None:
+    mode = led.params.dividend_remainder
+    led.carry = leftover if mode == "carry" else 0
+    if mode == "pool":
+        led.pool += leftover
+        led.leftover_to_pool += leftover
+    elif mode == "platform":
+        led.leftover_to_platform += leftover
+
+
+def _release_vestings(led: Ledger) -> None:
+    """One release per grant, in the order the grants were applied (decisions.md 21)."""
+    for vesting in led.vestings:
+        vesting.released += 1
+        per_day = vesting.total // vesting.days
+        if vesting.released == vesting.days:
+            amount = vesting.total - per_day * (vesting.days - 1)  # the last takes the rest
+        else:
+            amount = per_day
+        consumer = led.consumers[vesting.user]
+        consumer.locked_sp -= amount
+        consumer.sp += amount
+        led.sp_outstanding += amount
+    led.vestings = [v for v in led.vestings if v.released < v.days]
+
+
+def _op_settle_day(led: Ledger, cmd: dict[str, Any]) -> None:
+    del cmd  # settle_day has no fields
+    net = _cny(led.day_sales)
+    holding_fund = _floor_fen(net * led.params.dividend_rate) + led.carry
+    holders = {uid: c.ep for uid, c in sorted(led.consumers.items()) if c.quota > 0 and c.ep > 0}
+    paid = _pay_dividends(led, holding_fund, holders)
+    level_fund = _floor_fen(net * led.params.level_dividend_rate)
+    paid += _pay_level_fund(led, level_fund)
+    _dispose_leftover(led, holding_fund + level_fund - paid)
+    _release_vestings(led)
+    led.day_sales = 0
+    led.day += 1
+
+
+# --------------------------------------------------------------------------------------------
+# After every applied command (SPEC §5)
+# --------------------------------------------------------------------------------------------
+
+
+def _update_levels(led: Ledger) -> None:
+    for consumer in led.consumers.values():
+        reached = sum(1 for t in led.params.level_thresholds if t <= consumer.ep)
+        consumer.level = max(consumer.level, reached)  # levels only rise
+
+
+def _next_exit(led: Ledger) -> str | None:
+    """Linear scan: the consumer due to exit with the smallest quota/ep, ties by id."""
+    price = _price(led)
+    best: tuple[Fraction, str] | None = None
+    for uid, consumer in led.consumers.items():
+        if consumer.ep > 0 and _ep(consumer.ep) * price >= _cny(consumer.quota):
+            key = (Fraction(consumer.quota, consumer.ep), uid)
+            if best is None or key < best:
+                best = key
+    return None if best is None else best[1]
+
+
+def _run_forced_exits(led: Ledger) -> None:
+    if not led.params.exit_enabled:
+        return
+    while (uid := _next_exit(led)) is not None:
+        consumer = led.consumers[uid]
+        _sell(led, consumer, consumer.ep)  # each exit raises P; rescan from scratch
+        consumer.quota = 0
+        consumer.exited = True
+        led.exits += 1
+
+
+# --------------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------------
+
+HANDLERS: dict[str, Callable[[Ledger, dict[str, Any]], None]] = {
+    "register": _op_register,
+    "register_merchant": _op_register_merchant,
+    "order": _op_order,
+    "sell": _op_sell,
+    "redeem": _op_redeem,
+    "convert": _op_convert,
+    "merchant_redeem": _op_merchant_redeem,
+    "refund": _op_refund,
+    "grant_stable": _op_grant_stable,
+    "set_params": _op_set_params,
+    "settle_day": _op_settle_day,
+}
+
+
+def _apply_line(led: Ledger, line: str) -> None:
+    """Apply one command line completely, or raise CommandRejectedError having changed nothing."""
+    op, cmd = _check_shape(_decode_line(line))
+    HANDLERS[op](led, cmd)
+    _update_levels(led)
+    _run_forced_exits(led)
+
+
+def _is_blank(line: str) -> bool:
+    return line.strip(JSON_WHITESPACE) == ""
+
+
+def run_reference(lines: list[str], params_overrides: dict[str, Any] | None = None) -> Ledger:
+    """Replay the lines and return the full ledger (internal totals included)."""
+    if any("\x00" in line for line in lines):
+        raise ValueError("binary garbage: input contains a NUL byte")  # decisions.md 26
+    led = _new_ledger(params_overrides)
+    for number, line in enumerate(lines, start=1):  # physical 1-based lines (decisions.md 25)
+        if _is_blank(line):
+            continue
+        try:
+            _apply_line(led, line)
+        except CommandRejectedError as rejected:
+            led.errors.append((number, rejected.code))
+    return led
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical state (SPEC §7)
+# --------------------------------------------------------------------------------------------
+
+
+def _fixed(scaled: int, places: int) -> str:
+    """An integer count of 10**-places printed with exactly ``places`` decimals."""
+    sign = "-" if scaled < 0 else ""  # never expected; printed honestly if it happens
+    whole, frac = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}"
+
+
+def _money(fen: int) -> str:
+    return _fixed(fen, MONEY_PLACES)
+
+
+def _points(units: int) -> str:
+    return _fixed(units, EP_PLACES)
+
+
+def _price_text(price: Fraction) -> str:
+    return _fixed(math.floor(price * UNITS_PER_EP + Fraction(1, 2)), EP_PLACES)  # half-up
+
+
+def _user_state(consumer: Consumer) -> dict[str, Any]:
+    return {
+        "ep": _points(consumer.ep),
+        "sp": _money(consumer.sp),
+        "locked_sp": _money(consumer.locked_sp),
+        "quota": _money(consumer.quota),
+        "level": consumer.level,
+        "cash_out": _money(consumer.cash_out),
+        "goods": _money(consumer.goods),
+        "dividends": _money(consumer.dividends),
+        "exited": consumer.exited,
+    }
+
+
+def _merchant_state(merchant: Merchant) -> dict[str, Any]:
+    return {
+        "ep": _points(merchant.ep),
+        "sp": _money(merchant.sp),
+        "cash_out": _money(merchant.cash_out),
+    }
+
+
+def canonical_state(led: Ledger) -> dict[str, Any]:
+    """The SPEC §7 state object (dump with indent=1, sort_keys=True for the golden bytes)."""
+    return {
+        "price": _price_text(_price(led)),
+        "pool": _money(led.pool),
+        "supply": _points(led.supply),
+        "issued": _points(led.issued),
+        "burned": _points(led.burned),
+        "treasury": _points(led.treasury),
+        "unissued": _points(led.params.total_issuance - led.issued),
+        "day": led.day,
+        "day_sales": _money(led.day_sales),
+        "carry": _money(led.carry),
+        "sp_outstanding": _money(led.sp_outstanding),
+        "sales": _money(led.sales),
+        "refunds": _money(led.refunds),
+        "contributions": _money(led.contributions),
+        "dividends_paid": _money(led.dividends_paid),
+        "mint_funding": _money(led.mint_funding),
+        "exits": led.exits,
+        "users": {uid: _user_state(c) for uid, c in sorted(led.consumers.items())},
+        "merchants": {mid: _merchant_state(m) for mid, m in sorted(led.merchants.items())},
+        "errors": [{"line": number, "code": code} for number, code in led.errors],
+    }
+
+
+def replay_reference(
+    lines: list[str], params_overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Replay scenario lines and return the canonical state of SPEC §7.
+
+    Raises ValueError for invalid ``params_overrides`` (and for a NUL byte in the input, which
+    the CLI treats as binary garbage with exit status 2).
+    """
+    return canonical_state(run_reference(lines, params_overrides))
