@@ -103,6 +103,14 @@ class Engine:
 
     def _after_command(self) -> None:
         """SPEC §5: (1) levels, (2) forced exits; then remember the price if it is defined."""
+        if self.touched:
+            self._update_touched()
+        if self.params.exit_enabled:
+            self._run_forced_exits()
+        if self.supply:
+            self.last_price = (self.pool, self.supply)
+
+    def _update_touched(self) -> None:
         thresholds = self.params.level_thresholds_units
         queue = self.exit_queue
         for consumer in self.touched:
@@ -110,36 +118,29 @@ class Engine:
             if level > consumer.level:
                 consumer.level = level
                 self.leveled.setdefault(consumer.id, consumer)
-            queue.update(consumer)
+            queue.note_change(consumer)
         self.touched.clear()
-        if self.params.exit_enabled:
-            self._run_forced_exits()
         if queue.needs_compaction(len(self.consumers)):
             queue.rebuild(self.consumers.values())
-        if self.supply:
-            self.last_price = (self.pool, self.supply)
 
     def _run_forced_exits(self) -> None:
         """Sell out, in order of trigger price, every consumer whose EP value reaches their quota."""
         keep_numerator, keep_denominator = self.rates.sell_keep
         while True:
-            consumer = self.exit_queue.first(self.consumers)
+            pool_fen, supply_units = self.price()
+            consumer = self.exit_queue.first_due(self.consumers, pool_fen, supply_units)
             if consumer is None:
                 return
-            pool_fen, supply_units = self.price()
-            if consumer.ep * pool_fen < consumer.quota * supply_units:
-                return  # the lowest trigger price is above P: nobody else exits either
             payout = consumer.ep * pool_fen * keep_numerator // (supply_units * keep_denominator)
             self.pool -= payout
             self.supply -= consumer.ep
             self.burned += consumer.ep
             consumer.cash_out += payout
+            consumer.quota -= min(consumer.quota, payout)
             consumer.ep = 0
             consumer.quota = 0
             consumer.exited = True
+            consumer.trigger_key = None
             self.exits += 1
-            self.exit_queue.update(consumer)
             if self.supply:
                 self.last_price = (self.pool, self.supply)
-
-

@@ -26,15 +26,16 @@ def settle_day(engine: "Engine", command: Mapping[str, Any]) -> None:
     _release_vesting(engine)
     engine.day_sales = 0
     engine.day += 1
-    # Nearly every holder's quota changed: one O(n) rebuild beats n heap pushes.
-    engine.exit_queue.rebuild(engine.consumers.values())
 
 
 def _pay_holding_fund(engine: "Engine", fund_fen: int) -> int:
     """Pro rata to EP held, among consumers with quota and EP (持股分红)."""
     eligible = [c for c in engine.consumers.values() if c.quota > 0 and c.ep > 0]
-    payments = water_fill(fund_fen, [c.ep for c in eligible], [c.quota for c in eligible])
-    return _credit(eligible, payments)
+    fill = water_fill(fund_fen, [c.ep for c in eligible], [c.quota for c in eligible])
+    # Each holder's quota fell by at most the water level per EP unit, so its trigger price
+    # (quota / ep) fell by at most that level: one O(1) update of the exit queue for them all.
+    engine.exit_queue.lower_triggers(fill.level_fen, fill.level_weight)
+    return _credit(eligible, fill.payments)
 
 
 def _pay_level_funds(engine: "Engine", fund_fen: int) -> int:
@@ -44,12 +45,18 @@ def _pay_level_funds(engine: "Engine", fund_fen: int) -> int:
         return 0
     part_fen = fund_fen // levels
     paid_fen = 0
+    # Highest level first, so each level's candidates are a prefix of this list.
+    by_level = sorted(engine.leveled.values(), key=lambda c: -c.level)
+    candidates = len(by_level)
     for level in range(1, levels + 1):
-        eligible = [c for c in engine.leveled.values() if c.level >= level and c.quota > 0]
-        if not eligible:
-            continue
-        payments = water_fill(part_fen, [1] * len(eligible), [c.quota for c in eligible])
-        paid_fen += _credit(eligible, payments)
+        while candidates and by_level[candidates - 1].level < level:
+            candidates -= 1
+        eligible = [c for c in by_level[:candidates] if c.quota > 0]
+        if eligible:
+            fill = water_fill(part_fen, [1] * len(eligible), [c.quota for c in eligible])
+            paid_fen += _credit(eligible, fill.payments)
+    # Level dividends are not proportional to EP: these triggers are updated one by one.
+    engine.touched.extend(by_level)
     return paid_fen
 
 

@@ -3,67 +3,63 @@
 SPEC describes rounds: share = remaining × w / Σw over the active accounts; everyone whose share
 reaches their cap is paid the cap and dropped; repeat; when nobody reaches a cap, pay floor(share).
 
-Dropping an account whose cap/weight ≤ remaining/Σw can only raise remaining/Σw, so the accounts
-capped in the end are exactly a prefix of the accounts sorted by cap/weight. We therefore sort once
-(O(n log n)) and walk the prefix, instead of SPEC's O(n) passes per round. The sort uses float keys
-for speed; every decision is an exact integer comparison, and the final pass re-checks each
-uncapped account exactly, so a float tie broken the wrong way can never change the result.
+Two facts make this O(n log n) and usually O(n):
+- Caps are integers, so share ≥ cap exactly when floor(share) ≥ cap: the first round's floors
+  both pay and test the accounts. When nobody reaches a cap (the common day), we are done.
+- Dropping an account whose cap/weight ≤ remaining/Σw never lowers remaining/Σw, so the accounts
+  capped in the end are exactly a prefix of the accounts sorted by cap/weight. We sort once and
+  walk that prefix with exact integer comparisons, instead of SPEC's full pass per round.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
-def water_fill(fund: int, weights: Sequence[int], caps: Sequence[int]) -> list[int]:
-    """Payments per account (same order as `weights`); their sum is ≤ fund.
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """Payments per account, and the water level: the largest payment per unit of weight.
 
-    Every weight and cap must be > 0.
+    Every account received at most `level_fen / level_weight` per unit of its weight.
     """
-    count = len(weights)
-    paid = [0] * count
-    if fund <= 0 or count == 0:
-        return paid
+
+    payments: list[int]
+    level_fen: int
+    level_weight: int
+
+
+def water_fill(fund: int, weights: Sequence[int], caps: Sequence[int]) -> Fill:
+    """Payments (same order as `weights`, summing to ≤ fund). Weights and caps must be > 0."""
+    if fund <= 0 or not weights:
+        return Fill([0] * len(weights), 0, 1)
+    weight_total = sum(weights)
+    payments = [fund * weight // weight_total for weight in weights]
+    if all(paid < cap for paid, cap in zip(payments, caps, strict=True)):
+        return Fill(payments, fund, weight_total)
+    return _fill_with_caps(fund, weights, caps)
+
+
+def _fill_with_caps(fund: int, weights: Sequence[int], caps: Sequence[int]) -> Fill:
     remaining = fund
     weight_total = sum(weights)
-    capped = [False] * count
-    order = sorted(range(count), key=lambda i: caps[i] / weights[i])
-    while True:
-        for i in order:
-            if capped[i]:
-                continue
-            # share_i >= cap_i  <=>  remaining * w_i / W >= cap_i, compared exactly.
-            if caps[i] * weight_total > remaining * weights[i]:
-                break
-            paid[i] = caps[i]
-            capped[i] = True
-            remaining -= caps[i]
-            weight_total -= weights[i]
-        if weight_total == 0:
-            return paid
-        late = _late_capped(remaining, weight_total, weights, caps, capped)
-        if not late:
+    # Exact order by cap/weight: with 2**shift ≥ w1 × w2, different ratios get different
+    # integer keys (they differ by ≥ 1/(w1 × w2)). Tied accounts are capped together or not.
+    shift = 2 * max(weights).bit_length() + 1
+    order = sorted(range(len(weights)), key=lambda i: (caps[i] << shift) // weights[i])
+    capped = 0
+    last_capped = order[0]
+    for i in order:
+        # share_i >= cap_i  <=>  remaining × w_i / W >= cap_i, compared exactly.
+        if caps[i] * weight_total > remaining * weights[i]:
             break
-        # Only reachable when float keys misordered two nearly equal ratios: cap them and walk on.
-        for i in late:
-            paid[i] = caps[i]
-            capped[i] = True
-            remaining -= caps[i]
-            weight_total -= weights[i]
-    for i in range(count):
-        if not capped[i]:
-            paid[i] = remaining * weights[i] // weight_total
-    return paid
-
-
-def _late_capped(
-    remaining: int,
-    weight_total: int,
-    weights: Sequence[int],
-    caps: Sequence[int],
-    capped: list[bool],
-) -> list[int]:
-    """Uncapped accounts whose exact share reaches their cap."""
-    return [
-        i
-        for i in range(len(weights))
-        if not capped[i] and caps[i] * weight_total <= remaining * weights[i]
+        remaining -= caps[i]
+        weight_total -= weights[i]
+        capped += 1
+        last_capped = i
+    if weight_total == 0:
+        # Everyone is capped: the largest payment per weight is the last capped ratio.
+        return Fill(list(caps), caps[last_capped], weights[last_capped])
+    payments = [
+        min(remaining * weight // weight_total, cap)
+        for weight, cap in zip(weights, caps, strict=True)
     ]
+    return Fill(payments, remaining, weight_total)

@@ -1,0 +1,116 @@
+"""SPEC §6 as code: every invariant, checked in one O(n) pass over the accounts.
+
+Tests run it after every step; the ledger will run it at commit. A violation is a bug:
+`check_invariants` raises InvariantViolation, which nothing in tokenmall catches.
+"""
+
+from bisect import bisect_right
+
+from tokenmall.core.engine import Engine
+from tokenmall.core.errors import InvariantViolation
+from tokenmall.core.units import Price
+
+
+def invariant_violations(engine: Engine, previous_price: Price | None = None) -> list[str]:
+    """Every broken invariant, in words (empty when all hold)."""
+    problems: list[str] = []
+    _check_price(engine, previous_price, problems)
+    _check_non_negative(engine, problems)
+    _check_supply(engine, problems)
+    _check_stable_points(engine, problems)
+    _check_money(engine, problems)
+    _check_levels_and_exits(engine, problems)
+    return problems
+
+
+def check_invariants(engine: Engine, previous_price: Price | None = None) -> None:
+    problems = invariant_violations(engine, previous_price)
+    if problems:
+        raise InvariantViolation("; ".join(problems))
+
+
+def _check_price(engine: Engine, previous: Price | None, problems: list[str]) -> None:
+    pool_fen, supply_units = engine.price()
+    if pool_fen <= 0 or supply_units <= 0:
+        problems.append(f"price {pool_fen}/{supply_units} is not positive")
+    if previous is not None and pool_fen * previous[1] < previous[0] * supply_units:
+        problems.append(f"price fell from {previous} to {(pool_fen, supply_units)}")
+
+
+def _check_non_negative(engine: Engine, problems: list[str]) -> None:
+    totals = {
+        name: getattr(engine, name)
+        for name in (
+            "pool supply issued burned treasury sp_outstanding day_sales carry sales refunds "
+            "contributions dividends_paid mint_funding exits refund_withdrawals"
+        ).split()
+    }
+    problems.extend(f"{name} = {value} < 0" for name, value in totals.items() if value < 0)
+    for consumer in engine.consumers.values():
+        balances = (consumer.ep, consumer.sp, consumer.locked_sp, consumer.quota)
+        earnings = (consumer.cash_out, consumer.goods, consumer.dividends)
+        if min(*balances, *earnings) < 0:
+            problems.append(f"consumer {consumer.id} has a negative balance")
+    for merchant in engine.merchants.values():
+        if min(merchant.ep, merchant.sp, merchant.cash_out) < 0:
+            problems.append(f"merchant {merchant.id} has a negative balance")
+
+
+def _check_supply(engine: Engine, problems: list[str]) -> None:
+    held = sum(c.ep for c in engine.consumers.values())
+    held += sum(m.ep for m in engine.merchants.values())
+    if engine.supply != held + engine.treasury:
+        problems.append(f"supply {engine.supply} != held {held} + treasury {engine.treasury}")
+    if engine.issued != engine.supply + engine.burned:
+        problems.append(f"issued {engine.issued} != supply + burned")
+    if engine.issued > engine.params.total_issuance_units:
+        problems.append(f"issued {engine.issued} exceeds total_issuance")
+    if engine.supply > 0 and engine.pool <= 0:
+        problems.append("EP circulate with an empty pool")
+
+
+def _check_stable_points(engine: Engine, problems: list[str]) -> None:
+    held = sum(c.sp for c in engine.consumers.values())
+    held += sum(m.sp for m in engine.merchants.values())
+    if engine.sp_outstanding != held:
+        problems.append(f"sp_outstanding {engine.sp_outstanding} != SP held {held}")
+    locked = sum(c.locked_sp for c in engine.consumers.values())
+    vesting = sum(grant.locked_fen for grant in engine.vesting)
+    if locked != vesting:
+        problems.append(f"locked SP {locked} != SP still vesting {vesting}")
+
+
+def _check_money(engine: Engine, problems: list[str]) -> None:
+    cash_out = sum(c.cash_out for c in engine.consumers.values())
+    cash_out += sum(m.cash_out for m in engine.merchants.values())
+    expected_pool = (
+        engine.contributions
+        + engine.mint_funding
+        - cash_out
+        - engine.refund_withdrawals
+        + engine.leftover_to_pool
+    )
+    if engine.pool != expected_pool:
+        problems.append(f"pool {engine.pool} != money in minus money out {expected_pool}")
+    dividends = sum(c.dividends for c in engine.consumers.values())
+    if dividends != engine.dividends_paid:
+        problems.append(f"consumers' dividends {dividends} != dividends_paid")
+    accounted = (
+        engine.dividends_paid
+        + engine.carry
+        + engine.leftover_to_pool
+        + engine.leftover_to_platform
+    )
+    if accounted != engine.dividend_funds:
+        problems.append(f"dividend funds {engine.dividend_funds} != paid + kept {accounted}")
+
+
+def _check_levels_and_exits(engine: Engine, problems: list[str]) -> None:
+    thresholds = engine.params.level_thresholds_units
+    pool_fen, supply_units = engine.price()
+    for consumer in engine.consumers.values():
+        if consumer.level < bisect_right(thresholds, consumer.ep):
+            problems.append(f"consumer {consumer.id} is below the level its EP reach")
+        due = consumer.ep > 0 and consumer.ep * pool_fen >= consumer.quota * supply_units
+        if engine.params.exit_enabled and due:
+            problems.append(f"consumer {consumer.id} should have been force-exited")
