@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 from tokenmall.core.engine import Engine
-from tokenmall.runtime import tune_gc
 from tokenmall.core.errors import Rejected
 from tokenmall.core.params import Params
 from tokenmall.replay import numbered_commands
+from tokenmall.runtime import tune_gc
 
 SETTLE_EVERY = 1000
 MERCHANTS = 50
@@ -147,7 +147,9 @@ def main() -> None:
     tune_gc()
     commands = MixGenerator(args.consumers, args.seed).commands(args.commands)
     if args.profile:
-        cProfile.runctx("apply_all(commands)", globals(), {"commands": commands}, "/tmp/engine.prof")
+        cProfile.runctx(
+            "apply_all(commands)", globals(), {"commands": commands}, "/tmp/engine.prof"
+        )
         pstats.Stats("/tmp/engine.prof").sort_stats("tottime").print_stats(15)
         return
     lines = [json.dumps(command).encode() for command in commands]
@@ -163,10 +165,14 @@ def main() -> None:
         )
     counts = f"{len(engine.consumers)} consumers, {engine.exits} exits, day {engine.day}"
     print(f"commands: {len(commands)} ({rejected} rejected); {counts}")
-    print(f"engine.apply: {len(commands) / statistics.median(apply_seconds):,.0f} commands/s "
-          f"(median of {args.runs} runs)")
-    print(f"JSONL decode + apply: {len(commands) / statistics.median(replay_seconds):,.0f} "
-          f"commands/s (median of {args.runs} runs)")
+    print(
+        f"engine.apply: {len(commands) / statistics.median(apply_seconds):,.0f} commands/s "
+        f"(median of {args.runs} runs)"
+    )
+    print(
+        f"JSONL decode + apply: {len(commands) / statistics.median(replay_seconds):,.0f} "
+        f"commands/s (median of {args.runs} runs)"
+    )
 
 
 if __name__ == "__main__":

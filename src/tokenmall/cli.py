@@ -4,8 +4,8 @@ Every failure on bad input is one line on stderr and exit status 2, never a trac
 """
 
 import sys
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -33,7 +33,7 @@ def app() -> None:
     "--params",
     "params_path",
     type=click.Path(path_type=Path),
-    help="JSON object of parameter overrides (SPEC §2), e.g. {\"referral_rates\": [\"0.10\"]}.",
+    help='JSON object of parameter overrides (SPEC §2), e.g. {"referral_rates": ["0.10"]}.',
 )
 def replay(scenario: Path, params_path: Path | None) -> None:
     """Apply every command of SCENARIO.jsonl (one JSON command per line) and print the

@@ -71,7 +71,9 @@ COLUMN_WIDTHS = (8, 14, 16, 12, 8)
 
 
 def _header(*labels: str) -> str:
-    return "  ".join(_pad_left(label, width) for label, width in zip(labels, COLUMN_WIDTHS))
+    return "  ".join(
+        _pad_left(label, width) for label, width in zip(labels, COLUMN_WIDTHS, strict=True)
+    )
 
 
 def _pad_left(text: str, width: int) -> str:

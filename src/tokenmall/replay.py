@@ -4,6 +4,7 @@ This module does the file I/O and line decoding; the rules are all in `tokenmall
 """
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from tokenmall.core.params import Params
 # A limit on every input: no real command needs more than this.
 LINE_BYTES_MAX = 64 * 1024
 PARAMS_FILE_BYTES_MAX = 64 * 1024
+JSON_INT_DIGITS_MAX = 40
+JSON_WHITESPACE = " \t\r\n"
 
 
 class InputError(Exception):
@@ -45,22 +48,39 @@ def read_scenario(path: Path) -> list[bytes]:
 
 
 def decode_command(raw_line: bytes) -> dict[str, Any] | ErrorCode | None:
-    """One line as a command object, None for a blank line, or invalid_command."""
+    """One line as a command object, None for a blank line, or invalid_command.
+
+    Strict JSON (RFC 8259): no NaN/Infinity, no lone surrogate escapes; whitespace is JSON's.
+    """
     if len(raw_line) > LINE_BYTES_MAX:
         return ErrorCode.INVALID_COMMAND
     try:
         text = raw_line.decode("utf-8")
     except UnicodeDecodeError:
         return ErrorCode.INVALID_COMMAND
-    if not text.strip():
+    if not text.strip(JSON_WHITESPACE):
         return None
     try:
-        command = json.loads(text)
-    except (ValueError, RecursionError):
+        command = json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
+        if "\\u" in text:
+            # Escapes may spell a lone surrogate (\ud800), which is not Unicode text.
+            json.dumps(command, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError, UnicodeEncodeError):
         return ErrorCode.INVALID_COMMAND
     if not isinstance(command, dict):
         return ErrorCode.INVALID_COMMAND
     return command
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _bounded_int(text: str) -> int | float:
+    # A longer integer is out of every range we accept; Python's int() refuses 4,301+ digits.
+    if len(text.lstrip("-")) > JSON_INT_DIGITS_MAX:
+        return math.inf
+    return int(text)
 
 
 def numbered_commands(

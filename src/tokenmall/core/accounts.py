@@ -1,4 +1,4 @@
-"""Accounts and records of SPEC §3. Plain mutable records with slots: the engine is their only writer."""
+"""Accounts and records of SPEC §3: mutable records with slots; the engine is their only writer."""
 
 from dataclasses import dataclass, field
 

@@ -118,9 +118,7 @@ def _stable_order(
         raise Rejected(ErrorCode.INSUFFICIENT_STABLE, "not enough SP")
     buyer.sp -= amount_fen
     merchant.sp += amount_fen
-    engine.orders[order_id] = Order(
-        order_id, buyer.id, amount_fen, paid_cash=False, day=engine.day
-    )
+    engine.orders[order_id] = Order(order_id, buyer.id, amount_fen, paid_cash=False, day=engine.day)
 
 
 def sell(engine: "Engine", command: Command) -> None:

@@ -15,6 +15,7 @@ from tokenmall.core.exits import ExitQueue
 from tokenmall.core.params import Params, Rates
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
 
+
 class Engine:
     """All state of one points economy. Deterministic: same commands, same state."""
 
@@ -75,9 +76,9 @@ class Engine:
         """Apply one command completely, or raise Rejected having changed nothing."""
         if not isinstance(command, Mapping):
             raise Rejected(ErrorCode.INVALID_COMMAND, "a command is a JSON object")
-        op = command.get("op")
-        if op is None:
+        if "op" not in command:
             raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
+        op = command["op"]
         handler = HANDLERS.get(op) if type(op) is str else None
         if handler is None:
             raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
@@ -131,6 +132,8 @@ class Engine:
             consumer = self.exit_queue.first_due(self.consumers, pool_fen, supply_units)
             if consumer is None:
                 return
+            # The price this exit sells at is defined: it must survive a sale that empties supply.
+            self.last_price = (pool_fen, supply_units)
             payout = consumer.ep * pool_fen * keep_numerator // (supply_units * keep_denominator)
             self.pool -= payout
             self.supply -= consumer.ep
@@ -142,5 +145,3 @@ class Engine:
             consumer.exited = True
             consumer.trigger_key = None
             self.exits += 1
-            if self.supply:
-                self.last_price = (self.pool, self.supply)

@@ -40,10 +40,23 @@ def _check_price(engine: Engine, previous: Price | None, problems: list[str]) ->
 def _check_non_negative(engine: Engine, problems: list[str]) -> None:
     totals = {
         name: getattr(engine, name)
-        for name in (
-            "pool supply issued burned treasury sp_outstanding day_sales carry sales refunds "
-            "contributions dividends_paid mint_funding exits refund_withdrawals"
-        ).split()
+        for name in [
+            "pool",
+            "supply",
+            "issued",
+            "burned",
+            "treasury",
+            "sp_outstanding",
+            "day_sales",
+            "carry",
+            "sales",
+            "refunds",
+            "contributions",
+            "dividends_paid",
+            "mint_funding",
+            "exits",
+            "refund_withdrawals",
+        ]
     }
     problems.extend(f"{name} = {value} < 0" for name, value in totals.items() if value < 0)
     for consumer in engine.consumers.values():
@@ -96,10 +109,7 @@ def _check_money(engine: Engine, problems: list[str]) -> None:
     if dividends != engine.dividends_paid:
         problems.append(f"consumers' dividends {dividends} != dividends_paid")
     accounted = (
-        engine.dividends_paid
-        + engine.carry
-        + engine.leftover_to_pool
-        + engine.leftover_to_platform
+        engine.dividends_paid + engine.carry + engine.leftover_to_pool + engine.leftover_to_platform
     )
     if accounted != engine.dividend_funds:
         problems.append(f"dividend funds {engine.dividend_funds} != paid + kept {accounted}")

@@ -1,6 +1,7 @@
 """Parameters of SPEC §2: parsing from JSON, validation, and their canonical JSON form."""
 
 import dataclasses
+from itertools import pairwise
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, Literal, cast
@@ -91,7 +92,7 @@ def fraction_text(value: Fraction) -> str:
 def _decimal(name: str, raw: object) -> Fraction:
     value = parse_fraction(raw)
     if value is None:
-        raise ParamsError(f"{name} must be a decimal string like \"0.30\", got {raw!r}")
+        raise ParamsError(f'{name} must be a decimal string like "0.30", got {raw!r}')
     return value
 
 
@@ -123,7 +124,9 @@ def _parse_total_issuance(name: str, raw: object) -> tuple[str, object]:
 
 
 def _parse_thresholds(name: str, raw: object) -> tuple[str, object]:
-    return "level_thresholds_units", tuple(_ep_units(name, item) for item in _string_list(name, raw))
+    return "level_thresholds_units", tuple(
+        _ep_units(name, item) for item in _string_list(name, raw)
+    )
 
 
 def _parse_exit_enabled(name: str, raw: object) -> tuple[str, object]:
@@ -183,7 +186,7 @@ def _validate(params: Params) -> None:
     _require(len(thresholds) <= LEVELS_MAX, "level_thresholds may have at most 20 entries")
     _require(all(units > 0 for units in thresholds), "level_thresholds must be > 0")
     _require(
-        all(low < high for low, high in zip(thresholds, thresholds[1:], strict=False)),
+        all(low < high for low, high in pairwise(thresholds)),
         "level_thresholds must be strictly ascending",
     )
     _require(params.dividend_remainder in REMAINDER_MODES, "dividend_remainder is invalid")

@@ -66,7 +66,8 @@ def price_cny_scaled(price: Price, decimals: int) -> int:
     """The price in CNY per EP, times 10**decimals, rounded half-up (SPEC §1: display only)."""
     fen, units = price
     # fen/units fen per unit = fen * 10**8 / (units * 100) CNY per EP.
-    numerator = fen * UNITS_PER_EP * 10**decimals
+    scale: int = 10**decimals
+    numerator = fen * UNITS_PER_EP * scale
     denominator = units * FEN_PER_CNY
     return (2 * numerator + denominator) // (2 * denominator)
 

@@ -45,7 +45,6 @@ def _fill_with_caps(fund: int, weights: Sequence[int], caps: Sequence[int]) -> F
     # integer keys (they differ by ≥ 1/(w1 × w2)). Tied accounts are capped together or not.
     shift = 2 * max(weights).bit_length() + 1
     order = sorted(range(len(weights)), key=lambda i: (caps[i] << shift) // weights[i])
-    capped = 0
     last_capped = order[0]
     for i in order:
         # share_i >= cap_i  <=>  remaining × w_i / W >= cap_i, compared exactly.
@@ -53,7 +52,6 @@ def _fill_with_caps(fund: int, weights: Sequence[int], caps: Sequence[int]) -> F
             break
         remaining -= caps[i]
         weight_total -= weights[i]
-        capped += 1
         last_capped = i
     if weight_total == 0:
         # Everyone is capped: the largest payment per weight is the last capped ratio.

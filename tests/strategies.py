@@ -1,0 +1,89 @@
+"""Hypothesis strategies for SPEC commands: mostly meaningful, some invalid, a few garbage."""
+
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+USERS = [f"u{i}" for i in range(6)]
+# Registered before every run: a referral tree two levels deep, and two merchants.
+SETUP = [
+    {"op": "register", "user": "u0"},
+    {"op": "register", "user": "u1", "referrer": "u0"},
+    {"op": "register", "user": "u2", "referrer": "u1"},
+    {"op": "register", "user": "u3", "referrer": "u2"},
+    {"op": "register_merchant", "merchant": "m0"},
+]
+MERCHANTS = ["m0", "m1"]
+ORDER_IDS = [f"o{i}" for i in range(12)]
+
+valid_money = st.integers(1, 50_000).map(lambda fen: f"{fen // 100}.{fen % 100:02d}")
+money = st.one_of(
+    valid_money,
+    valid_money,
+    valid_money,
+    st.sampled_from(["0", "0.00", "-5", "1e3", "1.005", "NaN", "", "１２", 7]),
+)
+valid_points = st.integers(1, 400_000_000).map(
+    lambda units: f"{units // 10**8}.{units % 10**8:08d}"
+)
+points = st.one_of(
+    valid_points,
+    valid_points,
+    st.just("all"),
+    st.sampled_from(["0", "abc", "1.123456789", "1e2"]),
+)
+user = st.sampled_from(USERS[:4] * 3 + USERS[4:] + ["nobody"])
+merchant = st.sampled_from([*MERCHANTS, "ghost"])
+order_id = st.sampled_from(ORDER_IDS)
+
+
+def _command(op: str, **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"op": st.just(op), **fields})
+
+
+rate = st.sampled_from(["0", "0.05", "0.1", "0.3", "0.5", "1"])
+param_overrides = st.fixed_dictionaries(
+    {},
+    optional={
+        "contribution_rate": st.sampled_from(["0.1", "0.3", "1"]),
+        "buyer_share": st.sampled_from(["0", "0.4", "0.7"]),
+        "referral_rates": st.lists(st.sampled_from(["0", "0.1", "0.15"]), max_size=2),
+        "sell_fee_rate": st.sampled_from(["0", "0.1", "0.5"]),
+        "quota_multiple": st.sampled_from(["0", "0.5", "1", "2", "4"]),
+        "exit_enabled": st.booleans(),
+        "dividend_rate": rate,
+        "level_dividend_rate": rate,
+        "level_thresholds": st.sampled_from([[], ["1"], ["1", "5", "20"], ["0.5", "2"]]),
+        "dividend_remainder": st.sampled_from(["carry", "pool", "platform"]),
+        "total_issuance": st.sampled_from(["30", "1000", "100000000"]),
+    },
+)
+
+commands = st.one_of(
+    _command("register", user=user),
+    _command("register", user=user, referrer=user),
+    _command("register_merchant", merchant=merchant),
+    _command("order", id=order_id, user=user, amount=money),
+    _command("order", id=order_id, user=user, amount=money),
+    _command("order", id=order_id, user=user, amount=money),
+    _command(
+        "order", id=order_id, user=user, amount=money, pay=st.just("stable"), merchant=merchant
+    ),
+    _command("order", id=order_id, user=user, amount=money, pay=st.sampled_from(["card", 1])),
+    _command("sell", user=user, points=points),
+    _command("sell", merchant=merchant, points=points),
+    _command("redeem", user=user, points=points),
+    _command("convert", user=user, points=points),
+    _command("merchant_redeem", merchant=merchant, amount=money),
+    _command("refund", order=order_id),
+    _command("grant_stable", user=user, amount=money, days=st.sampled_from([1, 2, 3, 0, True])),
+    _command("set_params", params=param_overrides),
+    _command("settle_day"),
+    _command("settle_day"),
+    st.sampled_from([{}, {"op": "bogus"}, {"op": None}, {"op": "order"}, {"op": "sell"}]),
+)
+
+
+def as_line(command: dict[str, Any]) -> str:
+    return json.dumps(command)
