@@ -1,6 +1,6 @@
 """Accounts and records of SPEC §3: mutable records with slots; the engine is their only writer."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(slots=True, eq=False)
@@ -45,7 +45,7 @@ class Order:
     quota_fen: int = 0
     buyer_units: int = 0
     # (referrer id, EP units granted), first-level referrer first.
-    referrer_grants: list[tuple[str, int]] = field(default_factory=list)
+    referrer_grants: tuple[tuple[str, int], ...] = ()
     refunded: bool = False
 
 

@@ -43,11 +43,14 @@ def register_merchant(engine: "Engine", command: Command) -> None:
 def order(engine: "Engine", command: Command) -> None:
     order_id = require_id(command, "id")
     user_id = require_id(command, "user")
-    require_present(command, "amount")
+    if "amount" not in command:
+        raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'amount'")
     merchant_id = optional_id(command, "merchant")
     if order_id in engine.orders:
         raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")
-    buyer = _consumer(engine, user_id)
+    buyer = engine.consumers.get(user_id)
+    if buyer is None:
+        raise Rejected(ErrorCode.UNKNOWN_USER, f"no consumer {user_id!r}")
     amount_fen = money_fen(command["amount"])
     pay = command.get("pay", "cash")
     if pay == "cash":
@@ -59,6 +62,7 @@ def order(engine: "Engine", command: Command) -> None:
 
 
 def _cash_order(engine: "Engine", order_id: str, buyer: Consumer, amount_fen: int) -> None:
+    """SPEC §4 cash order: contribution to the pool, EP to the buyer and active referrers."""
     rates = engine.rates
     pool_fen, supply_units = engine.price()
     contribution_fen = amount_fen * rates.contribution[0] // rates.contribution[1]
@@ -66,24 +70,14 @@ def _cash_order(engine: "Engine", order_id: str, buyer: Consumer, amount_fen: in
     # EP wanted = floor(c × share / P); P = pool/supply fen per unit, so c × share × supply / pool.
     share_numerator, share_denominator = rates.buyer_share
     want = contribution_fen * share_numerator * supply_units // (share_denominator * pool_fen)
-    buyer_units = min(want, room_units)
+    buyer_units = want if want < room_units else room_units
     room_units -= buyer_units
-    referrer_grants: list[tuple[str, int]] = []
+    granted_units = buyer_units
+    referrer_grants: tuple[tuple[str, int], ...] = ()
     referrer_id = buyer.referrer
-    for rate_numerator, rate_denominator in rates.referral:
-        if referrer_id is None:
-            break
-        referrer = engine.consumers[referrer_id]
-        if rate_numerator and referrer.quota > 0:
-            want = contribution_fen * rate_numerator * supply_units // (rate_denominator * pool_fen)
-            granted = min(want, room_units)
-            if granted:
-                room_units -= granted
-                referrer.ep += granted
-                referrer_grants.append((referrer_id, granted))
-                engine.touched.append(referrer)
-        referrer_id = referrer.referrer
-    granted_units = buyer_units + sum(units for _, units in referrer_grants)
+    if referrer_id is not None and room_units:
+        referrer_grants = _referrer_grants(engine, referrer_id, contribution_fen, room_units)
+        granted_units += sum([units for _, units in referrer_grants])
     quota_fen = amount_fen * rates.quota_multiple[0] // rates.quota_multiple[1]
     engine.pool += contribution_fen
     engine.supply += granted_units
@@ -99,13 +93,37 @@ def _cash_order(engine: "Engine", order_id: str, buyer: Consumer, amount_fen: in
         order_id,
         buyer.id,
         amount_fen,
-        paid_cash=True,
-        day=engine.day,
-        contribution_fen=contribution_fen,
-        quota_fen=quota_fen,
-        buyer_units=buyer_units,
-        referrer_grants=referrer_grants,
+        True,
+        engine.day,
+        contribution_fen,
+        quota_fen,
+        buyer_units,
+        referrer_grants,
     )
+
+
+def _referrer_grants(
+    engine: "Engine", referrer_id: str, contribution_fen: int, room_units: int
+) -> tuple[tuple[str, int], ...]:
+    """EP for the i-th referrer up the chain, if their rate is > 0 and they are active."""
+    pool_fen, supply_units = engine.price()
+    grants: list[tuple[str, int]] = []
+    consumers = engine.consumers
+    for rate_numerator, rate_denominator in engine.rates.referral:
+        referrer = consumers[referrer_id]
+        if rate_numerator and referrer.quota > 0:
+            want = contribution_fen * rate_numerator * supply_units // (rate_denominator * pool_fen)
+            granted = want if want < room_units else room_units
+            if granted:
+                room_units -= granted
+                referrer.ep += granted
+                grants.append((referrer_id, granted))
+                engine.touched.append(referrer)
+        next_id = referrer.referrer
+        if next_id is None:
+            break
+        referrer_id = next_id
+    return tuple(grants)
 
 
 def _stable_order(

@@ -113,19 +113,20 @@ class Engine:
 
     def _update_touched(self) -> None:
         thresholds = self.params.level_thresholds_units
-        queue = self.exit_queue
+        note_change = self.exit_queue.note_change
         for consumer in self.touched:
             level = bisect_right(thresholds, consumer.ep)
             if level > consumer.level:
                 consumer.level = level
                 self.leveled.setdefault(consumer.id, consumer)
-            queue.note_change(consumer)
+            note_change(consumer)
         self.touched.clear()
+        queue = self.exit_queue
         if queue.needs_compaction(len(self.consumers)):
             queue.rebuild(self.consumers.values())
 
     def _run_forced_exits(self) -> None:
-        """Sell out, in order of trigger price, every consumer whose EP value reaches their quota."""
+        """Sell out, by trigger price, every consumer whose EP value reaches their quota."""
         keep_numerator, keep_denominator = self.rates.sell_keep
         while True:
             pool_fen, supply_units = self.price()

@@ -1,9 +1,9 @@
 """Parameters of SPEC §2: parsing from JSON, validation, and their canonical JSON form."""
 
 import dataclasses
-from itertools import pairwise
 from collections.abc import Callable, Mapping
 from fractions import Fraction
+from itertools import pairwise
 from typing import Any, Literal, cast
 
 from tokenmall.core.errors import ParamsError

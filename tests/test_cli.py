@@ -1,0 +1,248 @@
+"""The real `tokenmall` command line, run as a subprocess (SPEC §7, §8; decisions 25-27)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+EXIT_BAD_INPUT = 2
+
+
+def tokenmall(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    environment = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "tokenmall.cli", *map(str, args)],
+        capture_output=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def replay_json(scenario: Path, *extra: str | Path) -> dict[str, Any]:
+    result = tokenmall("replay", scenario, *extra)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    state: dict[str, Any] = json.loads(result.stdout)
+    return state
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[bytes]) -> str:
+    """Exit status 2, nothing on stdout, exactly one line on stderr, no traceback."""
+    assert result.returncode == EXIT_BAD_INPUT, result
+    assert result.stdout == b""
+    message = result.stderr.decode("utf-8")
+    assert message.endswith("\n")
+    assert len(message.splitlines()) == 1, message
+    assert "Traceback" not in message
+    return message
+
+
+# -- golden files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("small", True), ("seed100", False)],
+)
+def test_replay_golden_is_byte_identical(name: str, params: bool) -> None:
+    args: list[str | Path] = ["replay", GOLDEN / f"{name}.jsonl"]
+    if params:
+        args += ["--params", GOLDEN / f"{name}.params.json"]
+    first = tokenmall(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == b""
+    assert first.stdout == (GOLDEN / f"{name}.expected.json").read_bytes()
+    # Replaying again gives the same bytes (SPEC §6).
+    assert tokenmall(*args).stdout == first.stdout
+
+
+def test_golden_files_match_the_shared_examples() -> None:
+    shared = Path("/work/shared/examples")
+    if not shared.is_dir():
+        pytest.skip("shared examples not present")
+    for path in shared.iterdir():
+        assert (GOLDEN / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_replay_with_the_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "tokenmall"
+    if not script.exists():
+        pytest.skip("console script not installed next to the interpreter")
+    result = subprocess.run(
+        [script, "replay", GOLDEN / "seed100.jsonl"], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout == (GOLDEN / "seed100.expected.json").read_bytes()
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def test_demo_prints_the_seeds_numbers() -> None:
+    result = tokenmall("demo")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout.decode("utf-8")
+    for number in ("1.4286", "1.6807", "1.8674", "2.0188", "5.1731", "108.6351"):
+        assert number in output, number
+
+
+def test_demo_rejects_zero_orders() -> None:
+    assert_one_line_failure(tokenmall("demo", "--orders", "0"))
+
+
+# -- input that cannot be replayed at all ---------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_failure(tokenmall("replay", tmp_path / "nope.jsonl"))
+
+
+def test_directory(tmp_path: Path) -> None:
+    assert_one_line_failure(tokenmall("replay", tmp_path))
+
+
+def test_binary_file_with_nul_bytes(tmp_path: Path) -> None:
+    scenario = tmp_path / "binary.jsonl"
+    scenario.write_bytes(b'{"op": "register", "user": "alice"}\n\x00\x01\x02\xff\n')
+    assert_one_line_failure(tokenmall("replay", scenario))
+
+
+@pytest.mark.parametrize(
+    "params_text",
+    [
+        b"{not json",
+        b'{"referral_rates": ["0.1"]',  # truncated
+        b'{"bogus": "1"}',  # unknown key
+        b'{"dividend_rate": 0.2}',  # a JSON number, not a string
+        b'{"exit_enabled": "yes"}',
+        b'["dividend_rate", "0.2"]',  # not an object
+        b'{"buyer_share": "0.9", "referral_rates": ["0.2"]}',  # sum > 1
+        b'{"dividend_rate": "0.2"}\x00',
+        b"\xff\xfe",
+        b"",
+    ],
+    ids=repr,
+)
+def test_invalid_params_file(tmp_path: Path, params_text: bytes) -> None:
+    params = tmp_path / "params.json"
+    params.write_bytes(params_text)
+    scenario = tmp_path / "s.jsonl"
+    scenario.write_text('{"op": "register", "user": "alice"}\n')
+    assert_one_line_failure(tokenmall("replay", scenario, "--params", params))
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.jsonl"
+    scenario.write_text("")
+    assert_one_line_failure(tokenmall("replay", scenario, "--params", tmp_path / "none.json"))
+
+
+def test_missing_argument() -> None:
+    assert_one_line_failure(tokenmall("replay"))
+
+
+def test_unknown_option(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.jsonl"
+    scenario.write_text("")
+    assert_one_line_failure(tokenmall("replay", scenario, "--bogus"))
+
+
+def test_unknown_subcommand() -> None:
+    assert_one_line_failure(tokenmall("frobnicate"))
+
+
+def test_params_option_without_value(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.jsonl"
+    scenario.write_text("")
+    assert_one_line_failure(tokenmall("replay", scenario, "--params"))
+
+
+# -- bad lines: listed in "errors", replay goes on --------------------------------------------------
+
+
+def test_bad_lines_are_errors_with_physical_line_numbers(tmp_path: Path) -> None:
+    lines = [
+        b'{"op": "register", "user": "alice"}',  # 1
+        b"",  # 2: blank, skipped but counted
+        b"{op: register}",  # 3: not JSON
+        b'["op", "register"]',  # 4: a JSON array
+        b'{"op": "fly"}',  # 5: unknown op
+        b'{"op": "register", "user": "\xff\xfe"}',  # 6: invalid UTF-8
+        b'{"op": "register", "user": "bob", "pad": "' + b"x" * (70 * 1024) + b'"}',  # 7: 70 KiB
+        b"[" * 100_000 + b"]" * 100_000,  # 8: nested too deep
+        b'{"op": "register", "user": "bob"}',  # 9: applied (line 7 did not register bob)
+        b'{"op": "order", "id": "o1", "user": "alice", "amount": "100.00"}',  # 10
+        b"   \t",  # 11: whitespace only: blank
+        b'"just a string"',  # 12
+        b'{"op": "order", "id": "o1", "user": "bob", "amount": "1.00"}',  # 13: duplicate_order
+        b"42",  # 14
+        b'{"op": "register", "user": "carol"}',  # 15: last line, no newline after it
+    ]
+    scenario = tmp_path / "bad.jsonl"
+    scenario.write_bytes(b"\n".join(lines))
+    state = replay_json(scenario)
+    assert state["errors"] == [
+        {"line": 3, "code": "invalid_command"},
+        {"line": 4, "code": "invalid_command"},
+        {"line": 5, "code": "unknown_op"},
+        {"line": 6, "code": "invalid_command"},
+        {"line": 7, "code": "invalid_command"},
+        {"line": 8, "code": "invalid_command"},
+        {"line": 12, "code": "invalid_command"},
+        {"line": 13, "code": "duplicate_order"},
+        {"line": 14, "code": "invalid_command"},
+    ]
+    assert sorted(state["users"]) == ["alice", "bob", "carol"]
+    assert state["users"]["alice"]["ep"] == "21.00000000"
+    assert state["pool"] == "30.00"
+
+
+def test_line_of_exactly_64_kib_is_accepted(tmp_path: Path) -> None:
+    head = b'{"op": "register", "user": "bob", "pad": "'
+    tail = b'"}'
+    line = head + b"x" * (64 * 1024 - len(head) - len(tail)) + tail
+    assert len(line) == 64 * 1024
+    scenario = tmp_path / "edge.jsonl"
+    scenario.write_bytes(line + b"\n" + line + b"x\n")
+    state = replay_json(scenario)
+    # Line 1 fits the limit and registers bob; line 2 is one byte over.
+    assert list(state["users"]) == ["bob"]
+    assert state["errors"] == [{"line": 2, "code": "invalid_command"}]
+
+
+def test_crlf_line_endings(tmp_path: Path) -> None:
+    scenario = tmp_path / "crlf.jsonl"
+    scenario.write_bytes(
+        b'{"op": "register", "user": "alice"}\r\n\r\n{"op": "fly"}\r\n'
+        b'{"op": "order", "id": "o1", "user": "alice", "amount": "100.00"}\r\n'
+    )
+    state = replay_json(scenario)
+    assert state["errors"] == [{"line": 3, "code": "unknown_op"}]
+    assert state["price"] == "1.42857143"
+
+
+def test_empty_scenario_prints_the_initial_state(tmp_path: Path) -> None:
+    scenario = tmp_path / "empty.jsonl"
+    scenario.write_bytes(b"")
+    state = replay_json(scenario)
+    assert state["price"] == "1.00000000"
+    assert state["unissued"] == "100000000.00000000"
+    assert state["errors"] == []
+    assert (state["users"], state["merchants"]) == ({}, {})
+
+
+def test_output_is_canonical_json(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.jsonl"
+    scenario.write_text('{"op": "register", "user": "\u00e9l\u00e8ve"}\n', encoding="utf-8")
+    result = tokenmall("replay", scenario)
+    assert result.returncode == 0
+    text = result.stdout.decode("ascii")  # ensure_ascii: no raw non-ASCII bytes
+    state = json.loads(text)
+    assert text == json.dumps(state, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+    assert list(state["users"]) == ["\u00e9l\u00e8ve"]
