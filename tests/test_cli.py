@@ -1,4 +1,4 @@
-"""The real `tokenmall` command line, run as a subprocess (SPEC §7, §8; decisions 25-27)."""
+"""The real `tokenmall` command line, run as a subprocess (SPEC §7, §8; decisions 26-29)."""
 
 import json
 import os
@@ -163,7 +163,7 @@ def test_params_option_without_value(tmp_path: Path) -> None:
     assert_one_line_failure(tokenmall("replay", scenario, "--params"))
 
 
-# -- bad lines: listed in "errors", replay goes on --------------------------------------------------
+# -- bad lines: listed in "errors", replay goes on ------------------------------------------------
 
 
 def test_bad_lines_are_errors_with_physical_line_numbers(tmp_path: Path) -> None:
@@ -246,3 +246,31 @@ def test_output_is_canonical_json(tmp_path: Path) -> None:
     state = json.loads(text)
     assert text == json.dumps(state, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
     assert list(state["users"]) == ["\u00e9l\u00e8ve"]
+
+
+def test_lines_are_strict_json(tmp_path: Path) -> None:
+    # decisions 27: NaN/Infinity, lone surrogates and non-JSON whitespace are not valid lines;
+    # an integer of more than 40 digits is out of range (invalid_amount), not a parse failure.
+    lines = [
+        b'{"op": "register", "user": "alice"}',  # 1
+        b'{"op": "order", "id": "o1", "user": "alice", "amount": NaN}',  # 2
+        b'{"op": "register", "user": "\\ud800"}',  # 3: lone surrogate escape
+        b"\x0c",  # 4: form feed is not JSON whitespace
+        b"\xc2\xa0",  # 5: no-break space
+        b'{"op": "grant_stable", "user": "alice", "amount": "1", "days": 1' + b"0" * 41 + b"}",
+        b" \t ",  # 7: JSON whitespace only: blank
+        b'{"op": "order", "id": "o2", "user": "alice", "amount": "1.00", "x": Infinity}',  # 8
+        b'{"op": "order", "id": "o3", "user": "alice", "amount": "1.00"}',  # 9
+    ]
+    scenario = tmp_path / "strict.jsonl"
+    scenario.write_bytes(b"\n".join(lines) + b"\n")
+    state = replay_json(scenario)
+    assert state["errors"] == [
+        {"line": 2, "code": "invalid_command"},
+        {"line": 3, "code": "invalid_command"},
+        {"line": 4, "code": "invalid_command"},
+        {"line": 5, "code": "invalid_command"},
+        {"line": 6, "code": "invalid_amount"},
+        {"line": 8, "code": "invalid_command"},
+    ]
+    assert state["sales"] == "1.00"

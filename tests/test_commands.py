@@ -125,10 +125,11 @@ def test_seed_prices_of_the_first_four_orders() -> None:
         prices.append(state(engine)["price"])
     # Order 2: 21 / (30/21) = 14.7 EP, P = 60 / 35.7 = 1.68067227.
     # Order 3: 21 / (60/35.7) = 12.495 EP, P = 90 / 48.195 = 1.86741363.
-    assert prices[:3] == ["1.42857143", "1.68067227", "1.86741363"]
-    assert prices[3].startswith("2.0188")
+    # Order 4: 21 / (90/48.195) = 11.2455 EP, P = 120 / 59.4405 = 2.018825548...
+    assert prices == ["1.42857143", "1.68067227", "1.86741363", "2.01882555"]
     assert engine.consumers["c2"].ep == 1_470_000_000
     assert engine.consumers["c3"].ep == 1_249_500_000
+    assert engine.consumers["c4"].ep == 1_124_550_000
 
 
 def test_cash_order_rounds_contribution_ep_and_quota_down() -> None:
@@ -336,7 +337,12 @@ def test_convert_moves_ep_to_the_treasury() -> None:
     assert alice.sp == 428
     assert engine.sp_outstanding == 428
     assert alice.quota == 20000 - 428
-    assert (alice.ep, engine.treasury, engine.supply, engine.burned) == (18 * EP, 3 * EP, 21 * EP, 0)
+    assert (alice.ep, engine.treasury, engine.supply, engine.burned) == (
+        18 * EP,
+        3 * EP,
+        21 * EP,
+        0,
+    )
     assert state(engine)["price"] == "1.42857143"
 
 
@@ -490,7 +496,11 @@ def test_refund_of_the_only_order_keeps_the_last_price() -> None:
 
 def test_grant_stable_vests_over_settlements_with_the_remainder_last() -> None:
     engine = Engine()
-    run(engine, register("alice"), {"op": "grant_stable", "user": "alice", "amount": "10.00", "days": 3})
+    run(
+        engine,
+        register("alice"),
+        {"op": "grant_stable", "user": "alice", "amount": "10.00", "days": 3},
+    )
     alice = engine.consumers["alice"]
     assert (alice.locked_sp, alice.sp, engine.sp_outstanding) == (1000, 0, 0)
     # floor(10.00 / 3) = 3.33 per settlement, the last one takes 10.00 - 6.66 = 3.34.
@@ -504,7 +514,11 @@ def test_grant_stable_vests_over_settlements_with_the_remainder_last() -> None:
 
 def test_grant_stable_smaller_than_days_releases_everything_on_the_last_day() -> None:
     engine = Engine()
-    run(engine, register("alice"), {"op": "grant_stable", "user": "alice", "amount": "0.02", "days": 3})
+    run(
+        engine,
+        register("alice"),
+        {"op": "grant_stable", "user": "alice", "amount": "0.02", "days": 3},
+    )
     alice = engine.consumers["alice"]
     seen = []
     for _ in range(3):
@@ -516,7 +530,11 @@ def test_grant_stable_smaller_than_days_releases_everything_on_the_last_day() ->
 
 def test_overlapping_grants_vest_independently() -> None:
     engine = Engine()
-    run(engine, register("alice"), {"op": "grant_stable", "user": "alice", "amount": "1.00", "days": 2})
+    run(
+        engine,
+        register("alice"),
+        {"op": "grant_stable", "user": "alice", "amount": "1.00", "days": 2},
+    )
     run(engine, SETTLE)  # releases 0.50
     run(engine, {"op": "grant_stable", "user": "alice", "amount": "0.07", "days": 2})
     alice = engine.consumers["alice"]
@@ -696,3 +714,54 @@ def test_settle_day_remainder_modes_table(mode: str, carry: int, pool: int) -> N
     engine = _two_holders(dividend_remainder=mode)
     run(engine, SETTLE)
     assert (engine.carry, engine.pool) == (carry, pool)
+
+
+def test_settle_day_level_fund_respects_quotas_reduced_so_far() -> None:
+    engine = make_engine(
+        quota_multiple="0.5", level_thresholds=["10", "20"], level_dividend_rate="1"
+    )
+    run(engine, register("alice"), register("bob"), cash("o1", "alice", "100.00"))
+    # alice: 21 EP (level 2), quota 50.00. bob: quota 200.00, 14.7 EP (level 1).
+    run(
+        engine, {"op": "set_params", "params": {"quota_multiple": "2"}}, cash("o2", "bob", "100.00")
+    )
+    run(engine, SETTLE)
+    alice, bob = engine.consumers["alice"], engine.consumers["bob"]
+    # F1 = 40.00: alice 23.52 (quota left 26.48), bob 16.47.
+    # F2 = 200.00, part = 100.00. Level 1: 50.00 each, alice capped at 26.48, bob takes
+    # 100.00 - 26.48 = 73.52. Level 2: alice has no quota left: nobody eligible.
+    # leftover = 40.00 + 200.00 - 39.99 - 100.00 = 100.01.
+    assert alice.dividends == 2352 + 2648
+    assert bob.dividends == 1647 + 7352
+    assert engine.carry == 10001
+    # alice holds 21 EP with quota 0: forced out, floor(21 * 60/35.7 * 0.9 = 31.76).
+    assert (alice.ep, alice.quota, alice.exited, alice.cash_out) == (0, 0, True, 3176)
+    assert bob.quota == 20000 - 1647 - 7352
+
+
+def test_refund_of_an_order_that_granted_nothing_withdraws_nothing() -> None:
+    engine = make_engine(total_issuance="21")
+    run(
+        engine,
+        register("alice"),
+        register("bob"),
+        cash("o1", "alice", "100.00"),
+        cash("o2", "bob", "100.00"),  # no EP left to issue: bob gets 0
+        {"op": "refund", "order": "o2"},
+    )
+    # Nothing reclaimed, supply 21: w = min(30.00, 60.00 - ceil(60/21 * 21)) = 0.
+    assert engine.pool == 6000
+    assert engine.consumers["bob"].quota == 0
+    assert (engine.day_sales, engine.refunds) == (10000, 10000)
+
+
+def test_sell_and_redeem_never_drive_quota_below_zero() -> None:
+    engine = make_engine(quota_multiple="0.1", exit_enabled=False)
+    run(engine, register("alice"), cash("o1", "alice", "100.00"))  # quota 10.00, 21 EP
+    run(engine, {"op": "redeem", "user": "alice", "points": "1"})
+    # value = floor(30/21) = 1.42; quota 10.00 - 1.42 = 8.58.
+    assert engine.consumers["alice"].quota == 858
+    run(engine, {"op": "sell", "user": "alice", "points": "all"})
+    # payout = floor(20 * 30/20 * 0.9) = 27.00 > 8.58: quota 0.
+    assert engine.consumers["alice"].cash_out == 2700
+    assert engine.consumers["alice"].quota == 0

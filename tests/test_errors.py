@@ -2,10 +2,10 @@
 command changes nothing (SPEC §4: "applies completely or is rejected ... and changes nothing").
 
 The base scenario (default parameters):
-  alice (21 EP from o1; 7 EP converted at P = 60/35.7: floor(11.7647) = 11.76 SP; 2.00 SP paid at
-  shop: 14 EP and 9.76 SP),
-  bob referred by alice (14.7 EP from o2), carol (registered, nothing held), merchant shop (2.00 SP),
-  orders o1 (cash, alice), o2 (cash, bob), s1 (stable, alice), all of day 0.
+- alice: 21 EP from o1; 7 EP converted at P = 60/35.7, floor(11.7647) = 11.76 SP; 2.00 SP paid at
+  shop (order s1): 14 EP and 9.76 SP.
+- bob, referred by alice: 14.7 EP from o2. carol: registered, holds nothing.
+- merchant shop: 2.00 SP. Orders o1 and o2 (cash), s1 (stable), all of day 0.
 """
 
 import json
@@ -29,7 +29,14 @@ BASE: list[Command] = [
     {"op": "order", "id": "o1", "user": "alice", "amount": "100.00"},
     {"op": "order", "id": "o2", "user": "bob", "amount": "100.00"},
     {"op": "convert", "user": "alice", "points": "7"},
-    {"op": "order", "id": "s1", "user": "alice", "amount": "2.00", "pay": "stable", "merchant": "shop"},
+    {
+        "op": "order",
+        "id": "s1",
+        "user": "alice",
+        "amount": "2.00",
+        "pay": "stable",
+        "merchant": "shop",
+    },
 ]
 
 LONG_ID = "x" * 65
@@ -101,7 +108,12 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
         {"op": "register", "user": "dave", "referrer": None},
         ErrorCode.INVALID_COMMAND,
     ),
-    ("merchant id list", [], {"op": "register_merchant", "merchant": ["m"]}, ErrorCode.INVALID_COMMAND),
+    (
+        "merchant id list",
+        [],
+        {"op": "register_merchant", "merchant": ["m"]},
+        ErrorCode.INVALID_COMMAND,
+    ),
     (
         "order without amount",
         [],
@@ -150,8 +162,18 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
     ("op a number", [], {"op": 5}, ErrorCode.UNKNOWN_OP),
     ("op null", [], {"op": None}, ErrorCode.UNKNOWN_OP),
     # duplicate_account
-    ("register existing user", [], {"op": "register", "user": "alice"}, ErrorCode.DUPLICATE_ACCOUNT),
-    ("register a merchant's id", [], {"op": "register", "user": "shop"}, ErrorCode.DUPLICATE_ACCOUNT),
+    (
+        "register existing user",
+        [],
+        {"op": "register", "user": "alice"},
+        ErrorCode.DUPLICATE_ACCOUNT,
+    ),
+    (
+        "register a merchant's id",
+        [],
+        {"op": "register", "user": "shop"},
+        ErrorCode.DUPLICATE_ACCOUNT,
+    ),
     (
         "merchant with a user's id",
         [],
@@ -210,7 +232,12 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
         ErrorCode.UNKNOWN_USER,
     ),
     ("sell by nobody", [], {"op": "sell", "user": "ghost", "points": "1"}, ErrorCode.UNKNOWN_USER),
-    ("redeem by nobody", [], {"op": "redeem", "user": "ghost", "points": "1"}, ErrorCode.UNKNOWN_USER),
+    (
+        "redeem by nobody",
+        [],
+        {"op": "redeem", "user": "ghost", "points": "1"},
+        ErrorCode.UNKNOWN_USER,
+    ),
     (
         "convert by a merchant",
         [],
@@ -227,7 +254,14 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
     (
         "stable order at nobody",
         [],
-        {"op": "order", "id": "o9", "user": "alice", "amount": "1", "pay": "stable", "merchant": "x"},
+        {
+            "op": "order",
+            "id": "o9",
+            "user": "alice",
+            "amount": "1",
+            "pay": "stable",
+            "merchant": "x",
+        },
         ErrorCode.UNKNOWN_MERCHANT,
     ),
     (
@@ -239,7 +273,14 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
     (
         "stable order at a consumer",
         [],
-        {"op": "order", "id": "o9", "user": "alice", "amount": "1", "pay": "stable", "merchant": "bob"},
+        {
+            "op": "order",
+            "id": "o9",
+            "user": "alice",
+            "amount": "1",
+            "pay": "stable",
+            "merchant": "bob",
+        },
         ErrorCode.UNKNOWN_MERCHANT,
     ),
     (
@@ -274,13 +315,27 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
     (
         "stable order above SP",
         [],
-        {"op": "order", "id": "o9", "user": "alice", "amount": "9.77", "pay": "stable", "merchant": "shop"},
+        {
+            "op": "order",
+            "id": "o9",
+            "user": "alice",
+            "amount": "9.77",
+            "pay": "stable",
+            "merchant": "shop",
+        },
         ErrorCode.INSUFFICIENT_STABLE,
     ),
     (
         "stable order with no SP",
         [],
-        {"op": "order", "id": "o9", "user": "bob", "amount": "0.01", "pay": "stable", "merchant": "shop"},
+        {
+            "op": "order",
+            "id": "o9",
+            "user": "bob",
+            "amount": "0.01",
+            "pay": "stable",
+            "merchant": "shop",
+        },
         ErrorCode.INSUFFICIENT_STABLE,
     ),
     (
@@ -296,7 +351,12 @@ CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
         {"op": "sell", "user": "alice", "points": "14.00000001"},
         ErrorCode.INSUFFICIENT_POINTS,
     ),
-    ("redeem too many", [], {"op": "redeem", "user": "bob", "points": "15"}, ErrorCode.INSUFFICIENT_POINTS),
+    (
+        "redeem too many",
+        [],
+        {"op": "redeem", "user": "bob", "points": "15"},
+        ErrorCode.INSUFFICIENT_POINTS,
+    ),
     (
         "convert with nothing",
         [],
@@ -469,7 +529,10 @@ def test_invalid_grant_days(days: Any) -> None:
 @pytest.mark.parametrize("days", [1, 3650])
 def test_grant_days_bounds_are_accepted(days: int) -> None:
     engine = build(BASE)
-    assert engine.try_apply({"op": "grant_stable", "user": "alice", "amount": "1", "days": days}) is None
+    assert (
+        engine.try_apply({"op": "grant_stable", "user": "alice", "amount": "1", "days": days})
+        is None
+    )
 
 
 # -- merchant_redeem: quantity zero, issuance exhausted ------------------------------------------
@@ -482,7 +545,14 @@ EXPENSIVE_SETUP: list[Command] = [
     {"op": "register_merchant", "merchant": "poor"},
     {"op": "grant_stable", "user": "alice", "amount": "1.00", "days": 1},
     SETTLE,
-    {"op": "order", "id": "s1", "user": "alice", "amount": "0.01", "pay": "stable", "merchant": "shop"},
+    {
+        "op": "order",
+        "id": "s1",
+        "user": "alice",
+        "amount": "0.01",
+        "pay": "stable",
+        "merchant": "shop",
+    },
 ]
 
 # total_issuance 21: o1 takes it all. alice's 20.00 SP dividend paid to shop buys
@@ -493,7 +563,14 @@ CAPPED_SETUP: list[Command] = [
     {"op": "register_merchant", "merchant": "shop"},
     {"op": "order", "id": "o1", "user": "alice", "amount": "100.00"},
     SETTLE,
-    {"op": "order", "id": "s1", "user": "alice", "amount": "20.00", "pay": "stable", "merchant": "shop"},
+    {
+        "op": "order",
+        "id": "s1",
+        "user": "alice",
+        "amount": "20.00",
+        "pay": "stable",
+        "merchant": "shop",
+    },
 ]
 
 
@@ -514,7 +591,9 @@ def test_merchant_redeem_beyond_total_issuance_is_exhausted() -> None:
 def test_merchant_redeem_from_the_treasury_works_at_the_cap() -> None:
     engine = build([*CAPPED_SETUP, {"op": "convert", "user": "alice", "points": "14"}], CAPPED)
     # The treasury now holds 14 EP: nothing needs minting.
-    assert engine.try_apply({"op": "merchant_redeem", "merchant": "shop", "amount": "20.00"}) is None
+    assert (
+        engine.try_apply({"op": "merchant_redeem", "merchant": "shop", "amount": "20.00"}) is None
+    )
     assert engine.merchants["shop"].ep == 14 * 10**8
     assert engine.issued == 21 * 10**8
 
@@ -582,7 +661,14 @@ ORDER_CASES: list[tuple[str, list[Command], Any, ErrorCode]] = [
     (
         "unknown merchant before insufficient stable",
         [],
-        {"op": "order", "id": "o9", "user": "bob", "amount": "99", "pay": "stable", "merchant": "x"},
+        {
+            "op": "order",
+            "id": "o9",
+            "user": "bob",
+            "amount": "99",
+            "pay": "stable",
+            "merchant": "x",
+        },
         ErrorCode.UNKNOWN_MERCHANT,
     ),
     (
@@ -707,7 +793,16 @@ def test_merchant_redeem_zero_quantity_before_issuance_exhausted() -> None:
     command = {"op": "merchant_redeem", "merchant": "shop", "amount": "0.01"}
     assert_rejected_unchanged(engine, command, ErrorCode.INVALID_AMOUNT)
     # 0.02 buys 1 unit, which cannot be minted under a cap of 0.
-    engine.apply({"op": "order", "id": "s2", "user": "alice", "amount": "0.01", "pay": "stable", "merchant": "shop"})
+    engine.apply(
+        {
+            "op": "order",
+            "id": "s2",
+            "user": "alice",
+            "amount": "0.01",
+            "pay": "stable",
+            "merchant": "shop",
+        }
+    )
     command = {"op": "merchant_redeem", "merchant": "shop", "amount": "0.02"}
     assert_rejected_unchanged(engine, command, ErrorCode.ISSUANCE_EXHAUSTED)
 

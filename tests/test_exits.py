@@ -7,6 +7,7 @@ Money in fen, EP in units of 1e-8 (EP).
 
 from typing import Any
 
+from tokenmall.core.canonical import canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.params import Params
@@ -197,9 +198,34 @@ def test_merchants_are_never_force_exited() -> None:
         {"op": "register_merchant", "merchant": "shop"},
         buy("o1", "alice"),
         {"op": "convert", "user": "alice", "points": "7"},  # 10.00 SP
-        {"op": "order", "id": "s1", "user": "alice", "amount": "10.00", "pay": "stable",
-         "merchant": "shop"},
+        {
+            "op": "order",
+            "id": "s1",
+            "user": "alice",
+            "amount": "10.00",
+            "pay": "stable",
+            "merchant": "shop",
+        },
         {"op": "merchant_redeem", "merchant": "shop", "amount": "10.00"},  # 7 EP
     )
     assert engine.merchants["shop"].ep == 7 * EP
     assert engine.exits == 0
+
+
+def test_price_stays_at_the_price_an_exit_sold_the_whole_supply_at() -> None:
+    engine = make_engine(quota_multiple="0.1")
+    run(engine, *register("alice"), buy("o1", "alice"))
+    # The order makes P = 30/21 (it was 1 before); alice's 21 EP are worth 30.00 >= quota 10.00,
+    # so she is sold out at once: payout floor(21 * 30/21 * 0.9) = 27.00, supply 0.
+    # decisions 25: the last defined price is 30/21, the price the exit sold at.
+    alice = engine.consumers["alice"]
+    assert (alice.ep, alice.exited, alice.cash_out, engine.exits) == (0, True, 2700, 1)
+    assert (engine.pool, engine.supply) == (300, 0)
+    assert canonical_state(engine, [])["price"] == "1.42857143"  # 30 / 21
+    run(engine, *register("bob"), buy("o2", "bob"))
+    # bob buys at 30/21: 21 * 21/30 = 14.7 EP, quota 10.00; P = 33 / 14.7 = 2.2449, worth 33.00:
+    # he is sold out too, payout floor(14.7 * 33/14.7 * 0.9 = 29.70); the price stays 33/14.7.
+    bob = engine.consumers["bob"]
+    assert (bob.ep, bob.exited, bob.cash_out, engine.exits) == (0, True, 2970, 2)
+    assert (engine.pool, engine.supply) == (330, 0)
+    assert canonical_state(engine, [])["price"] == "2.24489796"  # 33 / 14.7
