@@ -3,23 +3,92 @@
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, eq=False)
-class Consumer:
-    """A consumer (消费者). Money and SP in fen, EP in units of 1e-8."""
+class ConsumerBook:
+    """The consumers' balances that a settlement touches, one list per field ("columns").
 
-    id: str
-    referrer: str | None
-    ep: int = 0
-    sp: int = 0
-    locked_sp: int = 0
-    quota: int = 0
-    level: int = 0
-    cash_out: int = 0
-    goods: int = 0
-    dividends: int = 0
-    exited: bool = False
-    # The exit-trigger key this consumer holds in the exit queue, or None when it holds no EP.
-    trigger_key: int | None = None
+    A settlement reads and writes these four numbers for every consumer. Kept in lists indexed
+    by `Consumer.slot`, one pass is a handful of C-level list operations over contiguous
+    memory instead of thousands of scattered object attribute updates (measured 2-3× faster on
+    10,000 consumers; see docs/architecture.md).
+    """
+
+    __slots__ = ("dividends", "ep", "level", "owners", "quota", "sp", "trigger_key")
+
+    def __init__(self) -> None:
+        self.ep: list[int] = []  # EP held, units of 1e-8
+        self.quota: list[int] = []  # dividend quota left, fen
+        self.sp: list[int] = []  # stable points, fen
+        self.dividends: list[int] = []  # dividends received so far, fen
+        self.level: list[int] = []  # 股东等级, only rises
+        # The exit-queue key of the row's newest heap entry, or None while it holds no EP.
+        self.trigger_key: list[int | None] = []
+        self.owners: list[Consumer] = []
+
+    def add_row(self, owner: "Consumer") -> int:
+        self.ep.append(0)
+        self.quota.append(0)
+        self.sp.append(0)
+        self.dividends.append(0)
+        self.level.append(0)
+        self.trigger_key.append(None)
+        self.owners.append(owner)
+        return len(self.owners) - 1
+
+
+class Consumer:
+    """A consumer (消费者). Money and SP in fen, EP in units of 1e-8.
+
+    `ep`, `quota`, `sp`, `dividends` and `level` live in the engine's ConsumerBook at `slot`;
+    the properties below read and write them there (hot paths index the book directly).
+    """
+
+    __slots__ = ("book", "cash_out", "exited", "goods", "id", "locked_sp", "referrer", "slot")
+
+    def __init__(self, consumer_id: str, referrer: str | None, book: ConsumerBook) -> None:
+        self.id = consumer_id
+        self.referrer = referrer
+        self.book = book
+        self.slot = book.add_row(self)
+        self.locked_sp = 0
+        self.cash_out = 0
+        self.goods = 0
+        self.exited = False
+
+    @property
+    def ep(self) -> int:
+        return self.book.ep[self.slot]
+
+    @ep.setter
+    def ep(self, units: int) -> None:
+        self.book.ep[self.slot] = units
+
+    @property
+    def quota(self) -> int:
+        return self.book.quota[self.slot]
+
+    @quota.setter
+    def quota(self, fen: int) -> None:
+        self.book.quota[self.slot] = fen
+
+    @property
+    def sp(self) -> int:
+        return self.book.sp[self.slot]
+
+    @sp.setter
+    def sp(self, fen: int) -> None:
+        self.book.sp[self.slot] = fen
+
+    @property
+    def dividends(self) -> int:
+        return self.book.dividends[self.slot]
+
+    @dividends.setter
+    def dividends(self, fen: int) -> None:
+        self.book.dividends[self.slot] = fen
+
+    @property
+    def level(self) -> int:
+        return self.book.level[self.slot]
 
 
 @dataclass(slots=True, eq=False)

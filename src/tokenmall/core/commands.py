@@ -30,7 +30,7 @@ def register(engine: "Engine", command: Command) -> None:
         raise Rejected(ErrorCode.DUPLICATE_ACCOUNT, f"account {user_id!r} exists")
     if referrer_id is not None and referrer_id not in engine.consumers:
         raise Rejected(ErrorCode.UNKNOWN_REFERRER, f"no consumer {referrer_id!r}")
-    engine.consumers[user_id] = Consumer(user_id, referrer_id)
+    engine.consumers[user_id] = Consumer(user_id, referrer_id, engine.book)
 
 
 def register_merchant(engine: "Engine", command: Command) -> None:
@@ -82,10 +82,11 @@ def _cash_order(engine: "Engine", order_id: str, buyer: Consumer, amount_fen: in
     engine.pool += contribution_fen
     engine.supply += granted_units
     engine.issued += granted_units
-    buyer.ep += buyer_units
-    buyer.quota += quota_fen
+    book = engine.book
+    book.ep[buyer.slot] += buyer_units
+    book.quota[buyer.slot] += quota_fen
     buyer.exited = False
-    engine.touched.append(buyer)
+    engine.touched.append(buyer.slot)
     engine.day_sales += amount_fen
     engine.sales += amount_fen
     engine.contributions += contribution_fen
@@ -109,16 +110,17 @@ def _referrer_grants(
     pool_fen, supply_units = engine.price()
     grants: list[tuple[str, int]] = []
     consumers = engine.consumers
+    ep, quota = engine.book.ep, engine.book.quota
     for rate_numerator, rate_denominator in engine.rates.referral:
         referrer = consumers[referrer_id]
-        if rate_numerator and referrer.quota > 0:
+        if rate_numerator and quota[referrer.slot] > 0:
             want = contribution_fen * rate_numerator * supply_units // (rate_denominator * pool_fen)
             granted = want if want < room_units else room_units
             if granted:
                 room_units -= granted
-                referrer.ep += granted
+                ep[referrer.slot] += granted
                 grants.append((referrer_id, granted))
-                engine.touched.append(referrer)
+                engine.touched.append(referrer.slot)
         next_id = referrer.referrer
         if next_id is None:
             break
@@ -162,7 +164,7 @@ def sell(engine: "Engine", command: Command) -> None:
     seller.cash_out += payout_fen
     if isinstance(seller, Consumer):
         seller.quota -= min(seller.quota, payout_fen)
-        engine.touched.append(seller)
+        engine.touched.append(seller.slot)
 
 
 def redeem(engine: "Engine", command: Command) -> None:
@@ -175,7 +177,7 @@ def redeem(engine: "Engine", command: Command) -> None:
     consumer.ep -= units
     consumer.goods += value_fen
     consumer.quota -= min(consumer.quota, value_fen)
-    engine.touched.append(consumer)
+    engine.touched.append(consumer.slot)
 
 
 def convert(engine: "Engine", command: Command) -> None:
@@ -188,7 +190,7 @@ def convert(engine: "Engine", command: Command) -> None:
     consumer.sp += sp_fen
     engine.sp_outstanding += sp_fen
     consumer.quota -= min(consumer.quota, sp_fen)
-    engine.touched.append(consumer)
+    engine.touched.append(consumer.slot)
 
 
 def merchant_redeem(engine: "Engine", command: Command) -> None:
@@ -239,7 +241,7 @@ def refund(engine: "Engine", command: Command) -> None:
         taken = min(granted, referrer.ep)
         referrer.ep -= taken
         reclaimed += taken
-        engine.touched.append(referrer)
+        engine.touched.append(referrer.slot)
     engine.supply -= reclaimed
     engine.issued -= reclaimed
     # Withdraw only what keeps pool ≥ P × supply: the price never falls.
@@ -248,7 +250,7 @@ def refund(engine: "Engine", command: Command) -> None:
     engine.pool -= withdrawal_fen
     engine.refund_withdrawals += withdrawal_fen
     buyer.quota -= min(buyer.quota, refunded.quota_fen)
-    engine.touched.append(buyer)
+    engine.touched.append(buyer.slot)
     engine.day_sales -= refunded.amount_fen
     engine.refunds += refunded.amount_fen
     refunded.refunded = True

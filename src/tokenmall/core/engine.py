@@ -8,7 +8,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
-from tokenmall.core.accounts import Consumer, Merchant, Order, VestingGrant
+from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, Order, VestingGrant
 from tokenmall.core.commands import HANDLERS
 from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.exits import ExitQueue
@@ -50,14 +50,15 @@ class Engine:
             initial.denominator * UNITS_PER_EP,
         )
         self.consumers: dict[str, Consumer] = {}
+        self.book = ConsumerBook()
         self.merchants: dict[str, Merchant] = {}
         self.orders: dict[str, Order] = {}
         self.vesting: list[VestingGrant] = []
         # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
-        self.leveled: dict[str, Consumer] = {}
-        self.exit_queue = ExitQueue(self.params.total_issuance_units)
-        # Consumers whose ep or quota changed during the current command.
-        self.touched: list[Consumer] = []
+        self.leveled: dict[int, Consumer] = {}
+        self.exit_queue = ExitQueue(self.params.total_issuance_units, self.book)
+        # Book rows (consumers' slots) whose ep or quota changed during the current command.
+        self.touched: list[int] = []
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -74,7 +75,7 @@ class Engine:
 
     def apply(self, command: Mapping[str, Any]) -> None:
         """Apply one command completely, or raise Rejected having changed nothing."""
-        if not isinstance(command, Mapping):
+        if type(command) is not dict and not isinstance(command, Mapping):
             raise Rejected(ErrorCode.INVALID_COMMAND, "a command is a JSON object")
         if "op" not in command:
             raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
@@ -98,9 +99,9 @@ class Engine:
         thresholds_changed = params.level_thresholds_units != self.params.level_thresholds_units
         self.params = params
         self.rates = Rates(params)
-        self.exit_queue.widen(params.total_issuance_units, self.consumers.values())
+        self.exit_queue.widen(params.total_issuance_units)
         if thresholds_changed:
-            self.touched.extend(self.consumers.values())
+            self.touched.extend(range(len(self.book.owners)))
 
     def _after_command(self) -> None:
         """SPEC §5: (1) levels, (2) forced exits; then remember the price if it is defined."""
@@ -112,37 +113,41 @@ class Engine:
             self.last_price = (self.pool, self.supply)
 
     def _update_touched(self) -> None:
+        """Levels (only rise) and exit-queue keys of the rows the command changed."""
+        book = self.book
+        ep, levels = book.ep, book.level
         thresholds = self.params.level_thresholds_units
-        note_change = self.exit_queue.note_change
-        for consumer in self.touched:
-            level = bisect_right(thresholds, consumer.ep)
-            if level > consumer.level:
-                consumer.level = level
-                self.leveled.setdefault(consumer.id, consumer)
-            note_change(consumer)
-        self.touched.clear()
+        for slot in self.touched:
+            level = bisect_right(thresholds, ep[slot])
+            if level > levels[slot]:
+                levels[slot] = level
+                self.leveled.setdefault(slot, book.owners[slot])
         queue = self.exit_queue
-        if queue.needs_compaction(len(self.consumers)):
-            queue.rebuild(self.consumers.values())
+        queue.note_changes(self.touched)
+        self.touched.clear()
+        if queue.needs_compaction():
+            queue.rebuild()
 
     def _run_forced_exits(self) -> None:
         """Sell out, by trigger price, every consumer whose EP value reaches their quota."""
         keep_numerator, keep_denominator = self.rates.sell_keep
+        ep, quota = self.book.ep, self.book.quota
         while True:
             pool_fen, supply_units = self.price()
-            consumer = self.exit_queue.first_due(self.consumers, pool_fen, supply_units)
-            if consumer is None:
+            slot = self.exit_queue.first_due(pool_fen, supply_units)
+            if slot is None:
                 return
+            consumer = self.book.owners[slot]
             # The price this exit sells at is defined: it must survive a sale that empties supply.
             self.last_price = (pool_fen, supply_units)
-            payout = consumer.ep * pool_fen * keep_numerator // (supply_units * keep_denominator)
+            units = ep[slot]
+            payout = units * pool_fen * keep_numerator // (supply_units * keep_denominator)
             self.pool -= payout
-            self.supply -= consumer.ep
-            self.burned += consumer.ep
+            self.supply -= units
+            self.burned += units
             consumer.cash_out += payout
-            consumer.quota -= min(consumer.quota, payout)
-            consumer.ep = 0
-            consumer.quota = 0
+            ep[slot] = 0
+            quota[slot] = 0  # the sale consumes quota; the exit takes the rest
             consumer.exited = True
-            consumer.trigger_key = None
+            self.book.trigger_key[slot] = None
             self.exits += 1

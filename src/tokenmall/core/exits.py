@@ -20,7 +20,7 @@ at least one of its own entries, which are all at least the top.
 import heapq
 from collections.abc import Iterable
 
-from tokenmall.core.accounts import Consumer
+from tokenmall.core.accounts import ConsumerBook
 from tokenmall.core.units import ceil_div
 
 # Rebuild when the heap holds this many entries per consumer (stale ones): bounds its memory.
@@ -29,78 +29,77 @@ HEAP_SLACK = 1024
 
 
 class ExitQueue:
-    def __init__(self, max_holding_units: int) -> None:
+    def __init__(self, max_holding_units: int, book: ConsumerBook) -> None:
         self.shift = _shift_for(max_holding_units)
         self.offset = 0
-        self._heap: list[tuple[int, str]] = []
+        self._book = book
+        # (key, consumer id, slot): the id breaks ties as SPEC says; the slot is never compared
+        # between different consumers, because ids are unique.
+        self._heap: list[tuple[int, str, int]] = []
 
-    def exact_key(self, consumer: Consumer) -> int:
-        return (consumer.quota << self.shift) // consumer.ep + self.offset
-
-    def note_change(self, consumer: Consumer) -> None:
-        """Record that a consumer's ep or quota changed (push only if its trigger fell)."""
-        if consumer.ep <= 0:
-            consumer.trigger_key = None
-            return
-        key = (consumer.quota << self.shift) // consumer.ep + self.offset
-        bound = consumer.trigger_key
-        if bound is None or key < bound:
-            consumer.trigger_key = key
-            heapq.heappush(self._heap, (key, consumer.id))
+    def note_changes(self, slots: Iterable[int]) -> None:
+        """Record that these rows' ep or quota changed (push only where the trigger fell)."""
+        book = self._book
+        ep, quota, trigger_key, owners = book.ep, book.quota, book.trigger_key, book.owners
+        shift, offset, heap = self.shift, self.offset, self._heap
+        for slot in slots:
+            units = ep[slot]
+            if units <= 0:
+                trigger_key[slot] = None
+                continue
+            key = (quota[slot] << shift) // units + offset
+            bound = trigger_key[slot]
+            if bound is None or key < bound:
+                trigger_key[slot] = key
+                heapq.heappush(heap, (key, owners[slot].id, slot))
 
     def lower_triggers(self, level_fen: int, level_units: int) -> None:
         """Every holder's trigger price fell by at most level_fen / level_units (a settlement)."""
         if level_fen:
             self.offset += ceil_div(level_fen << self.shift, level_units)
 
-    def first_due(
-        self, consumers: dict[str, Consumer], pool_fen: int, supply_units: int
-    ) -> Consumer | None:
-        """The holder with the smallest trigger price (ties: smallest id) if it is ≤ P."""
+    def first_due(self, pool_fen: int, supply_units: int) -> int | None:
+        """The slot of the holder with the smallest trigger price (ties: smallest id), if ≤ P."""
         heap = self._heap
+        ep, quota, trigger_key = self._book.ep, self._book.quota, self._book.trigger_key
         threshold = (pool_fen << self.shift) + self.offset * supply_units
         while heap:
-            key, consumer_id = heap[0]
+            key, consumer_id, slot = heap[0]
             if key * supply_units > threshold:
                 return None  # a lower bound above P: nobody is due
-            consumer = consumers[consumer_id]
-            if consumer.ep <= 0 or consumer.trigger_key != key:
+            units = ep[slot]
+            if units <= 0 or trigger_key[slot] != key:
                 heapq.heappop(heap)  # sold out, or superseded by a lower entry
                 continue
-            exact = (consumer.quota << self.shift) // consumer.ep + self.offset
+            exact = (quota[slot] << self.shift) // units + self.offset
             if exact != key:
-                consumer.trigger_key = exact
-                heapq.heapreplace(heap, (exact, consumer_id))
+                trigger_key[slot] = exact
+                heapq.heapreplace(heap, (exact, consumer_id, slot))
                 continue
-            if consumer.ep * pool_fen >= consumer.quota * supply_units:
-                return consumer
+            if units * pool_fen >= quota[slot] * supply_units:
+                return slot
             return None
         return None
 
-    def rebuild(self, consumers: Iterable[Consumer]) -> None:
+    def rebuild(self) -> None:
         """Exact keys for every holder in O(n); drops stale entries and resets the offset."""
         self.offset = 0
-        shift = self.shift
-        heap: list[tuple[int, str]] = []
-        for consumer in consumers:
-            if consumer.ep > 0:
-                key = (consumer.quota << shift) // consumer.ep
-                consumer.trigger_key = key
-                heap.append((key, consumer.id))
-            else:
-                consumer.trigger_key = None
-        heapq.heapify(heap)
-        self._heap = heap
+        book = self._book
+        trigger_key = book.trigger_key
+        trigger_key[:] = [None] * len(trigger_key)
+        self._heap = []
+        self.note_changes(range(len(book.owners)))
 
-    def widen(self, max_holding_units: int, consumers: Iterable[Consumer]) -> None:
+    def widen(self, max_holding_units: int) -> None:
         """Keep keys exact after total_issuance is raised."""
         shift = _shift_for(max_holding_units)
         if shift > self.shift:
             self.shift = shift
-            self.rebuild(consumers)
+            self.rebuild()
 
-    def needs_compaction(self, consumer_count: int) -> bool:
-        return len(self._heap) > ENTRIES_PER_CONSUMER_MAX * consumer_count + HEAP_SLACK
+    def needs_compaction(self) -> bool:
+        rows = len(self._book.owners)
+        return len(self._heap) > ENTRIES_PER_CONSUMER_MAX * rows + HEAP_SLACK
 
 
 def _shift_for(max_holding_units: int) -> int:

@@ -18,7 +18,7 @@ AMOUNT_CHARS_MAX = 64
 _PLAIN_DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
 Price = tuple[int, int]
-_POWERS_OF_TEN = [10**exponent for exponent in range(EP_DECIMALS + 1)]
+_POWERS_OF_TEN: list[int] = [10**exponent for exponent in range(EP_DECIMALS + 1)]
 
 
 def parse_scaled(text: object, decimals: int) -> int | None:
