@@ -9,27 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import EP, Command, make_engine, run
 from tokenmall.core.canonical import canonical_json, canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import ErrorCode
-from tokenmall.core.invariants import check_invariants
-from tokenmall.core.params import Params
-
-EP = 10**8  # units per EP
-Command = dict[str, Any]
-
-
-def make_engine(**overrides: Any) -> Engine:
-    return Engine(Params().with_overrides(overrides)) if overrides else Engine()
-
-
-def run(engine: Engine, *commands: Command) -> None:
-    """Apply each command (it must be accepted) and check every SPEC §6 invariant after it."""
-    for command in commands:
-        before = engine.price()
-        code = engine.try_apply(command)
-        assert code is None, f"{command} rejected with {code}"
-        check_invariants(engine, before)
 
 
 def register(user: str, referrer: str | None = None) -> Command:

@@ -7,25 +7,8 @@ Money in fen, EP in units of 1e-8 (EP).
 
 from typing import Any
 
+from tests.helpers import EP, Command, make_engine, run
 from tokenmall.core.canonical import canonical_state
-from tokenmall.core.engine import Engine
-from tokenmall.core.invariants import check_invariants
-from tokenmall.core.params import Params
-
-EP = 10**8
-Command = dict[str, Any]
-
-
-def make_engine(**overrides: Any) -> Engine:
-    return Engine(Params().with_overrides(overrides))
-
-
-def run(engine: Engine, *commands: Command) -> None:
-    for command in commands:
-        before = engine.price()
-        code = engine.try_apply(command)
-        assert code is None, f"{command} rejected with {code}"
-        check_invariants(engine, before)
 
 
 def buy(order_id: str, user: str, amount: str = "100.00") -> Command:
