@@ -13,7 +13,6 @@ import argparse
 import cProfile
 import json
 import pstats
-import random
 import statistics
 import sys
 import time
@@ -24,95 +23,10 @@ from tokenmall.core.errors import Rejected
 from tokenmall.core.params import Params
 from tokenmall.replay import numbered_commands
 from tokenmall.runtime import tune_gc
+from tokenmall.workload import MixGenerator
 
 SETTLE_EVERY = 1000
-MERCHANTS = 50
 PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})
-# (op, weight) once registration is under way; registrations are added while consumers remain.
-MIX = (
-    ("cash_order", 70),
-    ("stable_order", 6),
-    ("sell", 7),
-    ("convert", 6),
-    ("redeem", 4),
-    ("merchant_redeem", 3),
-    ("refund", 1),
-    ("grant_stable", 1),
-)
-
-
-class MixGenerator:
-    """A deterministic stream of mostly valid commands (some are rejected, as in real traffic)."""
-
-    def __init__(self, consumers: int, seed: int) -> None:
-        self.random = random.Random(seed)
-        self.consumer_target = consumers
-        self.users: list[str] = []
-        self.today_orders: list[str] = []
-        self.order_count = 0
-        ops, weights = zip(*MIX, strict=True)
-        self.ops: tuple[str, ...] = ops
-        self.cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
-
-    def commands(self, count: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = [
-            {"op": "register_merchant", "merchant": f"m{i:02d}"} for i in range(MERCHANTS)
-        ]
-        while len(out) < count:
-            if (len(out) + 1) % SETTLE_EVERY == 0:
-                out.append({"op": "settle_day"})
-                self.today_orders.clear()
-            elif len(self.users) < self.consumer_target and (
-                len(self.users) < 100 or self.random.random() < 0.12
-            ):
-                out.append(self._register())
-            else:
-                out.append(self._pick())
-        return out
-
-    def _register(self) -> dict[str, Any]:
-        user = f"u{len(self.users):05d}"
-        command: dict[str, Any] = {"op": "register", "user": user}
-        if self.users and self.random.random() < 0.8:
-            command["referrer"] = self.random.choice(self.users)
-        self.users.append(user)
-        return command
-
-    def _pick(self) -> dict[str, Any]:
-        roll = self.random.random() * self.cumulative[-1]
-        op = next(op for op, edge in zip(self.ops, self.cumulative, strict=True) if roll < edge)
-        user = self.random.choice(self.users)
-        merchant = f"m{self.random.randrange(MERCHANTS):02d}"
-        points = self._points()
-        if op == "cash_order":
-            self.order_count += 1
-            order_id = f"o{self.order_count}"
-            self.today_orders.append(order_id)
-            amount = f"{self.random.randint(10, 999)}.{self.random.randint(0, 99):02d}"
-            return {"op": "order", "id": order_id, "user": user, "amount": amount}
-        if op == "stable_order":
-            self.order_count += 1
-            amount = f"{self.random.randint(1, 30)}.00"
-            return {
-                "op": "order",
-                "id": f"o{self.order_count}",
-                "user": user,
-                "amount": amount,
-                "pay": "stable",
-                "merchant": merchant,
-            }
-        if op in ("sell", "convert", "redeem"):
-            return {"op": op, "user": user, "points": points}
-        if op == "merchant_redeem":
-            return {"op": op, "merchant": merchant, "amount": f"{self.random.randint(1, 20)}.00"}
-        if op == "refund" and self.today_orders:
-            return {"op": "refund", "order": self.random.choice(self.today_orders)}
-        return {"op": "grant_stable", "user": user, "amount": "100.00", "days": 30}
-
-    def _points(self) -> str:
-        if self.random.random() < 0.1:
-            return "all"
-        return f"{self.random.randint(0, 4)}.{self.random.randint(1, 99999999):08d}"
 
 
 def apply_all(commands: list[dict[str, Any]]) -> tuple[float, Engine, int]:
@@ -145,7 +59,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     args = parser.parse_args()
     tune_gc()
-    commands = MixGenerator(args.consumers, args.seed).commands(args.commands)
+    commands = MixGenerator(args.consumers, args.seed, SETTLE_EVERY).commands(args.commands)
     if args.profile:
         cProfile.runctx(
             "apply_all(commands)", globals(), {"commands": commands}, "/tmp/engine.prof"
