@@ -96,5 +96,3 @@ class MixGenerator:
         if self.random.random() < 0.1:
             return "all"
         return f"{self.random.randint(0, 4)}.{self.random.randint(1, 99999999):08d}"
-
-
