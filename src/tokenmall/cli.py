@@ -12,7 +12,7 @@ import click
 from tokenmall import __version__
 from tokenmall.core.canonical import canonical_json
 from tokenmall.demo import render_seed_example
-from tokenmall.replay import InputError, read_params, read_scenario, replay_lines
+from tokenmall.replay import InputError, open_scenario, read_params, replay_lines, scenario_lines
 
 EXIT_BAD_INPUT = 2
 DEMO_ORDERS_MAX = 100_000
@@ -36,16 +36,17 @@ def app() -> None:
     help='JSON object of parameter overrides (SPEC §2), e.g. {"referral_rates": ["0.10"]}.',
 )
 def replay(scenario: Path, params_path: Path | None) -> None:
-    """Apply every command of SCENARIO.jsonl (one JSON command per line) and print the
-    canonical state as JSON (SPEC §7). Rejected lines are listed in "errors" with their line
-    number and code; the output is byte-identical for identical input.
+    """Apply every command of SCENARIO.jsonl (one JSON command per line; - reads standard
+    input) and print the canonical state as JSON (SPEC §7). Rejected lines are listed in
+    "errors" with their line number and code; the output is byte-identical for identical input.
     """
     try:
         params = read_params(params_path)
-        raw_lines = read_scenario(scenario)
+        with open_scenario(scenario) as stream:
+            state = replay_lines(scenario_lines(stream, str(scenario)), params)
     except InputError as error:
         _fail(str(error))
-    sys.stdout.write(canonical_json(replay_lines(raw_lines, params)))
+    sys.stdout.write(canonical_json(state))
 
 
 @app.command()
@@ -80,8 +81,14 @@ def main() -> None:
     except click.Abort:
         _fail("aborted")
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`); nothing more to say.
-        sys.stderr.close()
+        # The reader went away (e.g. `| head`): nothing more to say, and nothing to flush.
+        sys.stdout = None
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("tokenmall: interrupted", err=True)
+        sys.exit(130)
+    except OSError as error:
+        click.echo(f"tokenmall: error: cannot write the output ({error.strerror})", err=True)
         sys.exit(1)
 
 

@@ -3,11 +3,14 @@
 This module does the file I/O and line decoding; the rules are all in `tokenmall.core`.
 """
 
+import itertools
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tokenmall.core.canonical import StateJson, canonical_state
 from tokenmall.core.engine import Engine
@@ -39,20 +42,58 @@ def read_params(path: Path | None) -> Params:
         raise InputError(f"{path}: invalid params: {error}") from None
 
 
-def read_scenario(path: Path) -> list[bytes]:
-    """The raw lines of a scenario file; InputError if it is not a readable text file."""
-    data = _read_bytes(path, None)
-    if b"\0" in data:
-        raise InputError(f"{path}: binary data (a NUL byte), not a JSONL text file")
-    return data.splitlines()
+def scenario_lines(stream: BinaryIO, name: str) -> Iterator[bytes | None]:
+    """The lines of a JSONL stream without their line end (JSON Lines: `\n`, or `\r\n`), read
+    one bounded line at a time; None stands for a line longer than LINE_BYTES_MAX, which is
+    skipped without being held in memory. InputError on a NUL byte: the input is not text.
+    """
+    for line_number in itertools.count(1):
+        line = stream.readline(LINE_BYTES_MAX + 2)  # room for the \r\n of a line at the limit
+        if not line:
+            return
+        if b"\0" in line:
+            raise InputError(f"{name}: binary data (a NUL byte on line {line_number}), not JSONL")
+        if not line.endswith(b"\n") and len(line) > LINE_BYTES_MAX:
+            _skip_rest_of_line(stream)
+            yield None
+            continue
+        yield line.removesuffix(b"\n").removesuffix(b"\r")
 
 
-def decode_command(raw_line: bytes) -> dict[str, Any] | ErrorCode | None:
+def _skip_rest_of_line(stream: BinaryIO) -> None:
+    while True:
+        chunk = stream.readline(LINE_BYTES_MAX)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+@contextmanager
+def open_scenario(path: Path) -> Iterator[BinaryIO]:
+    """A scenario file opened for reading (`-` is standard input); InputError if it cannot be."""
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    with stream:
+        yield stream
+
+
+def decode_command(raw_line: bytes | None) -> dict[str, Any] | ErrorCode | None:
     """One line as a command object, None for a blank line, or invalid_command.
 
     Strict JSON (RFC 8259): no NaN/Infinity, no lone surrogate escapes; whitespace is JSON's.
+    `raw_line` None is a line that was too long to read.
     """
-    if len(raw_line) > LINE_BYTES_MAX:
+    if raw_line is None or len(raw_line) > LINE_BYTES_MAX:
         return ErrorCode.INVALID_COMMAND
     try:
         text = raw_line.decode("utf-8")
@@ -84,7 +125,7 @@ def _bounded_int(text: str) -> int | float:
 
 
 def numbered_commands(
-    raw_lines: Iterable[bytes],
+    raw_lines: Iterable[bytes | None],
 ) -> Iterator[tuple[int, dict[str, Any] | ErrorCode]]:
     """(1-based physical line number, command or error) for every non-blank line."""
     for line_number, raw_line in enumerate(raw_lines, start=1):
@@ -93,7 +134,7 @@ def numbered_commands(
             yield line_number, decoded
 
 
-def replay_lines(raw_lines: Iterable[bytes], params: Params) -> StateJson:
+def replay_lines(raw_lines: Iterable[bytes | None], params: Params) -> StateJson:
     engine = Engine(params)
     errors: list[dict[str, Any]] = []
     for line_number, command in numbered_commands(raw_lines):
@@ -107,18 +148,12 @@ def replay_lines(raw_lines: Iterable[bytes], params: Params) -> StateJson:
     return canonical_state(engine, errors)
 
 
-def _read_bytes(path: Path, limit: int | None) -> bytes:
-    try:
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, not a file")
-        with path.open("rb") as handle:
-            data = handle.read() if limit is None else handle.read(limit + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror})") from None
-    if limit is not None and len(data) > limit:
+def _read_bytes(path: Path, limit: int) -> bytes:
+    with open_scenario(path) as stream:
+        try:
+            data = stream.read(limit + 1)
+        except OSError as error:
+            raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    if len(data) > limit:
         raise InputError(f"{path}: larger than {limit} bytes")
     return data
