@@ -16,6 +16,31 @@ from tokenmall.core.params import Params, Rates
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
 
 
+# The platform's integer totals (SPEC §3) plus those kept to prove conservation (SPEC §6):
+# every one is a non-negative int attribute of Engine; snapshots save them all.
+TOTALS = (
+    "pool",
+    "supply",
+    "issued",
+    "burned",
+    "treasury",
+    "sp_outstanding",
+    "day",
+    "day_sales",
+    "carry",
+    "sales",
+    "refunds",
+    "contributions",
+    "dividends_paid",
+    "mint_funding",
+    "exits",
+    "refund_withdrawals",
+    "dividend_funds",
+    "leftover_to_pool",
+    "leftover_to_platform",
+)
+
+
 class Engine:
     """All state of one points economy. Deterministic: same commands, same state."""
 

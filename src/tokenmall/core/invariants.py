@@ -6,7 +6,7 @@ Tests run it after every step; the ledger will run it at commit. A violation is 
 
 from bisect import bisect_right
 
-from tokenmall.core.engine import Engine
+from tokenmall.core.engine import TOTALS, Engine
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.units import Price
 
@@ -38,26 +38,7 @@ def _check_price(engine: Engine, previous: Price | None, problems: list[str]) ->
 
 
 def _check_non_negative(engine: Engine, problems: list[str]) -> None:
-    totals = {
-        name: getattr(engine, name)
-        for name in [
-            "pool",
-            "supply",
-            "issued",
-            "burned",
-            "treasury",
-            "sp_outstanding",
-            "day_sales",
-            "carry",
-            "sales",
-            "refunds",
-            "contributions",
-            "dividends_paid",
-            "mint_funding",
-            "exits",
-            "refund_withdrawals",
-        ]
-    }
+    totals = {name: getattr(engine, name) for name in TOTALS}
     problems.extend(f"{name} = {value} < 0" for name, value in totals.items() if value < 0)
     for consumer in engine.consumers.values():
         balances = (consumer.ep, consumer.sp, consumer.locked_sp, consumer.quota)

@@ -10,31 +10,10 @@ Integers stay JSON integers: Python reads them back exactly.
 from typing import Any
 
 from tokenmall.core.accounts import Consumer, Merchant, Order, VestingGrant
-from tokenmall.core.engine import Engine
+from tokenmall.core.engine import TOTALS, Engine
 from tokenmall.core.params import Params
 
 SNAPSHOT_VERSION = 1
-TOTALS = [
-    "pool",
-    "supply",
-    "issued",
-    "burned",
-    "treasury",
-    "sp_outstanding",
-    "day",
-    "day_sales",
-    "carry",
-    "sales",
-    "refunds",
-    "contributions",
-    "dividends_paid",
-    "mint_funding",
-    "exits",
-    "refund_withdrawals",
-    "dividend_funds",
-    "leftover_to_pool",
-    "leftover_to_platform",
-]
 CONSUMER_FIELDS = [
     "ep",
     "quota",
