@@ -15,7 +15,6 @@ from tokenmall.core.exits import ExitQueue
 from tokenmall.core.params import Params, Rates
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
 
-
 # The platform's integer totals (SPEC §3) plus those kept to prove conservation (SPEC §6):
 # every one is a non-negative int attribute of Engine; snapshots save them all.
 TOTALS = (
