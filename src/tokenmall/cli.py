@@ -12,7 +12,7 @@ import click
 from tokenmall import __version__
 from tokenmall.core.canonical import canonical_json
 from tokenmall.demo import render_seed_example
-from tokenmall.replay import InputError, open_scenario, read_params, replay_lines, scenario_lines
+from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 
 EXIT_BAD_INPUT = 2
 DEMO_ORDERS_MAX = 100_000
@@ -42,7 +42,7 @@ def replay(scenario: Path, params_path: Path | None) -> None:
     """
     try:
         params = read_params(params_path)
-        with open_scenario(scenario) as stream:
+        with open_input(scenario) as stream:
             state = replay_lines(scenario_lines(stream, str(scenario)), params)
     except InputError as error:
         _fail(str(error))

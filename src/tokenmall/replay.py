@@ -68,8 +68,9 @@ def _skip_rest_of_line(stream: BinaryIO) -> None:
 
 
 @contextmanager
-def open_scenario(path: Path) -> Iterator[BinaryIO]:
-    """A scenario file opened for reading (`-` is standard input); InputError if it cannot be."""
+def open_input(path: Path) -> Iterator[BinaryIO]:
+    """An input file (scenario or params) opened for reading in binary; `-` is standard input.
+    InputError if it cannot be opened."""
     if str(path) == "-":
         yield sys.stdin.buffer
         return
@@ -149,7 +150,7 @@ def replay_lines(raw_lines: Iterable[bytes | None], params: Params) -> StateJson
 
 
 def _read_bytes(path: Path, limit: int) -> bytes:
-    with open_scenario(path) as stream:
+    with open_input(path) as stream:
         try:
             data = stream.read(limit + 1)
         except OSError as error:

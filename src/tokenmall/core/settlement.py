@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from operator import add, ge, sub
 from typing import TYPE_CHECKING, Any
 
-from tokenmall.core.waterfill import water_fill
+from tokenmall.core.waterfill import fill_with_caps, water_fill
 
 if TYPE_CHECKING:
     from tokenmall.core.engine import Engine
@@ -66,7 +66,8 @@ def _capped_payments(engine: "Engine", fund_fen: int, weights: list[int]) -> lis
     """Full water-filling over the eligible rows, scattered back to one payment per row."""
     quotas = engine.book.quota
     eligible = [slot for slot, weight in enumerate(weights) if weight]
-    fill = water_fill(fund_fen, [weights[slot] for slot in eligible], [quotas[s] for s in eligible])
+    # _fast_payments has just seen the first round cap someone: go straight to the sorted walk.
+    fill = fill_with_caps(fund_fen, [weights[s] for s in eligible], [quotas[s] for s in eligible])
     engine.exit_queue.lower_triggers(fill.level_fen, fill.level_weight)
     payments = [0] * len(weights)
     for slot, paid in zip(eligible, fill.payments, strict=True):

@@ -5,7 +5,6 @@ pair of integers `(fen, units)` meaning `fen / units` fen per unit: with `pool_f
 it is exact, and one CNY per EP is `(100, 10**8)`.
 """
 
-import re
 from fractions import Fraction
 
 FEN_PER_CNY = 100
@@ -15,38 +14,44 @@ EP_DECIMALS = 8
 # No real amount needs more characters; the limit also keeps int() parsing cheap.
 AMOUNT_CHARS_MAX = 64
 
-_PLAIN_DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
-
 Price = tuple[int, int]
 _POWERS_OF_TEN: list[int] = [10**exponent for exponent in range(EP_DECIMALS + 1)]
 
 
-def parse_scaled(text: object, decimals: int) -> int | None:
-    """A plain non-negative decimal string as an integer of 10**-decimals, or None if malformed.
+def _decimal_digits(text: object) -> tuple[str, str] | None:
+    """The whole and fraction digits of a plain decimal string ("12.5" -> ("12", "5")).
 
-    Zero is returned as 0; callers decide whether zero is allowed. (str.partition and isdigit
-    are a third faster than a regular expression here; isascii rules out other scripts' digits.)
+    str.partition and isdigit are a third faster than a regular expression here; isascii rules
+    out other scripts' digits.
     """
     if type(text) is not str or len(text) > AMOUNT_CHARS_MAX:
         return None
     whole, dot, fraction = text.partition(".")
     if not (whole.isdigit() and whole.isascii()):
         return None
-    if not dot:
-        return int(whole) * _POWERS_OF_TEN[decimals]
-    if not (fraction.isdigit() and fraction.isascii()) or len(fraction) > decimals:
+    if dot and not (fraction.isdigit() and fraction.isascii()):
         return None
+    return whole, fraction
+
+
+def parse_scaled(text: object, decimals: int) -> int | None:
+    """A plain non-negative decimal string as an integer of 10**-decimals, or None if malformed.
+
+    Zero is returned as 0; callers decide whether zero is allowed.
+    """
+    digits = _decimal_digits(text)
+    if digits is None or len(digits[1]) > decimals:
+        return None
+    whole, fraction = digits
     return int(whole + fraction) * _POWERS_OF_TEN[decimals - len(fraction)]
 
 
 def parse_fraction(text: object) -> Fraction | None:
     """A plain non-negative decimal string of any precision as an exact Fraction, or None."""
-    if type(text) is not str or len(text) > AMOUNT_CHARS_MAX:
+    digits = _decimal_digits(text)
+    if digits is None:
         return None
-    match = _PLAIN_DECIMAL.fullmatch(text)
-    if match is None:
-        return None
-    whole, fraction = match.group(1), match.group(2) or ""
+    whole, fraction = digits
     return Fraction(int(whole + fraction), 10 ** len(fraction))
 
 

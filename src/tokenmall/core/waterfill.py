@@ -35,10 +35,11 @@ def water_fill(fund: int, weights: Sequence[int], caps: Sequence[int]) -> Fill:
     payments = [fund * weight // weight_total for weight in weights]
     if all(paid < cap for paid, cap in zip(payments, caps, strict=True)):
         return Fill(payments, fund, weight_total)
-    return _fill_with_caps(fund, weights, caps)
+    return fill_with_caps(fund, weights, caps)
 
 
-def _fill_with_caps(fund: int, weights: Sequence[int], caps: Sequence[int]) -> Fill:
+def fill_with_caps(fund: int, weights: Sequence[int], caps: Sequence[int]) -> Fill:
+    """Water-filling for when the first round caps someone (callers that already know it)."""
     remaining = fund
     weight_total = sum(weights)
     # Exact order by cap/weight: with 2**shift ≥ w1 × w2, different ratios get different
