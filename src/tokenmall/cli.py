@@ -3,18 +3,29 @@
 Every failure on bad input is one line on stderr and exit status 2, never a traceback.
 """
 
+import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from tokenmall import __version__
 from tokenmall.core.canonical import canonical_json
+from tokenmall.core.params import Params
 from tokenmall.demo import render_seed_example
+from tokenmall.ledger.audit import verify
+from tokenmall.ledger.ingest import plan_ingest, run_ingest
+from tokenmall.ledger.ledger import Ledger, Settings
+from tokenmall.ledger.store import StoreError, resolve_url
+from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 
 EXIT_BAD_INPUT = 2
+EXIT_AUDIT_FAILED = 1
+BATCH_MAX = 100_000
 DEMO_ORDERS_MAX = 100_000
 
 
@@ -62,6 +73,180 @@ def demo(orders: int) -> None:
     100.00 CNY (orders 1-4 and the last), and what the first buyer's EP are worth.
     """
     click.echo(render_seed_example(orders))
+
+
+DB_HELP = (
+    "The ledger: a SQLite file path or sqlite:/// URL, or a postgresql:// URL "
+    "[default: $TOKENMALL_DB, else tokenmall.db]"
+)
+
+
+def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--db", "db", metavar="URL", help=DB_HELP)(function)
+
+
+@app.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@db_option
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(path_type=Path),
+    help="Starting parameter overrides (SPEC §2) of a new ledger; an existing ledger keeps its own.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, BATCH_MAX),
+    default=Settings.batch_max,
+    show_default=True,
+    help="Commands per transaction (group commit).",
+)
+@click.option(
+    "--snapshot-every",
+    type=click.IntRange(1, None),
+    default=Settings.snapshot_every,
+    show_default=True,
+    help="Journal entries between snapshots of the state.",
+)
+@click.option(
+    "--key-days",
+    type=click.IntRange(1, None),
+    default=Settings.key_retention_days,
+    show_default=True,
+    help="Days an idempotency key is honoured.",
+)
+def ingest(
+    scenario: Path,
+    db: str | None,
+    params_path: Path | None,
+    batch_size: int,
+    snapshot_every: int,
+    key_days: int,
+) -> None:
+    """Apply every command of SCENARIO.jsonl durably to the ledger, creating it if needed.
+    Resumable: killed and run again, it continues where the last commit ended, and applies no
+    command twice. A command may carry "key", its idempotency key. Every line is checked before
+    anything is applied: a bad line stops the ingest with nothing changed.
+    """
+    settings = Settings(
+        batch_max=batch_size, snapshot_every=snapshot_every, key_retention_days=key_days
+    )
+    try:
+        params = read_params(params_path) if params_path is not None else None
+        with Ledger.open(db, settings, params) as ledger:
+            _check_same_params(ledger, params)
+            plan = plan_ingest(ledger, scenario)
+            with _progress_bar(plan.commands, "ingest") as advance:
+                summary = run_ingest(ledger, plan, advance)
+            ledger.snapshot()
+            head = (ledger.head_seq, ledger.head_hash)
+    except (InputError, StoreError) as error:
+        _fail(str(error))
+    click.echo(
+        f"{scenario}: {summary.applied} applied, {summary.rejected} rejected by the rules, "
+        f"{summary.replayed} already applied (same key), {summary.skipped} done by an earlier run; "
+        f"journal head: entry {head[0]}, hash {head[1][:16]}"
+    )
+
+
+@contextmanager
+def _progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; silence in logs and pipes."""
+    if not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield bar.update
+
+
+def _check_same_params(ledger: Ledger, params: Params | None) -> None:
+    if params is None:
+        return
+    given = json.dumps(params.as_json(), sort_keys=True)
+    if given != ledger.meta.params_json:
+        raise InputError(
+            "this ledger already exists with other starting parameters "
+            "(change them with a set_params command)"
+        )
+
+
+@app.command()
+@db_option
+def state(db: str | None) -> None:
+    """Print the ledger's canonical state (SPEC §7), as `replay` prints it. A rejected entry is
+    listed in "errors" under its journal sequence number."""
+    try:
+        store = open_reader(resolve_url(db))
+        try:
+            result = read_state(store)
+        finally:
+            store.close()
+    except StoreError as error:
+        _fail(str(error))
+    sys.stdout.write(canonical_json(result))
+
+
+@app.group()
+def journal() -> None:
+    """The ledger's journal of commands."""
+
+
+@journal.command("export")
+@db_option
+@click.option(
+    "--params-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the ledger's starting parameters here, for `replay --params`.",
+)
+def journal_export(db: str | None, params_out: Path | None) -> None:
+    """Print every journal entry as JSONL, in order: `replay` of it gives the state that
+    `tokenmall state` prints."""
+    try:
+        store = open_reader(resolve_url(db))
+        try:
+            meta = read_meta(store)
+            if params_out is not None:
+                params_out.write_text(meta.params_json + "\n", encoding="utf-8")
+            elif json.loads(meta.params_json) != Params().as_json():
+                click.echo(
+                    "tokenmall: note: this ledger started with non-default parameters; "
+                    "save them with --params-out FILE for replay --params FILE",
+                    err=True,
+                )
+            for line in export_lines(store):
+                sys.stdout.write(line)
+        finally:
+            store.close()
+    except StoreError as error:
+        _fail(str(error))
+
+
+@app.group()
+def audit() -> None:
+    """Checks that anyone can run on a ledger."""
+
+
+@audit.command("verify")
+@db_option
+def audit_verify(db: str | None) -> None:
+    """Recompute the hash chain and the state from the journal alone. Exit status 0 with a
+    summary, or 1 naming the first entry that was edited, deleted or reordered."""
+    try:
+        store = open_reader(resolve_url(db))
+        try:
+            report = verify(store)
+        finally:
+            store.close()
+    except StoreError as error:
+        _fail(str(error))
+    if not report.ok:
+        click.echo(f"audit: FAILED: {report.problem}")
+        sys.exit(EXIT_AUDIT_FAILED)
+    click.echo(
+        f"audit: ok: {report.entries} entries ({report.rejected} rejected by the rules), "
+        f"hash chain intact, head {report.head_hash[:16]}; "
+        f"{report.snapshots_checked} snapshots match; price {report.price}, {report.users} users"
+    )
 
 
 def _fail(message: str) -> NoReturn:

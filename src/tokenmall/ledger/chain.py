@@ -1,0 +1,45 @@
+"""The journal's hash chain and the canonical bytes of a command. Pure: no I/O.
+
+Entry n's hash is SHA-256(hash of entry n-1 ‖ JSON [seq, recorded_at, key, outcome, command]).
+Entry 1 chains to the genesis hash, which commits to the ledger's starting parameters, so an
+edit to any entry, to the parameters, or to the order of entries changes every later hash.
+"""
+
+import hashlib
+import json
+from typing import Any
+
+CHAIN_FORMAT = "tokenmall-journal-v1"
+OUTCOME_OK = "ok"
+KEY_CHARS_MAX = 255
+
+
+def canonical_command(command: dict[str, Any]) -> str:
+    """The command as compact JSON with sorted keys, without its idempotency key: the bytes the
+    journal stores and hashes. ValueError for what JSON cannot carry (NaN, an oversized number)."""
+    body = {name: value for name, value in command.items() if name != "key"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def genesis_hash(params_json: str) -> str:
+    """The chain's anchor: the format name and the ledger's starting parameters."""
+    return hashlib.sha256(f"{CHAIN_FORMAT}\n{params_json}".encode()).hexdigest()
+
+
+def entry_hash(
+    previous_hash: str, seq: int, recorded_at: str, key: str | None, outcome: str, command: str
+) -> str:
+    # A JSON array keeps the fields unambiguous: no separator can be forged inside a field.
+    fields = json.dumps([seq, recorded_at, key, outcome, command], ensure_ascii=False)
+    return hashlib.sha256(bytes.fromhex(previous_hash) + fields.encode()).hexdigest()
+
+
+def check_key(key: object) -> str | None:
+    """An idempotency key as given (None: absent), or ValueError saying what is wrong."""
+    if key is None:
+        return None
+    if type(key) is not str or not 0 < len(key) <= KEY_CHARS_MAX:
+        raise ValueError(f'"key" must be a string of 1-{KEY_CHARS_MAX} characters')
+    if not key.isprintable():
+        raise ValueError('"key" must be printable text')
+    return key

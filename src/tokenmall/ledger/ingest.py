@@ -1,0 +1,160 @@
+"""`tokenmall ingest FILE.jsonl`: apply a file of commands durably, resumably.
+
+Two passes over the file. The first checks every line (JSON object, idempotency key, bytes
+the journal can hold, no key reused for another command) and hashes the file: bad input stops
+the ingest before anything is applied. The second applies the commands in batches; each batch
+commits together with how far into the file it got (`ingest_sources`, keyed by the file's
+SHA-256), so an ingest killed at any moment and run again skips exactly what was committed.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from tokenmall.core.errors import ErrorCode
+from tokenmall.ledger.ledger import Ledger, Result, Submission, timestamp
+from tokenmall.replay import InputError, decode_command, open_input, scenario_lines
+
+Progress = Callable[[int], None]  # called with the number of commands just done
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    path: Path
+    digest: str  # SHA-256 of the file's bytes
+    commands: int
+    lines_done: int  # lines that earlier runs of this file committed
+
+
+@dataclass
+class IngestSummary:
+    applied: int = 0
+    rejected: int = 0
+    replayed: int = 0  # keys seen before: first result returned, no second effect
+    skipped: int = 0  # committed by an earlier, interrupted run of the same file
+
+
+def plan_ingest(ledger: Ledger, path: Path) -> IngestPlan:
+    """Pass 1: check the whole file; InputError naming the first bad line."""
+    if str(path) == "-":
+        raise InputError("ingest needs a file, not standard input (it reads the file twice)")
+    digest = hashlib.sha256()
+    keys: dict[str, bytes] = {}
+    commands = 0
+    with open_input(path) as stream:
+        for line_number, raw_line in enumerate(scenario_lines(stream, str(path)), start=1):
+            if raw_line is not None:
+                digest.update(raw_line)
+            digest.update(b"\n")
+            submission = _submission(path, line_number, raw_line)
+            if submission is None:
+                continue
+            commands += 1
+            if submission.key is not None:
+                _note_key(keys, submission, f"{path}:{line_number}")
+    _check_keys_against_ledger(ledger, keys, path)
+    hex_digest = digest.hexdigest()
+    with ledger.store.reading() as connection:
+        progress = ledger.store.ingest_progress(connection, hex_digest)
+    lines_done = 0 if progress is None else progress[0]
+    return IngestPlan(path, hex_digest, commands, lines_done)
+
+
+def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> IngestSummary:
+    """Pass 2: apply what earlier runs did not commit, batch by batch."""
+    summary = IngestSummary()
+    batch: list[Submission] = []
+    batch_max = ledger.settings.batch_max
+    skips_reported = False
+    for line_number, submission in _submissions(plan.path):
+        if line_number <= plan.lines_done:
+            summary.skipped += 1
+            continue
+        if not skips_reported:
+            on_progress(summary.skipped)
+            skips_reported = True
+        batch.append(submission)
+        if len(batch) == batch_max:
+            _commit(ledger, plan, batch, line_number, summary, on_progress)
+            batch = []
+        last_line = line_number
+    if not skips_reported:
+        on_progress(summary.skipped)
+    if batch:
+        _commit(ledger, plan, batch, last_line, summary, on_progress)
+    return summary
+
+
+def _commit(
+    ledger: Ledger,
+    plan: IngestPlan,
+    batch: list[Submission],
+    lines_done: int,
+    summary: IngestSummary,
+    on_progress: Progress,
+) -> None:
+    progress = {"digest": plan.digest, "path": str(plan.path), "lines_done": lines_done}
+    for result in ledger.execute(batch, progress):
+        _count(summary, result)
+    on_progress(len(batch))
+
+
+def _count(summary: IngestSummary, result: Result) -> None:
+    if result.replayed:
+        summary.replayed += 1
+    elif result.ok:
+        summary.applied += 1
+    elif result.seq is None:  # a conflict: pass 1 rules these out, but never count it as done
+        raise InputError("an idempotency key was reused for another command during the ingest")
+    else:
+        summary.rejected += 1
+
+
+def _submissions(path: Path) -> Iterator[tuple[int, Submission]]:
+    with open_input(path) as stream:
+        for line_number, raw_line in enumerate(scenario_lines(stream, str(path)), start=1):
+            submission = _submission(path, line_number, raw_line)
+            if submission is not None:
+                yield line_number, submission
+
+
+def _submission(path: Path, line_number: int, raw_line: bytes | None) -> Submission | None:
+    decoded = decode_command(raw_line)
+    if decoded is None:
+        return None
+    where = f"{path}:{line_number}"
+    if isinstance(decoded, ErrorCode):
+        raise InputError(f"{where}: not a JSON object (each line must be one command)")
+    try:
+        return Submission.of(decoded)
+    except ValueError as error:
+        raise InputError(f"{where}: {error}") from None
+
+
+def _note_key(keys: dict[str, bytes], submission: Submission, where: str) -> None:
+    assert submission.key is not None
+    fingerprint = hashlib.sha256(submission.canonical.encode()).digest()
+    first = keys.setdefault(submission.key, fingerprint)
+    if first != fingerprint:
+        raise InputError(
+            f"{where}: idempotency_conflict: key {submission.key!r} was used earlier in the file "
+            "for another command"
+        )
+
+
+def _check_keys_against_ledger(ledger: Ledger, keys: dict[str, bytes], path: Path) -> None:
+    if not keys:
+        return
+    since = timestamp(
+        ledger.settings.clock() - timedelta(days=ledger.settings.key_retention_days)
+    )
+    with ledger.store.reading() as connection:
+        found = ledger.store.find_keys(connection, sorted(keys), since)
+    for key, row in sorted(found.items(), key=lambda item: item[1].seq):
+        if hashlib.sha256(row.command.encode()).digest() != keys[key]:
+            raise InputError(
+                f"{path}: idempotency_conflict: key {key!r} is journal entry {row.seq}, "
+                "a different command"
+            )

@@ -1,0 +1,275 @@
+"""The ledger's single writer: applies commands to the in-memory engine and makes them durable
+as hash-chained journal entries, a batch per transaction (group commit).
+
+Balances live in memory (the rules engine); the journal is the record. At start the engine is
+rebuilt from the newest snapshot plus the journal after it, and that tail's hash chain and
+outcomes are checked on the way. A command is acknowledged (its Result returned) only after the
+transaction that holds it has committed.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tokenmall.core.engine import Engine
+from tokenmall.core.errors import ParamsError
+from tokenmall.core.params import Params
+from tokenmall.core.snapshot import SnapshotError, restore_snapshot, take_snapshot
+from tokenmall.ledger.chain import (
+    CHAIN_FORMAT,
+    OUTCOME_OK,
+    canonical_command,
+    check_key,
+    entry_hash,
+    genesis_hash,
+)
+from tokenmall.ledger.store import JournalRow, LedgerMeta, Store, StoreError, resolve_url
+
+IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """Fixed-width UTC, so that text order is time order in both databases."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Settings:
+    snapshot_every: int = 100_000  # journal entries between snapshots
+    snapshots_kept: int = 3
+    key_retention_days: int = 30  # an idempotency key is honoured at least this long
+    batch_max: int = 4_096  # commands per transaction
+    clock: Clock = field(default=utc_now)
+
+    def __post_init__(self) -> None:
+        for name in ("snapshot_every", "snapshots_kept", "key_retention_days", "batch_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One command ready for the writer: without its key, with its canonical bytes."""
+
+    command: dict[str, Any]
+    canonical: str
+    key: str | None = None
+
+    @classmethod
+    def of(cls, command: dict[str, Any], key: str | None = None) -> "Submission":
+        """From a decoded JSON object; a "key" field inside it is its idempotency key. ValueError
+        (with a message for the user) if it cannot be journaled."""
+        if "key" in command:
+            if key is not None:
+                raise ValueError('the idempotency key is given twice ("key" field and header)')
+            key = command["key"]
+            command = {name: value for name, value in command.items() if name != "key"}
+        return cls(command, canonical_command(command), check_key(key))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to a submission. `seq` is its journal entry (for a replayed key, the first
+    submission's entry); None when it was refused without an entry (idempotency_conflict)."""
+
+    seq: int | None
+    outcome: str  # "ok", a SPEC error code, or "idempotency_conflict"
+    replayed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OUTCOME_OK
+
+
+class Ledger:
+    """The one writer of a store. Not thread-safe: use GroupCommitter for concurrent callers."""
+
+    def __init__(self, store: Store, settings: Settings, params: Params | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.broken: str | None = None
+        store.acquire_writer_lock()
+        try:
+            store.migrate()
+            self.meta = self._meta_or_create(params)
+            self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(store)
+        except Exception:
+            store.close()
+            raise
+
+    @classmethod
+    def open(
+        cls, db: str | None = None, settings: Settings | None = None, params: Params | None = None
+    ) -> "Ledger":
+        """The writer of the ledger at `db` (see `resolve_url`), created if missing. `params`
+        are the starting parameters of a new ledger; an existing one keeps its own."""
+        return cls(Store(resolve_url(db), create=True), settings or Settings(), params)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def execute(
+        self, batch: Sequence[Submission], progress: dict[str, Any] | None = None
+    ) -> list[Result]:
+        """Apply a batch in order and commit it as one transaction (with `progress`, an
+        ingest_sources row); the results are valid once this returns. On a store failure the
+        engine is rebuilt from the store, nothing of the batch is acknowledged, and StoreError
+        is raised."""
+        if self.broken is not None:
+            raise StoreError(self.broken)
+        if len(batch) > self.settings.batch_max:
+            raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
+        now = self.settings.clock()
+        recorded_at = timestamp(now)
+        earlier = self._keyed_entries(batch, now)
+        rows: list[JournalRow] = []
+        results: list[Result] = []
+        seq, hash_hex = self.head_seq, self.head_hash
+        engine = self.engine
+        try:
+            for submission in batch:
+                key = submission.key
+                if key is not None and key in earlier:
+                    results.append(_replay_of(earlier[key], submission))
+                    continue
+                code = engine.try_apply(submission.command)
+                outcome = OUTCOME_OK if code is None else str(code)
+                seq += 1
+                hash_hex = entry_hash(hash_hex, seq, recorded_at, key, outcome, submission.canonical)
+                row = JournalRow(seq, recorded_at, key, outcome, submission.canonical, hash_hex)
+                rows.append(row)
+                if key is not None:
+                    earlier[key] = row
+                results.append(Result(seq, outcome))
+            if progress is not None:
+                progress = {**progress, "last_seq": seq, "updated_at": recorded_at}
+            self.store.append(rows, (seq, hash_hex), progress)
+        except BaseException:
+            self._reload()
+            raise
+        self.head_seq, self.head_hash = seq, hash_hex
+        if seq - self.snapshot_seq >= self.settings.snapshot_every:
+            self.snapshot()
+        return results
+
+    def snapshot(self) -> None:
+        """Save the engine's state at the current head (a cache for faster start-up)."""
+        if self.head_seq == self.snapshot_seq:
+            return
+        self.store.save_snapshot(
+            self.head_seq,
+            self.head_hash,
+            take_snapshot(self.engine),
+            timestamp(self.settings.clock()),
+            self.settings.snapshots_kept,
+        )
+        self.snapshot_seq = self.head_seq
+
+    def _keyed_entries(self, batch: Sequence[Submission], now: datetime) -> dict[str, JournalRow]:
+        keys = sorted({s.key for s in batch if s.key is not None})
+        if not keys:
+            return {}
+        since = timestamp(now - timedelta(days=self.settings.key_retention_days))
+        with self.store.reading() as connection:
+            return self.store.find_keys(connection, keys, since)
+
+    def _meta_or_create(self, params: Params | None) -> LedgerMeta:
+        with self.store.reading() as connection:
+            meta = self.store.meta(connection)
+        if meta is not None:
+            return meta
+        params_json = json.dumps((params or Params()).as_json(), sort_keys=True)
+        meta = LedgerMeta(
+            CHAIN_FORMAT, params_json, genesis_hash(params_json), timestamp(self.settings.clock())
+        )
+        self.store.create(meta)
+        return meta
+
+    def _reload(self) -> None:
+        """After a failed commit the engine holds uncommitted changes: rebuild it from the store.
+        If even that fails, the ledger stays unusable (StoreError on the next call)."""
+        try:
+            self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(self.store)
+        except Exception as error:
+            self.broken = f"the ledger could not reload after a failed commit: {error}"
+
+
+def _replay_of(first: JournalRow, submission: Submission) -> Result:
+    if first.command != submission.canonical:
+        return Result(None, IDEMPOTENCY_CONFLICT)
+    return Result(first.seq, first.outcome, replayed=True)
+
+
+def load_params(meta: LedgerMeta) -> Params:
+    try:
+        return Params().with_overrides(json.loads(meta.params_json))
+    except (ValueError, ParamsError) as error:
+        raise StoreError(f"the ledger's starting parameters are unreadable: {error}") from None
+
+
+def load_engine(store: Store) -> tuple[Engine, int, str, int]:
+    """(engine, head seq, head hash, snapshot seq) rebuilt from the newest snapshot and the
+    journal after it, checking that tail's hash chain and recorded outcomes."""
+    with store.reading() as connection:
+        return load_engine_from(store, connection)
+
+
+def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int, str, int]:
+    meta = store.meta(connection)
+    if meta is None:
+        raise StoreError("the database holds no ledger")
+    head_seq, head_hash = store.head(connection)
+    snapshot = store.latest_snapshot(connection, head_seq)
+    if snapshot is None:
+        engine, seq, hash_hex = Engine(load_params(meta)), 0, meta.genesis_hash
+    else:
+        if store.journal_hash(connection, snapshot.seq) != snapshot.hash:
+            raise StoreError(
+                f"the snapshot at entry {snapshot.seq} does not match the journal; "
+                "run 'tokenmall audit verify'"
+            )
+        try:
+            engine = restore_snapshot(snapshot.state)
+        except SnapshotError as error:
+            raise StoreError(f"the snapshot at entry {snapshot.seq}: {error}") from None
+        seq, hash_hex = snapshot.seq, snapshot.hash
+    snapshot_seq = seq
+    for row in store.journal_rows(connection, after_seq=seq):
+        seq, hash_hex = _apply_entry(engine, row, seq, hash_hex)
+    if (seq, hash_hex) != (head_seq, head_hash):
+        raise StoreError(
+            f"the journal ends at entry {seq} but the ledger's head is entry {head_seq}; "
+            "run 'tokenmall audit verify'"
+        )
+    return engine, seq, hash_hex, snapshot_seq
+
+
+def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
+    """Check one entry against the chain, then apply it; StoreError if it does not fit."""
+    expected = entry_hash(hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command)
+    if row.seq != seq + 1 or row.hash != expected:
+        raise StoreError(
+            f"journal entry {seq + 1} does not match the hash chain; run 'tokenmall audit verify'"
+        )
+    code = engine.try_apply(json.loads(row.command))
+    outcome = OUTCOME_OK if code is None else str(code)
+    if outcome != row.outcome:
+        raise StoreError(
+            f"journal entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
+        )
+    return row.seq, row.hash

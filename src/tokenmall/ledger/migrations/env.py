@@ -1,0 +1,9 @@
+"""Alembic environment: always run from code (`tokenmall.ledger.store.migrate`), which hands
+over an open connection in `config.attributes["connection"]`."""
+
+from alembic import context
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

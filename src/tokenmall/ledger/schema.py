@@ -1,0 +1,63 @@
+"""The ledger's tables (SQLAlchemy Core). Alembic migrations in `migrations/` create them;
+this module is what the code reads and writes through. Keep the two in step.
+
+Only `journal` is the record; the other tables are bookkeeping around it:
+- `ledger_meta`: one row written at creation (starting parameters, genesis hash); never updated.
+- `ledger_head`: one row, the last entry's seq and hash, updated in every commit, so that an
+  audit notices entries deleted from the end of the journal.
+- `snapshots`: the engine's complete state every N entries; caches, checked by the audit.
+- `ingest_sources`: how far `tokenmall ingest` got in each file (by content digest), updated in
+  the same transaction as the entries it applied, so that a killed ingest resumes exactly.
+"""
+
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+ledger_meta = Table(
+    "ledger_meta",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("chain_format", String(40), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("genesis_hash", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("idem_key", String(255), nullable=True),
+    Column("outcome", String(40), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+ingest_sources = Table(
+    "ingest_sources",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("lines_done", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)

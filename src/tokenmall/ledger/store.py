@@ -1,0 +1,385 @@
+"""Database access for the ledger: URLs, connections, migrations, the writer lock, and every
+query. Nothing here knows the rules; `ledger.py` drives it.
+
+SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk (the WAL fsynced) before it
+returns, so nothing is acknowledged that a power cut could take back. PostgreSQL commits are
+durable by default (`synchronous_commit=on`).
+"""
+
+import fcntl
+import json
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from tokenmall.ledger.schema import (
+    ingest_sources,
+    journal,
+    ledger_head,
+    ledger_meta,
+    snapshots,
+)
+
+DEFAULT_DB = "tokenmall.db"
+DB_ENV = "TOKENMALL_DB"
+MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_try_advisory_lock's key: "tokenmal" in ASCII, so that it is recognisable in pg_locks.
+PG_WRITER_LOCK_KEY = 0x746F6B656E6D616C
+# Rows fetched per round trip when streaming the journal; IN lists per key lookup.
+FETCH_ROWS = 5_000
+KEYS_PER_QUERY = 500
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked (missing, unreachable, locked, damaged): one line."""
+
+
+class JournalRow(NamedTuple):
+    seq: int
+    recorded_at: str
+    idem_key: str | None
+    outcome: str
+    command: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class LedgerMeta:
+    chain_format: str
+    params_json: str
+    genesis_hash: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    hash: str
+    state: dict[str, Any]
+
+
+def resolve_url(db: str | None) -> str:
+    """--db, else $TOKENMALL_DB, else tokenmall.db in the working directory. A plain path is a
+    SQLite file; postgresql:// URLs use psycopg 3."""
+    value = db or os.environ.get(DB_ENV) or DEFAULT_DB
+    if "://" not in value:
+        return f"sqlite:///{value}"
+    scheme, rest = value.split("://", 1)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return f"sqlite:///{rest.removeprefix('/')}" if rest.startswith("/") else value
+    raise StoreError(f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:/// or postgresql://)")
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+class Store:
+    """One database holding one ledger."""
+
+    def __init__(self, url: str, *, create: bool) -> None:
+        self.url = url
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreError(f"not a database URL: {url!r}") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.sqlite_path = Path(parsed.database or "") if self.is_sqlite else None
+        if self.sqlite_path is not None:
+            _check_sqlite_path(self.sqlite_path, create=create)
+        self.engine = _create_engine(url, self.is_sqlite)
+        self._lock_handle: Any = None
+        try:
+            with self.engine.connect():
+                pass
+        except sa.exc.OperationalError as error:
+            self.engine.dispose()
+            raise StoreError(f"cannot open {display_url(url)}: {_first_line(error)}") from None
+
+    def close(self) -> None:
+        self.release_writer_lock()
+        self.engine.dispose()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic); a no-op when it is current."""
+        config = _alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            alembic_command.upgrade(config, "head")
+
+    def check_schema(self) -> None:
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current is None:
+            raise StoreError(f"{display_url(self.url)} holds no tokenmall ledger")
+        if current != head:
+            raise StoreError(
+                f"{display_url(self.url)} has schema {current}, this tokenmall needs {head}: "
+                "run a writer (tokenmall ingest) once to migrate it"
+            )
+
+    # -- the single writer ---------------------------------------------------------------------
+
+    def acquire_writer_lock(self) -> None:
+        """Refuse to go on if another writer holds this ledger. Held until `close`; the
+        operating system (SQLite) or the server (PostgreSQL) releases it if the process dies."""
+        if self.sqlite_path is not None:
+            self._lock_handle = _lock_file(Path(f"{self.sqlite_path}-writer.lock"))
+            return
+        connection = self.engine.connect()
+        got = connection.execute(
+            sa.select(sa.func.pg_try_advisory_lock(PG_WRITER_LOCK_KEY))
+        ).scalar_one()
+        connection.commit()
+        if not got:
+            connection.close()
+            raise StoreError(
+                f"another tokenmall writer holds {display_url(self.url)} "
+                "(PostgreSQL advisory lock); stop it first"
+            )
+        self._lock_handle = connection
+
+    def release_writer_lock(self) -> None:
+        handle, self._lock_handle = self._lock_handle, None
+        if handle is not None:
+            handle.close()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection whose reads all see one consistent state of the database."""
+        with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
+
+    @staticmethod
+    def meta(connection: sa.Connection) -> LedgerMeta | None:
+        row = connection.execute(sa.select(ledger_meta).where(ledger_meta.c.id == 1)).first()
+        if row is None:
+            return None
+        return LedgerMeta(row.chain_format, row.params, row.genesis_hash, row.created_at)
+
+    @staticmethod
+    def head(connection: sa.Connection) -> tuple[int, str]:
+        row = connection.execute(sa.select(ledger_head.c.seq, ledger_head.c.hash)).one()
+        return int(row.seq), str(row.hash)
+
+    @staticmethod
+    def latest_snapshot(connection: sa.Connection, at_most_seq: int) -> Snapshot | None:
+        row = connection.execute(
+            sa.select(snapshots)
+            .where(snapshots.c.seq <= at_most_seq)
+            .order_by(snapshots.c.seq.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _snapshot_from_row(row)
+
+    @staticmethod
+    def snapshots(connection: sa.Connection) -> Iterator[Snapshot]:
+        rows = connection.execute(sa.select(snapshots).order_by(snapshots.c.seq))
+        for row in rows:
+            yield _snapshot_from_row(row)
+
+    @staticmethod
+    def journal_rows(connection: sa.Connection, after_seq: int = 0) -> Iterator[JournalRow]:
+        """Journal entries after `after_seq` in seq order, streamed in chunks."""
+        last = after_seq
+        while True:
+            chunk = connection.execute(
+                sa.select(journal)
+                .where(journal.c.seq > last)
+                .order_by(journal.c.seq)
+                .limit(FETCH_ROWS)
+            ).all()
+            for row in chunk:
+                yield JournalRow(*row)
+            if len(chunk) < FETCH_ROWS:
+                return
+            last = chunk[-1].seq
+
+    @staticmethod
+    def journal_hash(connection: sa.Connection, seq: int) -> str | None:
+        return connection.execute(
+            sa.select(journal.c.hash).where(journal.c.seq == seq)
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def rejected_entries(connection: sa.Connection) -> list[tuple[int, str]]:
+        rows = connection.execute(
+            sa.select(journal.c.seq, journal.c.outcome)
+            .where(journal.c.outcome != "ok")
+            .order_by(journal.c.seq)
+        )
+        return [(int(seq), str(outcome)) for seq, outcome in rows]
+
+    @staticmethod
+    def find_keys(
+        connection: sa.Connection, keys: Sequence[str], recorded_since: str
+    ) -> dict[str, JournalRow]:
+        """The latest entry for each key recorded at or after `recorded_since`."""
+        found: dict[str, JournalRow] = {}
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            rows = connection.execute(
+                sa.select(journal)
+                .where(journal.c.idem_key.in_(keys[start : start + KEYS_PER_QUERY]))
+                .where(journal.c.recorded_at >= recorded_since)
+                .order_by(journal.c.seq)
+            )
+            for row in rows:
+                found[row.idem_key] = JournalRow(*row)
+        return found
+
+    @staticmethod
+    def ingest_progress(connection: sa.Connection, digest: str) -> tuple[int, int] | None:
+        row = connection.execute(
+            sa.select(ingest_sources.c.lines_done, ingest_sources.c.last_seq).where(
+                ingest_sources.c.digest == digest
+            )
+        ).first()
+        return None if row is None else (int(row.lines_done), int(row.last_seq))
+
+    # -- writes (the writer only) --------------------------------------------------------------
+
+    def create(self, meta: LedgerMeta) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                ledger_meta.insert().values(
+                    id=1,
+                    chain_format=meta.chain_format,
+                    params=meta.params_json,
+                    genesis_hash=meta.genesis_hash,
+                    created_at=meta.created_at,
+                )
+            )
+            connection.execute(ledger_head.insert().values(id=1, seq=0, hash=meta.genesis_hash))
+
+    def append(
+        self,
+        rows: Sequence[JournalRow],
+        head: tuple[int, str],
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        """One transaction: the new entries, the new head and the ingest position; durable when
+        this returns."""
+        with self.engine.begin() as connection:
+            if rows:
+                connection.execute(journal.insert(), [row._asdict() for row in rows])
+                seq, hash_hex = head
+                connection.execute(
+                    ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, hash=hash_hex)
+                )
+            if progress is not None:
+                _upsert_progress(connection, progress)
+
+    def save_snapshot(self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int) -> None:
+        blob = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
+        with self.engine.begin() as connection:
+            connection.execute(
+                snapshots.insert().values(seq=seq, hash=hash_hex, state=blob, created_at=at)
+            )
+            kept = sa.select(snapshots.c.seq).order_by(snapshots.c.seq.desc()).limit(keep)
+            connection.execute(
+                snapshots.delete().where(snapshots.c.seq.not_in(kept.scalar_subquery()))
+            )
+
+
+def _upsert_progress(connection: sa.Connection, progress: dict[str, Any]) -> None:
+    digest = progress["digest"]
+    updated = connection.execute(
+        ingest_sources.update()
+        .where(ingest_sources.c.digest == digest)
+        .values(**{k: v for k, v in progress.items() if k != "digest"})
+    )
+    if updated.rowcount == 0:
+        connection.execute(ingest_sources.insert().values(**progress))
+
+
+def _snapshot_from_row(row: sa.Row[Any]) -> Snapshot:
+    try:
+        state = json.loads(zlib.decompress(row.state))
+    except (zlib.error, ValueError):
+        raise StoreError(f"the snapshot at entry {row.seq} is unreadable") from None
+    return Snapshot(int(row.seq), str(row.hash), state)
+
+
+def _check_sqlite_path(path: Path, *, create: bool) -> None:
+    if str(path) in ("", ":memory:"):
+        raise StoreError("an in-memory SQLite database cannot hold a durable ledger")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a database file")
+    if not create and not path.exists():
+        raise StoreError(f"no ledger at {path} (create one with 'tokenmall ingest FILE.jsonl')")
+    if create and not path.parent.exists():
+        raise StoreError(f"{path}: directory {path.parent} does not exist")
+
+
+def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
+    if not is_sqlite:
+        return sa.create_engine(url, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5})
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (SQLAlchemy's
+        # documented recipe), so that a read transaction really is one consistent snapshot.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _lock_file(path: Path) -> Any:
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StoreError(
+            f"another tokenmall writer (pid {holder}) holds {path.name.removesuffix('-writer.lock')}; "
+            "stop it first"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
