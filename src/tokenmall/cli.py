@@ -92,7 +92,7 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
     "--params",
     "params_path",
     type=click.Path(path_type=Path),
-    help="Starting parameter overrides (SPEC §2) of a new ledger; an existing ledger keeps its own.",
+    help="Starting parameter overrides (SPEC §2) of a new ledger (an existing one keeps its own).",
 )
 @click.option(
     "--batch-size",

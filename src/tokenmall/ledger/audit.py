@@ -82,7 +82,13 @@ def verify(store: Store) -> AuditReport:
         except InvariantViolation as violation:
             problem = f"the recomputed state breaks an invariant: {violation}"
     return AuditReport(
-        seq, hash_hex, rejected, checked, format_price(engine.price()), len(engine.consumers), problem
+        seq,
+        hash_hex,
+        rejected,
+        checked,
+        format_price(engine.price()),
+        len(engine.consumers),
+        problem,
     )
 
 

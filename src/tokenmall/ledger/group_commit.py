@@ -43,7 +43,9 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="tokenmall-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, command: dict[str, Any], key: str | None = None, timeout: float | None = None) -> Result:
+    def submit(
+        self, command: dict[str, Any], key: str | None = None, timeout: float | None = None
+    ) -> Result:
         """Apply one command durably; ValueError for a command that cannot be journaled,
         LedgerClosed after close(), TimeoutError if no commit came within `timeout` seconds."""
         return self.submit_prepared(Submission.of(command, key), timeout)

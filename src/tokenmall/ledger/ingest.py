@@ -147,9 +147,7 @@ def _note_key(keys: dict[str, bytes], submission: Submission, where: str) -> Non
 def _check_keys_against_ledger(ledger: Ledger, keys: dict[str, bytes], path: Path) -> None:
     if not keys:
         return
-    since = timestamp(
-        ledger.settings.clock() - timedelta(days=ledger.settings.key_retention_days)
-    )
+    since = timestamp(ledger.settings.clock() - timedelta(days=ledger.settings.key_retention_days))
     with ledger.store.reading() as connection:
         found = ledger.store.find_keys(connection, sorted(keys), since)
     for key, row in sorted(found.items(), key=lambda item: item[1].seq):

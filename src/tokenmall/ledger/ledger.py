@@ -150,7 +150,9 @@ class Ledger:
                 code = engine.try_apply(submission.command)
                 outcome = OUTCOME_OK if code is None else str(code)
                 seq += 1
-                hash_hex = entry_hash(hash_hex, seq, recorded_at, key, outcome, submission.canonical)
+                hash_hex = entry_hash(
+                    hash_hex, seq, recorded_at, key, outcome, submission.canonical
+                )
                 row = JournalRow(seq, recorded_at, key, outcome, submission.canonical, hash_hex)
                 rows.append(row)
                 if key is not None:
@@ -261,7 +263,9 @@ def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int,
 
 def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
     """Check one entry against the chain, then apply it; StoreError if it does not fit."""
-    expected = entry_hash(hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command)
+    expected = entry_hash(
+        hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
+    )
     if row.seq != seq + 1 or row.hash != expected:
         raise StoreError(
             f"journal entry {seq + 1} does not match the hash chain; run 'tokenmall audit verify'"

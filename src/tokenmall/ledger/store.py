@@ -79,7 +79,9 @@ def resolve_url(db: str | None) -> str:
         return f"postgresql+psycopg://{rest}"
     if scheme in ("sqlite", "sqlite+pysqlite"):
         return f"sqlite:///{rest.removeprefix('/')}" if rest.startswith("/") else value
-    raise StoreError(f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:/// or postgresql://)")
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:/// or postgresql://)"
+    )
 
 
 def display_url(url: str) -> str:
@@ -102,6 +104,11 @@ class Store:
             _check_sqlite_path(self.sqlite_path, create=create)
         self.engine = _create_engine(url, self.is_sqlite)
         self._lock_handle: Any = None
+        marker = "?" if self.is_sqlite else "%s"
+        self._insert_journal_sql = (
+            f"INSERT INTO journal ({', '.join(JournalRow._fields)}) "
+            f"VALUES ({', '.join([marker] * len(JournalRow._fields))})"
+        )
         try:
             with self.engine.connect():
                 pass
@@ -165,9 +172,10 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         """A connection whose reads all see one consistent state of the database."""
-        with self.engine.connect() as connection:
-            if not self.is_sqlite:
-                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        # PostgreSQL's default (READ COMMITTED) gives each statement its own view; SQLite's
+        # read transaction is already one snapshot of the WAL.
+        isolation = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ"}
+        with self.engine.connect().execution_options(**isolation) as connection:
             with connection.begin():
                 yield connection
 
@@ -282,7 +290,9 @@ class Store:
         this returns."""
         with self.engine.begin() as connection:
             if rows:
-                connection.execute(journal.insert(), [row._asdict() for row in rows])
+                # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
+                # handling cost more than the insert itself.
+                connection.exec_driver_sql(self._insert_journal_sql, list(rows))
                 seq, hash_hex = head
                 connection.execute(
                     ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, hash=hash_hex)
@@ -290,7 +300,9 @@ class Store:
             if progress is not None:
                 _upsert_progress(connection, progress)
 
-    def save_snapshot(self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int) -> None:
+    def save_snapshot(
+        self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int
+    ) -> None:
         blob = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
         with self.engine.begin() as connection:
             connection.execute(
@@ -334,7 +346,9 @@ def _check_sqlite_path(path: Path, *, create: bool) -> None:
 
 def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
     if not is_sqlite:
-        return sa.create_engine(url, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5})
+        return sa.create_engine(
+            url, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5}
+        )
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
@@ -369,9 +383,9 @@ def _lock_file(path: Path) -> Any:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
+        database = path.name.removesuffix("-writer.lock")
         raise StoreError(
-            f"another tokenmall writer (pid {holder}) holds {path.name.removesuffix('-writer.lock')}; "
-            "stop it first"
+            f"another tokenmall writer (pid {holder}) holds {database}; stop it first"
         ) from None
     handle.seek(0)
     handle.truncate()

@@ -47,4 +47,7 @@ def export_lines(store: Store) -> Iterator[str]:
             else:
                 command: dict[str, Any] = json.loads(row.command)
                 command["key"] = row.idem_key
-                yield json.dumps(command, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+                yield (
+                    json.dumps(command, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                    + "\n"
+                )
