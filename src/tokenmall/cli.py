@@ -22,6 +22,7 @@ from tokenmall.ledger.ledger import Ledger, Settings
 from tokenmall.ledger.store import StoreError, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
+from tokenmall.runtime import tune_gc
 
 EXIT_BAD_INPUT = 2
 EXIT_AUDIT_FAILED = 1
@@ -256,6 +257,7 @@ def _fail(message: str) -> NoReturn:
 
 def main() -> None:
     """Entry point: usage errors are one line too, not Click's multi-line usage block."""
+    tune_gc()
     try:
         app.main(standalone_mode=False)
     except click.UsageError as error:

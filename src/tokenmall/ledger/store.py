@@ -175,9 +175,11 @@ class Store:
         # PostgreSQL's default (READ COMMITTED) gives each statement its own view; SQLite's
         # read transaction is already one snapshot of the WAL.
         isolation = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ"}
-        with self.engine.connect().execution_options(**isolation) as connection:
-            with connection.begin():
-                yield connection
+        with (
+            self.engine.connect().execution_options(**isolation) as connection,
+            connection.begin(),
+        ):
+            yield connection
 
     @staticmethod
     def meta(connection: sa.Connection) -> LedgerMeta | None:
