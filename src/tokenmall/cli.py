@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall import __version__
 from tokenmall.core.canonical import canonical_json
@@ -19,7 +20,7 @@ from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings
-from tokenmall.ledger.store import StoreError, resolve_url
+from tokenmall.ledger.store import StoreError, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.runtime import tune_gc
@@ -267,6 +268,9 @@ def main() -> None:
         _fail(error.format_message())
     except click.Abort:
         _fail("aborted")
+    except SQLAlchemyError as error:
+        # A database that fails mid-command (server gone, disk full): one line, not a traceback.
+        _fail(f"database error: {first_line(error)}")
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): nothing more to say, and nothing to flush.
         sys.stdout = None

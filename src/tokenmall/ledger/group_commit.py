@@ -1,10 +1,13 @@
 """Group commit: many threads submit commands; one writer thread applies them in arrival
 order and commits whatever has queued up (up to the ledger's batch size) in one transaction.
 
-A submitter blocks until the transaction holding its command has committed, then gets its
-Result. The queue is bounded: when it is full, submitters wait (back-pressure) instead of
-growing memory. A submitter whose wait times out does not know whether its command committed;
-that is what idempotency keys are for: submit again with the same key.
+Submitters join the open batch; the writer takes batches in order, commits each as one
+transaction, and wakes all of a batch's submitters at once (one event per batch, not per
+command: waking threads is the expensive part in CPython). A submitter blocks until the
+transaction holding its command has committed, then gets its Result. The queue is bounded: when
+it is full, submitters wait (back-pressure) instead of growing memory. A submitter whose wait
+times out does not know whether its command committed; that is what idempotency keys are for:
+submit again with the same key.
 """
 
 import threading
@@ -20,12 +23,12 @@ class LedgerClosed(Exception):
     """The group committer is shutting down and takes no more commands."""
 
 
-class _Ticket:
-    __slots__ = ("done", "error", "result", "submission")
+class _Batch:
+    __slots__ = ("done", "error", "results", "submissions")
 
-    def __init__(self, submission: Submission) -> None:
-        self.submission = submission
-        self.result: Result | None = None
+    def __init__(self) -> None:
+        self.submissions: list[Submission] = []
+        self.results: list[Result] = []
         self.error: BaseException | None = None
         self.done = threading.Event()
 
@@ -35,7 +38,9 @@ class GroupCommitter:
         self.ledger = ledger
         self.queue_max = queue_max
         self.batches = 0  # transactions committed, for benchmarks and tests
-        self._pending: deque[_Ticket] = deque()
+        self._batch_max = ledger.settings.batch_max
+        self._waiting: deque[_Batch] = deque()  # the last one is open for new submissions
+        self._queued = 0  # submissions in _waiting
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
@@ -51,20 +56,21 @@ class GroupCommitter:
         return self.submit_prepared(Submission.of(command, key), timeout)
 
     def submit_prepared(self, submission: Submission, timeout: float | None = None) -> Result:
-        ticket = _Ticket(submission)
         with self._not_full:
-            while len(self._pending) >= self.queue_max and not self._closing:
+            while self._queued >= self.queue_max and not self._closing:
                 self._not_full.wait()
             if self._closing:
                 raise LedgerClosed("the ledger is shutting down")
-            self._pending.append(ticket)
+            batch = self._open_batch()
+            index = len(batch.submissions)
+            batch.submissions.append(submission)
+            self._queued += 1
             self._not_empty.notify()
-        if not ticket.done.wait(timeout):
+        if not batch.done.wait(timeout):
             raise TimeoutError("no commit within the timeout; resubmit with the same key")
-        if ticket.error is not None:
-            raise ticket.error
-        assert ticket.result is not None
-        return ticket.result
+        if batch.error is not None:
+            raise batch.error
+        return batch.results[index]
 
     def close(self) -> None:
         """Refuse new commands, commit everything already queued, stop the writer thread."""
@@ -80,28 +86,27 @@ class GroupCommitter:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def _open_batch(self) -> _Batch:
+        if not self._waiting or len(self._waiting[-1].submissions) >= self._batch_max:
+            self._waiting.append(_Batch())
+        return self._waiting[-1]
+
     def _run(self) -> None:
-        batch_max = self.ledger.settings.batch_max
         while True:
             with self._not_empty:
-                while not self._pending and not self._closing:
+                while not self._waiting and not self._closing:
                     self._not_empty.wait()
-                if not self._pending:
+                if not self._waiting:
                     return
-                count = min(len(self._pending), batch_max)
-                batch = [self._pending.popleft() for _ in range(count)]
+                batch = self._waiting.popleft()  # closed to newcomers from here on
+                self._queued -= len(batch.submissions)
                 self._not_full.notify_all()
             self._commit(batch)
 
-    def _commit(self, batch: list[_Ticket]) -> None:
+    def _commit(self, batch: _Batch) -> None:
         try:
-            results = self.ledger.execute([ticket.submission for ticket in batch])
+            batch.results = self.ledger.execute(batch.submissions)
+            self.batches += 1
         except BaseException as error:  # every waiter learns of the failure; none is acknowledged
-            for ticket in batch:
-                ticket.error = error
-                ticket.done.set()
-            return
-        self.batches += 1
-        for ticket, result in zip(batch, results, strict=True):
-            ticket.result = result
-            ticket.done.set()
+            batch.error = error
+        batch.done.set()

@@ -99,9 +99,7 @@ class Store:
         except sa.exc.ArgumentError:
             raise StoreError(f"not a database URL: {url!r}") from None
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.sqlite_path = Path(parsed.database or "") if self.is_sqlite else None
-        if self.sqlite_path is not None:
-            _check_sqlite_path(self.sqlite_path, create=create)
+        self.sqlite_path = _sqlite_path(parsed.database, create=create) if self.is_sqlite else None
         self.engine = _create_engine(url, self.is_sqlite)
         self._lock_handle: Any = None
         marker = "?" if self.is_sqlite else "%s"
@@ -112,9 +110,9 @@ class Store:
         try:
             with self.engine.connect():
                 pass
-        except sa.exc.OperationalError as error:
+        except sa.exc.DBAPIError as error:  # unreachable server, not a database file, ...
             self.engine.dispose()
-            raise StoreError(f"cannot open {display_url(url)}: {_first_line(error)}") from None
+            raise StoreError(f"cannot open {display_url(url)}: {first_line(error)}") from None
 
     def close(self) -> None:
         self.release_writer_lock()
@@ -335,15 +333,17 @@ def _snapshot_from_row(row: sa.Row[Any]) -> Snapshot:
     return Snapshot(int(row.seq), str(row.hash), state)
 
 
-def _check_sqlite_path(path: Path, *, create: bool) -> None:
-    if str(path) in ("", ":memory:"):
+def _sqlite_path(database: str | None, *, create: bool) -> Path:
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise StoreError("an in-memory SQLite database cannot hold a durable ledger")
+    path = Path(database)
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a database file")
     if not create and not path.exists():
         raise StoreError(f"no ledger at {path} (create one with 'tokenmall ingest FILE.jsonl')")
     if create and not path.parent.exists():
         raise StoreError(f"{path}: directory {path.parent} does not exist")
+    return path
 
 
 def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
@@ -396,6 +396,7 @@ def _lock_file(path: Path) -> Any:
     return handle
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """A database error's message, first line only (drivers add hints and SQL below it)."""
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
