@@ -63,7 +63,7 @@ def scratch_database(backend: str) -> Iterator[str]:
 
 def batched(ledger: Ledger, commands: list[Command], batch: int) -> None:
     for start in range(0, len(commands), batch):
-        ledger.execute([Submission.of(c) for c in commands[start : start + batch]])
+        ledger.execute([Submission.decoded(c) for c in commands[start : start + batch]])
 
 
 def threaded(ledger: Ledger, commands: list[Command], threads: int) -> int:
@@ -72,7 +72,7 @@ def threaded(ledger: Ledger, commands: list[Command], threads: int) -> int:
 
     def client(share: list[Command]) -> None:
         for command in share:
-            committer.submit(command)
+            committer.submit_prepared(Submission.decoded(command))
 
     workers = [
         threading.Thread(target=client, args=(commands[index::threads],))

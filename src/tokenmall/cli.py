@@ -18,7 +18,7 @@ from tokenmall.core.canonical import canonical_json
 from tokenmall.core.params import Params
 from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
-from tokenmall.ledger.ingest import plan_ingest, run_ingest
+from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings
 from tokenmall.ledger.store import StoreError, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
@@ -135,10 +135,11 @@ def ingest(
     )
     try:
         params = read_params(params_path) if params_path is not None else None
+        checked = check_file(scenario)  # before the ledger exists: a bad file creates nothing
         with Ledger.open(db, settings, params) as ledger:
             _check_same_params(ledger, params)
-            plan = plan_ingest(ledger, scenario)
-            with _progress_bar(plan.commands, "ingest") as advance:
+            plan = plan_ingest(ledger, checked)
+            with _progress_bar(checked.commands, "ingest") as advance:
                 summary = run_ingest(ledger, plan, advance)
             ledger.snapshot()
             head = (ledger.head_seq, ledger.head_hash)

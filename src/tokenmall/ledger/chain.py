@@ -17,11 +17,20 @@ KEY_CHARS_MAX = 255
 
 def canonical_command(command: dict[str, Any]) -> str:
     """The command as compact JSON with sorted keys, without its idempotency key: the bytes the
-    journal stores and hashes. ValueError for what JSON cannot carry (NaN, an oversized number)."""
+    journal stores and hashes. ValueError for what JSON text cannot carry."""
     body = {name: value for name, value in command.items() if name != "key"}
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    try:
+        text = json.dumps(
+            body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        text.encode("utf-8")  # a lone surrogate ("\ud800") is not Unicode text
+    except ValueError:  # NaN, infinity: also what an integer of more than 40 digits decodes to
+        raise ValueError("a number is out of range (NaN, infinity or over 40 digits)") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string is not valid Unicode (a lone surrogate)") from None
+    except (TypeError, RecursionError):
+        raise ValueError("not made of JSON values") from None
+    return text
 
 
 def genesis_hash(params_json: str) -> str:

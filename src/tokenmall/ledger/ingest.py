@@ -21,10 +21,18 @@ Progress = Callable[[int], None]  # called with the number of commands just done
 
 
 @dataclass(frozen=True)
-class IngestPlan:
+class CheckedFile:
+    """A file that passed the line checks (pass 1)."""
+
     path: Path
-    digest: str  # SHA-256 of the file's bytes
+    digest: str  # SHA-256 of the file's lines
     commands: int
+    key_fingerprints: dict[str, bytes]  # idempotency key -> SHA-256 of its canonical command
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    file: CheckedFile
     lines_done: int  # lines that earlier runs of this file committed
 
 
@@ -36,8 +44,9 @@ class IngestSummary:
     skipped: int = 0  # committed by an earlier, interrupted run of the same file
 
 
-def plan_ingest(ledger: Ledger, path: Path) -> IngestPlan:
-    """Pass 1: check the whole file; InputError naming the first bad line."""
+def check_file(path: Path) -> CheckedFile:
+    """Pass 1: check every line, before any database is touched; InputError naming the first
+    bad line."""
     if str(path) == "-":
         raise InputError("ingest needs a file, not standard input (it reads the file twice)")
     digest = hashlib.sha256()
@@ -54,12 +63,15 @@ def plan_ingest(ledger: Ledger, path: Path) -> IngestPlan:
             commands += 1
             if submission.key is not None:
                 _note_key(keys, submission, f"{path}:{line_number}")
-    _check_keys_against_ledger(ledger, keys, path)
-    hex_digest = digest.hexdigest()
+    return CheckedFile(path, digest.hexdigest(), commands, keys)
+
+
+def plan_ingest(ledger: Ledger, checked: CheckedFile) -> IngestPlan:
+    """Check the file's keys against the ledger and find where earlier runs stopped."""
+    _check_keys_against_ledger(ledger, checked.key_fingerprints, checked.path)
     with ledger.store.reading() as connection:
-        progress = ledger.store.ingest_progress(connection, hex_digest)
-    lines_done = 0 if progress is None else progress[0]
-    return IngestPlan(path, hex_digest, commands, lines_done)
+        progress = ledger.store.ingest_progress(connection, checked.digest)
+    return IngestPlan(checked, 0 if progress is None else progress[0])
 
 
 def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> IngestSummary:
@@ -68,7 +80,7 @@ def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> Inges
     batch: list[Submission] = []
     batch_max = ledger.settings.batch_max
     skips_reported = False
-    for line_number, submission in _submissions(plan.path):
+    for line_number, submission in _submissions(plan.file.path):
         if line_number <= plan.lines_done:
             summary.skipped += 1
             continue
@@ -95,7 +107,7 @@ def _commit(
     summary: IngestSummary,
     on_progress: Progress,
 ) -> None:
-    progress = {"digest": plan.digest, "path": str(plan.path), "lines_done": lines_done}
+    progress = {"digest": plan.file.digest, "path": str(plan.file.path), "lines_done": lines_done}
     for result in ledger.execute(batch, progress):
         _count(summary, result)
     on_progress(len(batch))
@@ -128,7 +140,7 @@ def _submission(path: Path, line_number: int, raw_line: bytes | None) -> Submiss
     if isinstance(decoded, ErrorCode):
         raise InputError(f"{where}: not a JSON object (each line must be one command)")
     try:
-        return Submission.of(decoded)
+        return Submission.decoded(decoded)
     except ValueError as error:
         raise InputError(f"{where}: {error}") from None
 

@@ -66,8 +66,17 @@ class Submission:
 
     @classmethod
     def of(cls, command: dict[str, Any], key: str | None = None) -> "Submission":
-        """From a decoded JSON object; a "key" field inside it is its idempotency key. ValueError
-        (with a message for the user) if it cannot be journaled."""
+        """From any dict; a "key" field inside it is its idempotency key. ValueError (with a
+        message for the user) if it cannot be journaled. The engine gets the command decoded
+        back from its canonical bytes, so that it sees exactly what a replay of the journal
+        will see (a tuple would be a list, a non-string dict key a string)."""
+        submission = cls.decoded(command, key)
+        return cls(json.loads(submission.canonical), submission.canonical, submission.key)
+
+    @classmethod
+    def decoded(cls, command: dict[str, Any], key: str | None = None) -> "Submission":
+        """Like `of`, for a command just decoded from JSON text (plain JSON values only), which
+        saves decoding it again."""
         if "key" in command:
             if key is not None:
                 raise ValueError('the idempotency key is given twice ("key" field and header)')
