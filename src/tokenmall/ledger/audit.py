@@ -6,7 +6,6 @@ outcome must be what the rules give, every snapshot must equal the recomputed st
 and the head row must name the last entry. The first thing that fails is reported.
 """
 
-import json
 from dataclasses import dataclass
 
 from tokenmall.core.engine import Engine
@@ -14,9 +13,15 @@ from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.snapshot import take_snapshot
 from tokenmall.core.units import format_price
-from tokenmall.ledger.chain import OUTCOME_OK, entry_hash, genesis_hash
+from tokenmall.ledger.chain import (
+    OUTCOME_OK,
+    decode_entry_command,
+    entry_hash,
+    genesis_hash,
+    key_is_valid,
+)
 from tokenmall.ledger.ledger import load_params
-from tokenmall.ledger.store import Snapshot, Store
+from tokenmall.ledger.store import Snapshot, Store, StoreError
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,13 @@ class _Tampered(Exception):
 
 
 def verify(store: Store) -> AuditReport:
+    try:
+        return _verify(store)
+    except StoreError as error:  # a head row or a snapshot that cannot be read: also tampering
+        return AuditReport(0, "", 0, 0, "", 0, str(error))
+
+
+def _verify(store: Store) -> AuditReport:
     with store.reading() as connection:
         meta = store.meta(connection)
         if meta is None:
@@ -51,6 +63,11 @@ def verify(store: Store) -> AuditReport:
             if genesis_hash(meta.params_json) != meta.genesis_hash:
                 raise _Tampered("the starting parameters were edited (genesis hash differs)")
             for row in store.journal_rows(connection):
+                if row.seq <= seq:
+                    raise _Tampered(
+                        f"entry {row.seq} is out of sequence: it comes before entry {seq + 1} "
+                        "(added outside the writer)"
+                    )
                 if row.seq != seq + 1:
                     raise _Tampered(
                         f"entry {seq + 1} is missing (deleted): the journal goes from entry "
@@ -59,12 +76,12 @@ def verify(store: Store) -> AuditReport:
                 expected = entry_hash(
                     hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
                 )
-                if row.hash != expected:
+                if row.hash != expected or not key_is_valid(row.idem_key):
                     raise _Tampered(
                         f"entry {row.seq} does not match the hash chain: it was edited, or "
                         "entries were reordered"
                     )
-                outcome = _outcome(engine, row.command)
+                outcome = _outcome(engine, row.seq, row.command)
                 if outcome != row.outcome:
                     raise _Tampered(
                         f"entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
@@ -92,11 +109,10 @@ def verify(store: Store) -> AuditReport:
     )
 
 
-def _outcome(engine: Engine, command_text: str) -> str:
-    try:
-        command = json.loads(command_text)
-    except ValueError:
-        raise _Tampered("an entry's command is not JSON") from None
+def _outcome(engine: Engine, seq: int, command_text: str) -> str:
+    command = decode_entry_command(command_text)
+    if command is None:
+        raise _Tampered(f"entry {seq}'s command is not a JSON object (the chain was rewritten)")
     code = engine.try_apply(command)
     return OUTCOME_OK if code is None else str(code)
 

@@ -57,3 +57,20 @@ def check_key(key: object) -> str | None:
     if not key.isprintable():
         raise ValueError('"key" must be printable text')
     return key
+
+
+def decode_entry_command(text: str) -> dict[str, Any] | None:
+    """A stored command back as a dict; None if the text is not one (only tampering does that)."""
+    try:
+        command = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return command if isinstance(command, dict) else None
+
+
+def key_is_valid(key: str | None) -> bool:
+    try:
+        check_key(key)
+    except ValueError:
+        return False
+    return True

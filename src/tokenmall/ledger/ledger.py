@@ -24,10 +24,19 @@ from tokenmall.ledger.chain import (
     OUTCOME_OK,
     canonical_command,
     check_key,
+    decode_entry_command,
     entry_hash,
     genesis_hash,
+    key_is_valid,
 )
-from tokenmall.ledger.store import JournalRow, LedgerMeta, Store, StoreError, resolve_url
+from tokenmall.ledger.store import (
+    FIRST_SEQ_MIN,
+    JournalRow,
+    LedgerMeta,
+    Store,
+    StoreError,
+    resolve_url,
+)
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
 Clock = Callable[[], datetime]
@@ -260,7 +269,8 @@ def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int,
             raise StoreError(f"the snapshot at entry {snapshot.seq}: {error}") from None
         seq, hash_hex = snapshot.seq, snapshot.hash
     snapshot_seq = seq
-    for row in store.journal_rows(connection, after_seq=seq):
+    first = seq if snapshot is not None else FIRST_SEQ_MIN  # rows numbered <= 0 are tampering
+    for row in store.journal_rows(connection, after_seq=first):
         seq, hash_hex = _apply_entry(engine, row, seq, hash_hex)
     if (seq, hash_hex) != (head_seq, head_hash):
         raise StoreError(
@@ -275,11 +285,17 @@ def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tu
     expected = entry_hash(
         hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
     )
-    if row.seq != seq + 1 or row.hash != expected:
+    command = decode_entry_command(row.command)
+    if (
+        row.seq != seq + 1
+        or row.hash != expected
+        or command is None
+        or not key_is_valid(row.idem_key)
+    ):
         raise StoreError(
             f"journal entry {seq + 1} does not match the hash chain; run 'tokenmall audit verify'"
         )
-    code = engine.try_apply(json.loads(row.command))
+    code = engine.try_apply(command)
     outcome = OUTCOME_OK if code is None else str(code)
     if outcome != row.outcome:
         raise StoreError(

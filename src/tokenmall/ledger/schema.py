@@ -48,6 +48,7 @@ snapshots = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
     Column("state", LargeBinary, nullable=False),
     Column("created_at", String(32), nullable=False),
 )

@@ -7,6 +7,7 @@ durable by default (`synchronous_commit=on`).
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import zlib
@@ -37,6 +38,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 PG_WRITER_LOCK_KEY = 0x746F6B656E6D616C
 # Rows fetched per round trip when streaming the journal; IN lists per key lookup.
 FETCH_ROWS = 5_000
+FIRST_SEQ_MIN = -(2**63)  # below every BIGINT
 KEYS_PER_QUERY = 500
 
 
@@ -188,8 +190,10 @@ class Store:
 
     @staticmethod
     def head(connection: sa.Connection) -> tuple[int, str]:
-        row = connection.execute(sa.select(ledger_head.c.seq, ledger_head.c.hash)).one()
-        return int(row.seq), str(row.hash)
+        rows = connection.execute(sa.select(ledger_head.c.seq, ledger_head.c.hash)).all()
+        if len(rows) != 1:
+            raise StoreError(f"the ledger's head row is {'missing' if not rows else 'duplicated'}")
+        return int(rows[0].seq), str(rows[0].hash)
 
     @staticmethod
     def latest_snapshot(connection: sa.Connection, at_most_seq: int) -> Snapshot | None:
@@ -208,8 +212,11 @@ class Store:
             yield _snapshot_from_row(row)
 
     @staticmethod
-    def journal_rows(connection: sa.Connection, after_seq: int = 0) -> Iterator[JournalRow]:
-        """Journal entries after `after_seq` in seq order, streamed in chunks."""
+    def journal_rows(
+        connection: sa.Connection, after_seq: int = FIRST_SEQ_MIN
+    ) -> Iterator[JournalRow]:
+        """Journal entries after `after_seq` in seq order, streamed in chunks; by default all of
+        them, even rows numbered 0 or below that only a tampering could have put there."""
         last = after_seq
         while True:
             chunk = connection.execute(
@@ -303,10 +310,14 @@ class Store:
     def save_snapshot(
         self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int
     ) -> None:
-        blob = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
+        text = json.dumps(state, separators=(",", ":")).encode()
+        blob = zlib.compress(text, 6)
+        digest = snapshot_digest(hash_hex, text)
         with self.engine.begin() as connection:
             connection.execute(
-                snapshots.insert().values(seq=seq, hash=hash_hex, state=blob, created_at=at)
+                snapshots.insert().values(
+                    seq=seq, hash=hash_hex, digest=digest, state=blob, created_at=at
+                )
             )
             kept = sa.select(snapshots.c.seq).order_by(snapshots.c.seq.desc()).limit(keep)
             connection.execute(
@@ -325,11 +336,21 @@ def _upsert_progress(connection: sa.Connection, progress: dict[str, Any]) -> Non
         connection.execute(ingest_sources.insert().values(**progress))
 
 
+def snapshot_digest(hash_hex: str, state_json: bytes) -> str:
+    """Binds a snapshot's state to the journal entry it was taken at. It catches an edited
+    state or a snapshot moved to another entry; like the chain, not someone who recomputes it."""
+    return hashlib.sha256(bytes.fromhex(hash_hex) + state_json).hexdigest()
+
+
 def _snapshot_from_row(row: sa.Row[Any]) -> Snapshot:
+    unreadable = f"the snapshot at entry {row.seq} is unreadable or was edited"
     try:
-        state = json.loads(zlib.decompress(row.state))
-    except (zlib.error, ValueError):
-        raise StoreError(f"the snapshot at entry {row.seq} is unreadable") from None
+        text = zlib.decompress(row.state)
+        if snapshot_digest(row.hash, text) != row.digest:
+            raise StoreError(unreadable)
+        state = json.loads(text)
+    except (zlib.error, ValueError, RecursionError):
+        raise StoreError(unreadable) from None
     return Snapshot(int(row.seq), str(row.hash), state)
 
 

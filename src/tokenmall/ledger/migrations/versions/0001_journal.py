@@ -56,6 +56,7 @@ def upgrade() -> None:
         "snapshots",
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("state", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
