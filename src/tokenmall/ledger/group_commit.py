@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from tokenmall.ledger.ledger import Ledger, Result, Submission
+from tokenmall.ledger.store import StoreError
 
 QUEUE_MAX = 65_536
 
@@ -69,7 +70,11 @@ class GroupCommitter:
         if not batch.done.wait(timeout):
             raise TimeoutError("no commit within the timeout; resubmit with the same key")
         if batch.error is not None:
-            raise batch.error
+            # Each waiter raises its own exception: one object raised in many threads at once
+            # would collect all their tracebacks.
+            if isinstance(batch.error, StoreError):
+                raise StoreError(str(batch.error)) from batch.error
+            raise RuntimeError(f"the ledger's writer failed: {batch.error!r}") from batch.error
         return batch.results[index]
 
     def close(self) -> None:

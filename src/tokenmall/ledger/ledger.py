@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import ParamsError
@@ -35,6 +36,7 @@ from tokenmall.ledger.store import (
     LedgerMeta,
     Store,
     StoreError,
+    first_line,
     resolve_url,
 )
 
@@ -123,6 +125,8 @@ class Ledger:
         except Exception:
             store.close()
             raise
+        self.next_snapshot_seq = self.snapshot_seq + settings.snapshot_every
+        self.snapshot_error: str | None = None  # why the last automatic snapshot failed
 
     @classmethod
     def open(
@@ -148,6 +152,8 @@ class Ledger:
         ingest_sources row); the results are valid once this returns. On a store failure the
         engine is rebuilt from the store, nothing of the batch is acknowledged, and StoreError
         is raised."""
+        if self.store.retake_lost_writer_lock() or self.broken is not None:
+            self._reload()  # memory must match the store before anything more is applied
         if self.broken is not None:
             raise StoreError(self.broken)
         if len(batch) > self.settings.batch_max:
@@ -179,13 +185,27 @@ class Ledger:
             if progress is not None:
                 progress = {**progress, "last_seq": seq, "updated_at": recorded_at}
             self.store.append(rows, (seq, hash_hex), progress)
+        except SQLAlchemyError as error:
+            self._reload()
+            raise StoreError(
+                f"the commit failed and nothing of the batch was applied: {first_line(error)}"
+            ) from error
         except BaseException:
             self._reload()
             raise
         self.head_seq, self.head_hash = seq, hash_hex
-        if seq - self.snapshot_seq >= self.settings.snapshot_every:
-            self.snapshot()
+        if seq >= self.next_snapshot_seq:
+            self._snapshot_after_commit()
         return results
+
+    def _snapshot_after_commit(self) -> None:
+        """A snapshot is a cache: failing to save one must not fail the batch that just
+        committed (its submitters would retry and apply it twice). Try again one interval on."""
+        try:
+            self.snapshot()
+        except SQLAlchemyError as error:
+            self.snapshot_error = first_line(error)
+            self.next_snapshot_seq = self.head_seq + self.settings.snapshot_every
 
     def snapshot(self) -> None:
         """Save the engine's state at the current head (a cache for faster start-up)."""
@@ -199,6 +219,8 @@ class Ledger:
             self.settings.snapshots_kept,
         )
         self.snapshot_seq = self.head_seq
+        self.next_snapshot_seq = self.head_seq + self.settings.snapshot_every
+        self.snapshot_error = None
 
     def _keyed_entries(self, batch: Sequence[Submission], now: datetime) -> dict[str, JournalRow]:
         keys = sorted({s.key for s in batch if s.key is not None})
@@ -225,6 +247,8 @@ class Ledger:
         If even that fails, the ledger stays unusable (StoreError on the next call)."""
         try:
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(self.store)
+            self.next_snapshot_seq = self.snapshot_seq + self.settings.snapshot_every
+            self.broken = None
         except Exception as error:
             self.broken = f"the ledger could not reload after a failed commit: {error}"
 

@@ -103,7 +103,8 @@ class Store:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.sqlite_path = _sqlite_path(parsed.database, create=create) if self.is_sqlite else None
         self.engine = _create_engine(url, self.is_sqlite)
-        self._lock_handle: Any = None
+        self._lock_file: Any = None  # SQLite: the flock'ed file
+        self._lock_connection: sa.Connection | None = None  # PostgreSQL: the locked session
         marker = "?" if self.is_sqlite else "%s"
         self._insert_journal_sql = (
             f"INSERT INTO journal ({', '.join(JournalRow._fields)}) "
@@ -125,7 +126,7 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic); a no-op when it is current."""
         config = _alembic_config()
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             config.attributes["connection"] = connection
             alembic_command.upgrade(config, "head")
 
@@ -145,9 +146,13 @@ class Store:
 
     def acquire_writer_lock(self) -> None:
         """Refuse to go on if another writer holds this ledger. Held until `close`; the
-        operating system (SQLite) or the server (PostgreSQL) releases it if the process dies."""
+        operating system (SQLite) or the server (PostgreSQL) releases it if the process dies.
+
+        On PostgreSQL every write goes through the session that holds the advisory lock: if that
+        session dies (server restart, network), the lock is gone, and so is this writer's
+        ability to commit, so two writers can never both commit."""
         if self.sqlite_path is not None:
-            self._lock_handle = _lock_file(Path(f"{self.sqlite_path}-writer.lock"))
+            self._lock_file = _lock_file(Path(f"{self.sqlite_path}-writer.lock"))
             return
         connection = self.engine.connect()
         got = connection.execute(
@@ -160,12 +165,37 @@ class Store:
                 f"another tokenmall writer holds {display_url(self.url)} "
                 "(PostgreSQL advisory lock); stop it first"
             )
-        self._lock_handle = connection
+        self._lock_connection = connection
+
+    def retake_lost_writer_lock(self) -> bool:
+        """True if the PostgreSQL session holding the lock had died and the lock was taken
+        again: another writer may have committed meanwhile, so the caller must reload. StoreError
+        if another writer holds it now."""
+        connection = self._lock_connection
+        if connection is None or not connection.invalidated:
+            return False
+        self._lock_connection = None
+        connection.close()
+        self.acquire_writer_lock()
+        return True
 
     def release_writer_lock(self) -> None:
-        handle, self._lock_handle = self._lock_handle, None
-        if handle is not None:
-            handle.close()
+        lock_file, self._lock_file = self._lock_file, None
+        if lock_file is not None:
+            lock_file.close()
+        connection, self._lock_connection = self._lock_connection, None
+        if connection is not None:
+            connection.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A transaction for the writer: committed when the block ends, rolled back on error."""
+        if self._lock_connection is None:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._lock_connection.begin():
+            yield self._lock_connection
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -275,7 +305,7 @@ class Store:
     # -- writes (the writer only) --------------------------------------------------------------
 
     def create(self, meta: LedgerMeta) -> None:
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             connection.execute(
                 ledger_meta.insert().values(
                     id=1,
@@ -295,7 +325,7 @@ class Store:
     ) -> None:
         """One transaction: the new entries, the new head and the ingest position; durable when
         this returns."""
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             if rows:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # handling cost more than the insert itself.
@@ -313,7 +343,7 @@ class Store:
         text = json.dumps(state, separators=(",", ":")).encode()
         blob = zlib.compress(text, 6)
         digest = snapshot_digest(hash_hex, text)
-        with self.engine.begin() as connection:
+        with self.writing() as connection:
             connection.execute(
                 snapshots.insert().values(
                     seq=seq, hash=hash_hex, digest=digest, state=blob, created_at=at
