@@ -141,7 +141,12 @@ def ingest(
             plan = plan_ingest(ledger, checked)
             with _progress_bar(checked.commands, "ingest") as advance:
                 summary = run_ingest(ledger, plan, advance)
-            ledger.snapshot()
+            if not ledger.try_snapshot():
+                click.echo(
+                    f"tokenmall: warning: no snapshot saved ({ledger.snapshot_error}); "
+                    "start-up will replay more of the journal",
+                    err=True,
+                )
             head = (ledger.head_seq, ledger.head_hash)
     except (InputError, StoreError) as error:
         _fail(str(error))

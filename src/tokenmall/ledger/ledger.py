@@ -160,12 +160,12 @@ class Ledger:
             raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
         now = self.settings.clock()
         recorded_at = timestamp(now)
-        earlier = self._keyed_entries(batch, now)
         rows: list[JournalRow] = []
         results: list[Result] = []
         seq, hash_hex = self.head_seq, self.head_hash
         engine = self.engine
         try:
+            earlier = self._keyed_entries(batch, now)
             for submission in batch:
                 key = submission.key
                 if key is not None and key in earlier:
@@ -195,17 +195,20 @@ class Ledger:
             raise
         self.head_seq, self.head_hash = seq, hash_hex
         if seq >= self.next_snapshot_seq:
-            self._snapshot_after_commit()
+            self.try_snapshot()
         return results
 
-    def _snapshot_after_commit(self) -> None:
-        """A snapshot is a cache: failing to save one must not fail the batch that just
-        committed (its submitters would retry and apply it twice). Try again one interval on."""
+    def try_snapshot(self) -> bool:
+        """Snapshot now; on failure remember why (`snapshot_error`) and try again one interval
+        on. A snapshot is a cache: failing to save one must not fail the batch that just
+        committed (its submitters would retry and apply it twice)."""
         try:
             self.snapshot()
         except SQLAlchemyError as error:
             self.snapshot_error = first_line(error)
             self.next_snapshot_seq = self.head_seq + self.settings.snapshot_every
+            return False
+        return True
 
     def snapshot(self) -> None:
         """Save the engine's state at the current head (a cache for faster start-up)."""
