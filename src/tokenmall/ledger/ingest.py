@@ -15,9 +15,16 @@ from pathlib import Path
 
 from tokenmall.core.errors import ErrorCode
 from tokenmall.ledger.ledger import Ledger, Result, Submission, timestamp
-from tokenmall.replay import InputError, decode_command, open_input, scenario_lines
+from tokenmall.replay import (
+    JSON_WHITESPACE,
+    InputError,
+    decode_command,
+    open_input,
+    scenario_lines,
+)
 
 Progress = Callable[[int], None]  # called with the number of commands just done
+BLANK = JSON_WHITESPACE.encode()
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,8 @@ def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> Inges
     batch: list[Submission] = []
     batch_max = ledger.settings.batch_max
     skips_reported = False
-    for line_number, submission in _submissions(plan.file.path):
-        if line_number <= plan.lines_done:
+    for line_number, submission in _submissions(plan.file.path, plan.lines_done):
+        if submission is None:
             summary.skipped += 1
             continue
         if not skips_reported:
@@ -124,9 +131,15 @@ def _count(summary: IngestSummary, result: Result) -> None:
         summary.rejected += 1
 
 
-def _submissions(path: Path) -> Iterator[tuple[int, Submission]]:
+def _submissions(path: Path, lines_done: int) -> Iterator[tuple[int, Submission | None]]:
+    """(line number, submission) for each command line; None for a command line that an
+    earlier run committed (counted, not decoded again)."""
     with open_input(path) as stream:
         for line_number, raw_line in enumerate(scenario_lines(stream, str(path)), start=1):
+            if line_number <= lines_done:
+                if raw_line is None or raw_line.strip(BLANK):  # blank lines are not commands
+                    yield line_number, None
+                continue
             submission = _submission(path, line_number, raw_line)
             if submission is not None:
                 yield line_number, submission
