@@ -163,7 +163,9 @@ def _progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
     if not sys.stderr.isatty():
         yield lambda _done: None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+    with click.progressbar(
+        length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True
+    ) as bar:
         yield bar.update
 
 
