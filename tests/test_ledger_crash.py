@@ -291,7 +291,7 @@ def finish_ingest(scenario: Scenario, db_url: str, done_before: int, batch: int 
     assert result.returncode == 0, result.stderr
     summary = re.fullmatch(
         rb".*: (\d+) applied, (\d+) rejected by the rules, (\d+) already applied \(same key\), "
-        rb"(\d+) done by an earlier run; journal head: entry (\d+), hash [0-9a-f]{16}\n",
+        rb"(\d+) done by an earlier run; journal head: entry (\d+), hash [0-9a-f]{64}\n",
         result.stdout,
     )
     assert summary is not None, result.stdout

@@ -153,7 +153,7 @@ def ingest(
     click.echo(
         f"{scenario}: {summary.applied} applied, {summary.rejected} rejected by the rules, "
         f"{summary.replayed} already applied (same key), {summary.skipped} done by an earlier run; "
-        f"journal head: entry {head[0]}, hash {head[1][:16]}"
+        f"journal head: entry {head[0]}, hash {head[1]}"
     )
 
 
@@ -254,8 +254,9 @@ def audit_verify(db: str | None) -> None:
         sys.exit(EXIT_AUDIT_FAILED)
     click.echo(
         f"audit: ok: {report.entries} entries ({report.rejected} rejected by the rules), "
-        f"hash chain intact, head {report.head_hash[:16]}; "
-        f"{report.snapshots_checked} snapshots match; price {report.price}, {report.users} users"
+        f"hash chain intact, head {report.head_hash}; "
+        f"snapshots checked: {report.snapshots_checked}; price {report.price}, "
+        f"users: {report.users}"
     )
 
 

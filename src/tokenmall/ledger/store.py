@@ -80,7 +80,7 @@ def resolve_url(db: str | None) -> str:
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         return f"postgresql+psycopg://{rest}"
     if scheme in ("sqlite", "sqlite+pysqlite"):
-        return f"sqlite:///{rest.removeprefix('/')}" if rest.startswith("/") else value
+        return value
     raise StoreError(
         f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:/// or postgresql://)"
     )
