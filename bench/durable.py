@@ -8,8 +8,10 @@ bench/engine.py), three ways, each timed from command dicts to committed journal
 
 - group commit, batched: `Ledger.execute` with batches of --batch commands, the path of
   `tokenmall ingest` (one writer thread, many commands per durable write);
-- group commit, threads: --threads client threads each submitting one command at a time through
-  `GroupCommitter`, which commits whatever has queued up as one transaction;
+- group commit, coroutines: --clients coroutines on one event loop (what an async HTTP server
+  has), each submitting one command at a time through `GroupCommitter`, which commits whatever
+  has queued up as one transaction;
+- group commit, threads: the same with --clients OS threads;
 - baseline: one transaction per command (batches of 1), over the first --baseline-commands.
 
 PostgreSQL: the server at $TOKENMALL_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres);
@@ -17,6 +19,7 @@ a scratch database is created and dropped per measurement.
 """
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -61,9 +64,11 @@ def scratch_database(backend: str) -> Iterator[str]:
             )
 
 
-def batched(ledger: Ledger, commands: list[Command], batch: int) -> None:
+def batched(ledger: Ledger, commands: list[Command], batch: int) -> int:
+    """Returns the number of transactions used, like the others."""
     for start in range(0, len(commands), batch):
         ledger.execute([Submission.decoded(c) for c in commands[start : start + batch]])
+    return -(-len(commands) // batch)
 
 
 def threaded(ledger: Ledger, commands: list[Command], threads: int) -> int:
@@ -86,64 +91,70 @@ def threaded(ledger: Ledger, commands: list[Command], threads: int) -> int:
     return committer.batches
 
 
+def coroutines(ledger: Ledger, commands: list[Command], clients: int) -> int:
+    """Like `threaded`, with coroutines on one event loop (as an async HTTP server has)."""
+    committer = GroupCommitter(ledger)
+
+    async def client(share: list[Command]) -> None:
+        for command in share:
+            await committer.submit_prepared_async(Submission.decoded(command))
+
+    async def all_clients() -> None:
+        await asyncio.gather(*(client(commands[index::clients]) for index in range(clients)))
+
+    asyncio.run(all_clients())
+    committer.close()
+    return committer.batches
+
+
 def measure(
-    backend: str, commands: list[Command], settings: Settings, run: Callable[[Ledger], object]
-) -> tuple[float, object]:
+    backend: str, commands: list[Command], settings: Settings, run: Callable[[Ledger], int]
+) -> tuple[float, int]:
     with scratch_database(backend) as url, Ledger.open(url, settings, PARAMS) as ledger:
         start = time.perf_counter()
-        detail = run(ledger)
+        transactions = run(ledger)
         elapsed = time.perf_counter() - start
         assert ledger.head_seq == len(commands), "every command must have a journal entry"
-    return len(commands) / elapsed, detail
-
-
-def report(label: str, rates: list[float], extra: str = "") -> float:
-    median = statistics.median(rates)
-    runs = ", ".join(f"{rate:,.0f}" for rate in rates)
-    print(
-        f"  {label}: {median:,.0f} commands/s (median of {len(rates)}: {runs}){extra}", flush=True
-    )
-    return median
+    return len(commands) / elapsed, transactions
 
 
 def bench_backend(backend: str, commands: list[Command], args: argparse.Namespace) -> None:
     settings = Settings(batch_max=args.batch, snapshot_every=args.snapshot_every)
-    baseline_commands = commands[: args.baseline_commands]
-    grouped, threads, baseline = [], [], []
-    batches: list[object] = []
-    for _ in range(args.runs):  # interleaved, so that drift hits all three alike
-        grouped.append(
-            measure(
-                backend, commands, settings, lambda ledger: batched(ledger, commands, args.batch)
-            )[0]
-        )
-        rate, used = measure(
-            backend, commands, settings, lambda ledger: threaded(ledger, commands, args.threads)
-        )
-        threads.append(rate)
-        batches.append(used)
-        baseline.append(
-            measure(
-                backend,
-                baseline_commands,
-                settings,
-                lambda ledger: batched(ledger, baseline_commands, 1),
-            )[0]
-        )
+    first = commands[: args.baseline_commands]
+    baseline = f"baseline, one transaction per command ({len(first):,} commands)"
+    modes: dict[str, tuple[list[Command], Callable[[Ledger], int]]] = {
+        f"group commit, batches of {args.batch:,}": (
+            commands,
+            lambda ledger: batched(ledger, commands, args.batch),
+        ),
+        f"group commit, {args.clients} coroutines": (
+            commands,
+            lambda ledger: coroutines(ledger, commands, args.clients),
+        ),
+        f"group commit, {args.clients} threads": (
+            commands,
+            lambda ledger: threaded(ledger, commands, args.clients),
+        ),
+        baseline: (first, lambda ledger: batched(ledger, first, 1)),
+    }
+    rates: dict[str, list[float]] = {label: [] for label in modes}
+    sizes: dict[str, list[float]] = {label: [] for label in modes}
+    for _ in range(args.runs):  # interleaved, so that the machine's drift hits every mode alike
+        for label, (mode_commands, run) in modes.items():
+            rate, transactions = measure(backend, mode_commands, settings, run)
+            rates[label].append(rate)
+            sizes[label].append(len(mode_commands) / transactions)
     print(f"{backend}:")
-    group_rate = report(f"group commit, batches of {args.batch}", grouped)
-    average = statistics.median(len(commands) / int(str(b)) for b in batches)
-    thread_rate = report(
-        f"group commit, {args.threads} client threads", threads, f"; {average:,.0f} per transaction"
-    )
-    base_rate = report(
-        f"baseline, one transaction per command ({len(baseline_commands):,})", baseline
-    )
-    print(
-        f"  speed-up over the baseline: {group_rate / base_rate:,.1f}× batched, "
-        f"{thread_rate / base_rate:,.1f}× threads",
-        flush=True,
-    )
+    base_rate = statistics.median(rates[baseline])
+    for label in modes:
+        median = statistics.median(rates[label])
+        runs = ", ".join(f"{rate:,.0f}" for rate in rates[label])
+        print(
+            f"  {label}: {median:,.0f} commands/s (median of {args.runs}: {runs}); "
+            f"{statistics.median(sizes[label]):,.0f} per transaction; "
+            f"{median / base_rate:,.1f}× the baseline",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -152,7 +163,7 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4_096)
-    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=64, help="coroutines or threads")
     parser.add_argument("--baseline-commands", type=int, default=3_000)
     parser.add_argument("--snapshot-every", type=int, default=Settings.snapshot_every)
     parser.add_argument("--backends", default="sqlite,postgresql")

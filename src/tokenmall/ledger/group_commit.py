@@ -10,14 +10,19 @@ times out does not know whether its command committed; that is what idempotency 
 submit again with the same key.
 """
 
+import asyncio
+import contextlib
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from typing import Any
 
 from tokenmall.ledger.ledger import Ledger, Result, Submission
 from tokenmall.ledger.store import StoreError
 
 QUEUE_MAX = 65_536
+QUEUE_FULL_PAUSE_S = 0.001  # how often an async submitter looks again at a full queue
+
+AsyncWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Result]", int]
 
 
 class LedgerClosed(Exception):
@@ -25,13 +30,24 @@ class LedgerClosed(Exception):
 
 
 class _Batch:
-    __slots__ = ("done", "error", "results", "submissions")
+    __slots__ = ("async_waiters", "done", "error", "results", "submissions")
 
     def __init__(self) -> None:
         self.submissions: list[Submission] = []
         self.results: list[Result] = []
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done = threading.Event()  # for threads
+        self.async_waiters: list[AsyncWaiter] = []  # for coroutines: (loop, future, index)
+
+    def outcome(self, index: int) -> Result:
+        """This submission's result, or a fresh exception of its own to raise."""
+        if self.error is None:
+            return self.results[index]
+        # One exception object raised in many threads at once would collect all their
+        # tracebacks: each waiter raises its own.
+        if isinstance(self.error, StoreError):
+            raise StoreError(str(self.error)) from self.error
+        raise RuntimeError(f"the ledger's writer failed: {self.error!r}") from self.error
 
 
 class GroupCommitter:
@@ -69,13 +85,32 @@ class GroupCommitter:
             self._not_empty.notify()
         if not batch.done.wait(timeout):
             raise TimeoutError("no commit within the timeout; resubmit with the same key")
-        if batch.error is not None:
-            # Each waiter raises its own exception: one object raised in many threads at once
-            # would collect all their tracebacks.
-            if isinstance(batch.error, StoreError):
-                raise StoreError(str(batch.error)) from batch.error
-            raise RuntimeError(f"the ledger's writer failed: {batch.error!r}") from batch.error
-        return batch.results[index]
+        return batch.outcome(index)
+
+    async def submit_async(self, command: dict[str, Any], key: str | None = None) -> Result:
+        """`submit` for a coroutine: the event loop keeps running while the command waits for
+        its commit, and a whole batch's coroutines are woken with one call into their loop
+        (instead of one OS thread per command). A full queue makes it wait, not block the loop.
+        Cancelling the awaiting task does not withdraw a queued command: it may still commit,
+        like a thread's timed-out one (resubmit with the same key to learn its result)."""
+        return await self.submit_prepared_async(Submission.of(command, key))
+
+    async def submit_prepared_async(self, submission: Submission) -> Result:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        while True:
+            with self._lock:
+                if self._closing:
+                    raise LedgerClosed("the ledger is shutting down")
+                if self._queued < self.queue_max:
+                    batch = self._open_batch()
+                    batch.async_waiters.append((loop, future, len(batch.submissions)))
+                    batch.submissions.append(submission)
+                    self._queued += 1
+                    self._not_empty.notify()
+                    break
+            await asyncio.sleep(QUEUE_FULL_PAUSE_S)
+        return await future
 
     def close(self) -> None:
         """Refuse new commands, commit everything already queued, stop the writer thread."""
@@ -115,3 +150,21 @@ class GroupCommitter:
         except BaseException as error:  # every waiter learns of the failure; none is acknowledged
             batch.error = error
         batch.done.set()
+        by_loop: defaultdict[asyncio.AbstractEventLoop, list[AsyncWaiter]] = defaultdict(list)
+        for waiter in batch.async_waiters:
+            by_loop[waiter[0]].append(waiter)
+        for loop, waiters in by_loop.items():
+            # A closed loop raises RuntimeError: nobody there is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, batch, waiters)
+
+
+def _settle(batch: _Batch, waiters: list[AsyncWaiter]) -> None:
+    """Runs in the waiters' event loop."""
+    for _loop, future, index in waiters:
+        if future.done():  # its task was cancelled
+            continue
+        try:
+            future.set_result(batch.outcome(index))
+        except Exception as error:
+            future.set_exception(error)
