@@ -18,9 +18,10 @@ from tokenmall.core.canonical import canonical_json
 from tokenmall.core.params import Params
 from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
+from tokenmall.ledger.group_commit import GroupCommitter
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings
-from tokenmall.ledger.store import StoreError, first_line, resolve_url
+from tokenmall.ledger.store import Store, StoreError, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.runtime import tune_gc
@@ -258,6 +259,68 @@ def audit_verify(db: str | None) -> None:
         f"snapshots checked: {report.snapshots_checked}; price {report.price}, "
         f"users: {report.users}"
     )
+
+
+@app.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port."
+)
+def serve(db: str | None, host: str, port: int) -> None:
+    """Run the HTTP API on the ledger (created and migrated first). SIGTERM or Ctrl-C stops it
+    cleanly: requests in flight finish, queued commands are committed, then it exits."""
+    # Imported here: the web stack takes most of a second to import, which every other
+    # command would otherwise pay.
+    import uvicorn  # noqa: PLC0415
+
+    from tokenmall.api.app import create_app  # noqa: PLC0415
+
+    try:
+        ledger = Ledger.open(db)
+    except StoreError as error:
+        _fail(str(error))
+    committer = GroupCommitter(ledger)
+
+    def shut_down() -> None:
+        committer.close()  # commits what is queued; later submissions get 503
+        ledger.close()
+
+    application = create_app(committer, shut_down)
+    config = uvicorn.Config(
+        application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
+    uvicorn.Server(config).run()
+
+
+@app.group()
+def token() -> None:
+    """Bearer tokens of the HTTP API."""
+
+
+@token.command("create")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "merchant", "consumer"]),
+    required=True,
+    help="What it may do: admin (everything), merchant or consumer (its own account).",
+)
+@click.option("--account", metavar="ID", help="The merchant or consumer it acts for.")
+@db_option
+def token_create(role: str, account: str | None, db: str | None) -> None:
+    """Print a new token (shown once; only its hash is stored)."""
+    from tokenmall.api.tokens import Role, create_token  # noqa: PLC0415 (see serve)
+
+    try:
+        store = Store(resolve_url(db), create=True)
+        try:
+            store.migrate()
+            click.echo(create_token(store, Role(role), account))
+        finally:
+            store.close()
+    except (StoreError, ValueError) as error:
+        _fail(str(error))
 
 
 def _fail(message: str) -> NoReturn:

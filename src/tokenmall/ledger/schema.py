@@ -6,6 +6,7 @@ Only `journal` is the record; the other tables are bookkeeping around it:
 - `ledger_head`: one row, the last entry's seq and hash, updated in every commit, so that an
   audit notices entries deleted from the end of the journal.
 - `snapshots`: the engine's complete state every N entries; caches, checked by the audit.
+- `api_tokens`: the HTTP API's bearer tokens (SHA-256 of each; the token itself is shown once).
 - `ingest_sources`: how far `tokenmall ingest` got in each file (by content digest), updated in
   the same transaction as the entries it applied, so that a killed ingest resumes exactly.
 """
@@ -61,4 +62,13 @@ ingest_sources = Table(
     Column("lines_done", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
     Column("updated_at", String(32), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("account", String(64), nullable=True),
+    Column("created_at", String(32), nullable=False),
 )

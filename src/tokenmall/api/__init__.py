@@ -1,0 +1,1 @@
+"""The HTTP API (`tokenmall serve`): Litestar on uvicorn, in front of the durable ledger."""

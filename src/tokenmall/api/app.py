@@ -1,0 +1,112 @@
+"""The Litestar application. Thin: authenticate, decode, hand the command to the ledger's
+group committer, answer. Every error is application/problem+json."""
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from tokenmall import __version__
+from tokenmall.api.problems import STATUS_OF_CODE, problem
+from tokenmall.api.tokens import Principal, Role, find_principal
+from tokenmall.core.canonical import canonical_json
+from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
+from tokenmall.ledger.ledger import Submission
+from tokenmall.ledger.store import StoreError
+from tokenmall.ledger.views import read_state
+from tokenmall.replay import decode_command
+
+BODY_BYTES_MAX = 64 * 1024
+PRINCIPALS_CACHED_MAX = 10_000
+
+
+class Api:
+    """What the handlers need: the committer (and through it the ledger) and a token cache."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self.committer = committer
+        self.store = committer.ledger.store
+        self._principals: dict[str, Principal] = {}
+
+    def principal(self, request: Request[Any, Any, Any]) -> Principal | Response[bytes]:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return problem(401, "unauthorized", "send Authorization: Bearer <token>")
+        found = self._principals.get(token)
+        if found is None:
+            found = find_principal(self.store, token)
+            if found is None:
+                return problem(401, "unauthorized", "unknown token")
+            if len(self._principals) >= PRINCIPALS_CACHED_MAX:
+                self._principals.clear()
+            self._principals[token] = found
+        return found
+
+
+def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Litestar:
+    api = Api(committer)
+
+    @get("/healthz", sync_to_thread=False)
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "head": committer.ledger.head_seq}
+
+    @post("/v1/commands", status_code=200)
+    async def post_command(request: Request[Any, Any, Any]) -> Response[Any]:
+        """One SPEC command as JSON (admin). `Idempotency-Key` makes a retry safe."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        if who.role is not Role.ADMIN:
+            return problem(403, "forbidden", "only an admin token may post raw commands")
+        body = await request.body()
+        command = decode_command(body) if len(body) <= BODY_BYTES_MAX else None
+        if not isinstance(command, dict):
+            return problem(400, "invalid_command", "the body must be one JSON object")
+        try:
+            submission = Submission.decoded(command, request.headers.get("idempotency-key"))
+        except ValueError as error:
+            return problem(422, "invalid_command", str(error))
+        try:
+            result = await committer.submit_prepared_async(submission)
+        except (StoreError, LedgerClosed) as error:
+            return problem(503, "unavailable", str(error))
+        if result.ok:
+            return Response({"seq": result.seq, "outcome": "ok", "replayed": result.replayed})
+        status = STATUS_OF_CODE.get(result.outcome, 409)
+        return problem(
+            status,
+            result.outcome,
+            "the rules rejected the command" if result.seq else "the key names another command",
+            seq=result.seq,
+            replayed=result.replayed,
+        )
+
+    @get("/v1/state", sync_to_thread=True)
+    def state(request: Request[Any, Any, Any]) -> Response[Any]:
+        """The canonical state of SPEC §7 (admin), read from the store: one consistent view,
+        never the writer's engine in the middle of a batch."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        if who.role is not Role.ADMIN:
+            return problem(403, "forbidden", "only an admin token may read the whole state")
+        return Response(
+            canonical_json(read_state(api.store)).encode(), media_type="application/json"
+        )
+
+    def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+        return problem(error.status_code, "http_error", str(error.detail))
+
+    def internal_problem(_request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+        return problem(500, "internal_error", type(error).__name__)
+
+    return Litestar(
+        route_handlers=[healthz, post_command, state],
+        exception_handlers={HTTPException: http_problem, Exception: internal_problem},
+        request_max_body_size=BODY_BYTES_MAX,
+        openapi_config=OpenAPIConfig(title="tokenmall", version=__version__),
+        on_shutdown=[on_shutdown],
+    )

@@ -1,0 +1,40 @@
+"""RFC 9457 problem details carrying SPEC's error codes, and the HTTP status for each."""
+
+import json
+from typing import Any
+
+from litestar import Response
+
+from tokenmall.core.errors import ErrorCode
+from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://tokenmall.dev/problems/"  # names the problem; not fetched by anything
+
+STATUS_OF_CODE: dict[str, int] = {
+    ErrorCode.INVALID_COMMAND: 422,
+    ErrorCode.UNKNOWN_OP: 422,
+    ErrorCode.INVALID_AMOUNT: 422,
+    ErrorCode.INVALID_PAYMENT: 422,
+    ErrorCode.INVALID_PARAMS: 422,
+    ErrorCode.UNKNOWN_USER: 404,
+    ErrorCode.UNKNOWN_MERCHANT: 404,
+    ErrorCode.UNKNOWN_ORDER: 404,
+    ErrorCode.UNKNOWN_REFERRER: 409,
+    ErrorCode.DUPLICATE_ACCOUNT: 409,
+    ErrorCode.DUPLICATE_ORDER: 409,
+    ErrorCode.INSUFFICIENT_STABLE: 409,
+    ErrorCode.INSUFFICIENT_POINTS: 409,
+    ErrorCode.ISSUANCE_EXHAUSTED: 409,
+    ErrorCode.NOT_REFUNDABLE: 409,
+    ErrorCode.REFUND_WINDOW_CLOSED: 409,
+    ErrorCode.POINTS_ALREADY_USED: 409,
+    IDEMPOTENCY_CONFLICT: 409,
+}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response[bytes]:
+    body = {"type": TYPE_BASE + code, "title": code, "status": status, "code": code}
+    body["detail"] = detail
+    body.update(extra)
+    return Response(content=json.dumps(body).encode(), status_code=status, media_type=PROBLEM_JSON)

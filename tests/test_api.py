@@ -1,0 +1,172 @@
+"""`tokenmall serve`: a real server process on a free port, driven over real HTTP."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT_S = 30.0
+
+
+def tokenmall(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenmall.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    client: httpx.Client
+    directory: Path
+    admin: str
+
+    def headers(self, token: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", **extra}
+
+    def post(self, command: object, token: str | None = None, **headers: str) -> httpx.Response:
+        return self.client.post(
+            "/v1/commands",
+            content=json.dumps(command),
+            headers=self.headers(token or self.admin, **headers),
+        )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    created = tokenmall("token", "create", "--role", "admin", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    admin = created.stdout.strip()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if client.get("/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield Server(process, client, tmp_path, admin)
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, object] = response.json()
+    assert body["status"] == status and body["code"] == code
+    return body
+
+
+def test_commands_are_durable_and_idempotent(server: Server) -> None:
+    assert server.post({"op": "register", "user": "alice"}).json() == {
+        "seq": 1,
+        "outcome": "ok",
+        "replayed": False,
+    }
+    order = {"op": "order", "id": "o1", "user": "alice", "amount": "100.00"}
+    first = server.post(order, **{"Idempotency-Key": "k-1"})
+    again = server.post(order, **{"Idempotency-Key": "k-1"})
+    assert first.json() == {"seq": 2, "outcome": "ok", "replayed": False}
+    assert again.json() == {"seq": 2, "outcome": "ok", "replayed": True}
+    other = server.post({**order, "amount": "5.00"}, **{"Idempotency-Key": "k-1"})
+    assert_problem(other, 409, "idempotency_conflict")
+    rejected = assert_problem(
+        server.post({"op": "sell", "user": "alice", "points": "999"}), 409, "insufficient_points"
+    )
+    assert rejected["seq"] == 3  # journaled, as replay lists it in errors
+    assert_problem(server.post({"op": "sell", "user": "bob", "points": "1"}), 404, "unknown_user")
+    state = server.client.get("/v1/state", headers=server.headers(server.admin))
+    assert state.status_code == 200
+    assert state.json()["users"]["alice"]["ep"] == "21.00000000"
+    assert state.json()["errors"] == [
+        {"line": 3, "code": "insufficient_points"},
+        {"line": 4, "code": "unknown_user"},
+    ]
+
+    # SIGTERM: a clean stop (uvicorn finishes, then ends by the signal it caught, as
+    # process managers expect), and the store holds exactly what was acknowledged
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(20) in (0, -signal.SIGTERM)
+    stored = tokenmall("state", cwd=server.directory)
+    assert json.loads(stored.stdout) == state.json()
+    audit = tokenmall("audit", "verify", cwd=server.directory)
+    assert audit.returncode == 0 and audit.stdout.startswith("audit: ok: 4 entries")
+
+
+def test_tokens_and_roles(server: Server) -> None:
+    no_token = server.client.post("/v1/commands", content=b"{}")
+    assert_problem(no_token, 401, "unauthorized")
+    assert_problem(server.post({"op": "settle_day"}, token="tm_forged"), 401, "unauthorized")
+    assert_problem(server.post({"op": "settle_day"}, token="not-even-ours"), 401, "unauthorized")
+    created = tokenmall(
+        "token", "create", "--role", "consumer", "--account", "alice", cwd=server.directory
+    )
+    consumer = created.stdout.strip()
+    assert consumer.startswith("tm_") and consumer != server.admin
+    assert_problem(server.post({"op": "settle_day"}, token=consumer), 403, "forbidden")
+    assert_problem(
+        server.client.get("/v1/state", headers=server.headers(consumer)), 403, "forbidden"
+    )
+    # nothing reached the journal
+    assert server.client.get("/healthz").json()["head"] == 0
+
+
+def test_bad_input_is_a_problem_not_a_crash(server: Server) -> None:
+    headers = server.headers(server.admin)
+    for body in (b"garbage", b"[1, 2]", b'"text"', b'{"op": NaN}', b"\xff\xfe"):
+        response = server.client.post("/v1/commands", content=body, headers=headers)
+        assert_problem(response, 400, "invalid_command")
+    too_big = server.client.post("/v1/commands", content=b" " * (65 * 1024), headers=headers)
+    assert too_big.status_code == 413
+    bad_key = server.post({"op": "settle_day"}, **{"Idempotency-Key": "k" * 300})
+    assert_problem(bad_key, 422, "invalid_command")
+    unknown = server.post({"op": "fly"})
+    assert_problem(unknown, 422, "unknown_op")
+    assert server.client.get("/nowhere").status_code == 404
+
+
+def test_the_cli_refuses_bad_token_requests(tmp_path: Path) -> None:
+    for args in (
+        ("token", "create", "--role", "admin", "--account", "x"),
+        ("token", "create", "--role", "consumer"),
+        ("token", "create", "--role", "root"),
+    ):
+        result = tokenmall(*args, cwd=tmp_path)
+        assert result.returncode == 2, args
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
