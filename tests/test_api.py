@@ -170,3 +170,71 @@ def test_the_cli_refuses_bad_token_requests(tmp_path: Path) -> None:
         result = tokenmall(*args, cwd=tmp_path)
         assert result.returncode == 2, args
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def make_token(server: Server, role: str, account: str) -> str:
+    created = tokenmall(
+        "token", "create", "--role", role, "--account", account, cwd=server.directory
+    )
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def call(server: Server, method: str, path: str, body: object | None, token: str) -> httpx.Response:
+    content = b"" if body is None else json.dumps(body).encode()
+    return server.client.request(method, path, content=content, headers=server.headers(token))
+
+
+def test_resource_endpoints_and_who_may_use_them(server: Server) -> None:
+    admin = server.admin
+    alice = make_token(server, "consumer", "alice")
+    shop = make_token(server, "merchant", "shop")
+    # a consumer registers itself; an admin registers others; a merchant registers itself
+    assert call(server, "POST", "/v1/consumers", {"user": "alice"}, alice).status_code == 201
+    body = {"user": "bob", "referrer": "alice"}
+    assert_problem(call(server, "POST", "/v1/consumers", body, alice), 403, "forbidden")
+    assert call(server, "POST", "/v1/consumers", body, admin).status_code == 201
+    assert call(server, "POST", "/v1/merchants", {"merchant": "shop"}, shop).status_code == 201
+    # orders: the buyer for itself, not for another; a merchant cannot issue points (cash)
+    order = {"id": "o1", "user": "alice", "amount": "100.00"}
+    assert call(server, "POST", "/v1/orders", order, alice).status_code == 201
+    for_bob = {"id": "o2", "user": "bob", "amount": "100.00"}
+    assert_problem(call(server, "POST", "/v1/orders", for_bob, alice), 403, "forbidden")
+    assert_problem(call(server, "POST", "/v1/orders", for_bob, shop), 403, "forbidden")
+    # alice converts EP to SP and pays the shop in SP; the shop may take that payment
+    converted = call(server, "POST", "/v1/consumers/alice/convert", {"points": "5"}, alice)
+    assert converted.status_code == 200, converted.text
+    sp_order = {"id": "o3", "user": "alice", "amount": "1.00", "pay": "stable", "merchant": "shop"}
+    assert call(server, "POST", "/v1/orders", sp_order, shop).status_code == 201
+    # the path names the account; a body that says otherwise is malformed
+    mismatch = call(
+        server, "POST", "/v1/consumers/alice/sell", {"user": "bob", "points": "1"}, admin
+    )
+    assert_problem(mismatch, 422, "invalid_command")
+    wrong_op = call(server, "POST", "/v1/consumers/alice/sell", {"op": "redeem"}, admin)
+    assert_problem(wrong_op, 422, "invalid_command")
+    assert_problem(
+        call(server, "POST", "/v1/consumers/bob/sell", {"points": "1"}, alice), 403, "forbidden"
+    )
+    sold = call(server, "POST", "/v1/consumers/alice/sell", {"points": "1"}, alice)
+    assert sold.status_code == 200, sold.text
+    # the operator's commands
+    for method, path, body_ in (
+        ("POST", "/v1/settlements", None),
+        ("PUT", "/v1/params", {"params": {"sell_fee_rate": "0.05"}}),
+        ("POST", "/v1/orders/o1/refund", None),
+        ("POST", "/v1/consumers/bob/grants", {"amount": "10.00", "days": 5}),
+    ):
+        assert_problem(call(server, method, path, body_, alice), 403, "forbidden")
+        assert_problem(call(server, method, path, body_, shop), 403, "forbidden")
+    params = {"params": {"sell_fee_rate": "0.05"}}
+    assert call(server, "PUT", "/v1/params", params, admin).status_code == 200
+    assert call(server, "POST", "/v1/settlements", None, admin).status_code == 200
+    grant = {"amount": "10.00", "days": 5}
+    assert call(server, "POST", "/v1/consumers/bob/grants", grant, admin).status_code == 201
+    refund = call(server, "POST", "/v1/orders/o1/refund", None, admin)
+    assert_problem(refund, 409, "refund_window_closed")  # settled: a new day
+    state = server.client.get("/v1/state", headers=server.headers(admin)).json()
+    assert state["users"]["bob"]["locked_sp"] != "0.00"
+    assert state["merchants"]["shop"]["sp"] == "1.00"
+    assert [error["code"] for error in state["errors"]] == ["refund_window_closed"]

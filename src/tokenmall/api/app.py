@@ -4,12 +4,14 @@ group committer, answer. Every error is application/problem+json."""
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post, route
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from tokenmall import __version__
 from tokenmall.api.problems import STATUS_OF_CODE, problem
+from tokenmall.api.resources import ROUTES, Route, command_of
 from tokenmall.api.tokens import Principal, Role, find_principal
 from tokenmall.core.canonical import canonical_json
 from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
@@ -45,6 +47,62 @@ class Api:
             self._principals[token] = found
         return found
 
+    async def submit(
+        self, command: dict[str, Any], request: Request[Any, Any, Any], created: bool
+    ) -> Response[Any]:
+        try:
+            submission = Submission.decoded(command, request.headers.get("idempotency-key"))
+        except ValueError as error:
+            return problem(422, "invalid_command", str(error))
+        try:
+            result = await self.committer.submit_prepared_async(submission)
+        except (StoreError, LedgerClosed) as error:
+            return problem(503, "unavailable", str(error))
+        if result.ok:
+            body = {"seq": result.seq, "outcome": "ok", "replayed": result.replayed}
+            return Response(body, status_code=201 if created and not result.replayed else 200)
+        status = STATUS_OF_CODE.get(result.outcome, 409)
+        detail = "the rules rejected the command" if result.seq else "the key names another command"
+        return problem(status, result.outcome, detail, seq=result.seq, replayed=result.replayed)
+
+
+def resource_handler(api: Api, resource: Route) -> HTTPRouteHandler:
+    @route(
+        resource.path,
+        http_method=[resource.method],
+        status_code=201 if resource.created else 200,
+        operation_id=f"{resource.op}_{resource.method}_{resource.path}",
+        summary=resource.summary,
+    )
+    async def handler(request: Request[Any, Any, Any]) -> Response[Any]:
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        body = await json_object(request, empty_is_ok=True)
+        if not isinstance(body, dict):
+            return body
+        command = command_of(resource, body, dict(request.path_params))
+        if isinstance(command, str):
+            return problem(422, "invalid_command", command)
+        if not resource.may(who, command):
+            return problem(403, "forbidden", f"this token may not {resource.op} for that account")
+        return await api.submit(command, request, created=resource.created)
+
+    return handler
+
+
+async def json_object(
+    request: Request[Any, Any, Any], empty_is_ok: bool = False
+) -> dict[str, Any] | Response[bytes]:
+    """The body as one JSON object (strict JSON, as replay reads it), or the problem."""
+    body = await request.body()
+    if empty_is_ok and not body.strip():
+        return {}
+    command = decode_command(body) if len(body) <= BODY_BYTES_MAX else None
+    if not isinstance(command, dict):
+        return problem(400, "invalid_command", "the body must be one JSON object")
+    return command
+
 
 def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Litestar:
     api = Api(committer)
@@ -61,28 +119,10 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
             return who
         if who.role is not Role.ADMIN:
             return problem(403, "forbidden", "only an admin token may post raw commands")
-        body = await request.body()
-        command = decode_command(body) if len(body) <= BODY_BYTES_MAX else None
+        command = await json_object(request)
         if not isinstance(command, dict):
-            return problem(400, "invalid_command", "the body must be one JSON object")
-        try:
-            submission = Submission.decoded(command, request.headers.get("idempotency-key"))
-        except ValueError as error:
-            return problem(422, "invalid_command", str(error))
-        try:
-            result = await committer.submit_prepared_async(submission)
-        except (StoreError, LedgerClosed) as error:
-            return problem(503, "unavailable", str(error))
-        if result.ok:
-            return Response({"seq": result.seq, "outcome": "ok", "replayed": result.replayed})
-        status = STATUS_OF_CODE.get(result.outcome, 409)
-        return problem(
-            status,
-            result.outcome,
-            "the rules rejected the command" if result.seq else "the key names another command",
-            seq=result.seq,
-            replayed=result.replayed,
-        )
+            return command
+        return await api.submit(command, request, created=False)
 
     @get("/v1/state", sync_to_thread=True)
     def state(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -103,8 +143,9 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
     def internal_problem(_request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
         return problem(500, "internal_error", type(error).__name__)
 
+    resources = [resource_handler(api, resource) for resource in ROUTES]
     return Litestar(
-        route_handlers=[healthz, post_command, state],
+        route_handlers=[healthz, post_command, state, *resources],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},
         request_max_body_size=BODY_BYTES_MAX,
         openapi_config=OpenAPIConfig(title="tokenmall", version=__version__),

@@ -1,0 +1,94 @@
+"""Resource endpoints for every SPEC §4 command: a table of routes, each turning the path and a
+JSON body into one command and saying who may send it. Admin tokens may do everything; a
+consumer or merchant token only acts on its own account, and only in the ways listed here."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tokenmall.api.tokens import Principal, Role
+
+Command = dict[str, Any]
+Permission = Callable[[Principal, Command], bool]
+
+
+def admin(who: Principal, _command: Command) -> bool:
+    return who.role is Role.ADMIN
+
+
+def consumer_self(who: Principal, command: Command) -> bool:
+    """The consumer whose account the command names as `user`."""
+    return admin(who, command) or (who.role is Role.CONSUMER and command.get("user") == who.account)
+
+
+def merchant_self(who: Principal, command: Command) -> bool:
+    return admin(who, command) or (
+        who.role is Role.MERCHANT and command.get("merchant") == who.account
+    )
+
+
+def seller_self(who: Principal, command: Command) -> bool:
+    return consumer_self(who, command) or merchant_self(who, command)
+
+
+def order_party(who: Principal, command: Command) -> bool:
+    """The buyer orders for itself; a merchant may take an SP payment made to it (it cannot
+    create cash orders, which issue points)."""
+    if consumer_self(who, command):
+        return True
+    return command.get("pay") == "stable" and merchant_self(who, command)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["POST", "PUT"]
+    path: str  # Litestar path; its parameters become command fields
+    op: str
+    summary: str
+    may: Permission
+    created: bool = False  # 201 instead of 200
+
+
+ROUTES = (
+    Route(
+        "POST",
+        "/v1/consumers",
+        "register",
+        "Register a consumer (with a referrer)",
+        consumer_self,
+        True,
+    ),
+    Route("POST", "/v1/merchants", "register_merchant", "Register a merchant", merchant_self, True),
+    Route("POST", "/v1/orders", "order", "Place an order, paid in cash or SP", order_party, True),
+    Route("POST", "/v1/orders/{order:str}/refund", "refund", "Refund a cash order of today", admin),
+    Route(
+        "POST", "/v1/consumers/{user:str}/sell", "sell", "Sell EP back to the platform", seller_self
+    ),
+    Route("POST", "/v1/merchants/{merchant:str}/sell", "sell", "Sell a merchant's EP", seller_self),
+    Route(
+        "POST", "/v1/consumers/{user:str}/redeem", "redeem", "Exchange EP for goods", consumer_self
+    ),
+    Route("POST", "/v1/consumers/{user:str}/convert", "convert", "Convert EP to SP", consumer_self),
+    Route(
+        "POST",
+        "/v1/merchants/{merchant:str}/redeem",
+        "merchant_redeem",
+        "Turn a merchant's SP into EP at par",
+        merchant_self,
+    ),
+    Route(
+        "POST", "/v1/consumers/{user:str}/grants", "grant_stable", "Grant locked SP", admin, True
+    ),
+    Route("PUT", "/v1/params", "set_params", "Change parameters (SPEC §2)", admin),
+    Route("POST", "/v1/settlements", "settle_day", "Run the daily settlement", admin),
+)
+
+
+def command_of(route: Route, body: Command, path_params: dict[str, Any]) -> Command | str:
+    """The command a request asks for, or why it is malformed."""
+    if "op" in body and body["op"] != route.op:
+        return f'"op" must be {route.op!r} here (or left out)'
+    for name, value in path_params.items():
+        if name in body and body[name] != value:
+            return f"{name!r} differs between the path and the body"
+    return {**body, **path_params, "op": route.op}
