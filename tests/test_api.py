@@ -238,3 +238,37 @@ def test_resource_endpoints_and_who_may_use_them(server: Server) -> None:
     assert state["users"]["bob"]["locked_sp"] != "0.00"
     assert state["merchants"]["shop"]["sp"] == "1.00"
     assert [error["code"] for error in state["errors"]] == ["refund_window_closed"]
+
+
+def test_reads(server: Server) -> None:
+    admin = server.admin
+    for user in ("alice", "bob", "carol"):
+        assert call(server, "POST", "/v1/consumers", {"user": user}, admin).status_code == 201
+    for number, (user, amount) in enumerate((("alice", "100.00"), ("bob", "3000.00"))):
+        order = {"id": f"o{number}", "user": user, "amount": amount}
+        assert call(server, "POST", "/v1/orders", order, admin).status_code == 201
+    call(server, "POST", "/v1/consumers/alice/convert", {"points": "1"}, admin)
+    bob = make_token(server, "consumer", "bob")
+    market = server.client.get("/v1/market", headers=server.headers(bob))
+    assert market.status_code == 200
+    state = server.client.get("/v1/state", headers=server.headers(admin)).json()
+    summary = market.json()
+    for field in ("price", "pool", "supply", "unissued", "treasury", "sp_outstanding"):
+        assert summary[field] == state[field], field
+    assert summary["treasury"] == "1.00000000" and summary["sp_backing"] != "0.00"
+    own = server.client.get("/v1/accounts/bob", headers=server.headers(bob))
+    assert own.status_code == 200
+    assert {k: v for k, v in own.json().items() if k not in ("id", "kind", "referrer")} == (
+        state["users"]["bob"]
+    )
+    other = server.client.get("/v1/accounts/alice", headers=server.headers(bob))
+    assert_problem(other, 403, "forbidden")
+    missing = server.client.get("/v1/accounts/nobody", headers=server.headers(admin))
+    assert_problem(missing, 404, "unknown_account")
+    top = server.client.get("/v1/holders/top", headers=server.headers(bob)).json()
+    assert [row["user"] for row in top] == ["bob", "alice"]  # carol holds nothing
+    levels = server.client.get("/v1/levels", headers=server.headers(bob)).json()
+    assert [row["level"] for row in levels] == list(range(1, 11))
+    assert levels[0]["reached"] == 1  # bob, whose 3,000.00 buys several levels; alice: 21 EP
+    assert sum(row["consumers"] for row in levels) == 1
+    assert_problem(server.client.get("/v1/market"), 401, "unauthorized")

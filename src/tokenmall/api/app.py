@@ -10,6 +10,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from tokenmall import __version__
+from tokenmall.api import reads
 from tokenmall.api.problems import STATUS_OF_CODE, problem
 from tokenmall.api.resources import ROUTES, Route, command_of
 from tokenmall.api.tokens import Principal, Role, find_principal
@@ -137,6 +138,49 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
             canonical_json(read_state(api.store)).encode(), media_type="application/json"
         )
 
+    ledger = committer.ledger
+
+    @get("/v1/market", sync_to_thread=True)
+    def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        with ledger.read_lock:
+            return Response(reads.market(ledger.engine))
+
+    @get("/v1/accounts/{account_id:str}", sync_to_thread=True)
+    def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[Any]:
+        """An account's balances (admin, or the account's own token)."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        if who.role is not Role.ADMIN and who.account != account_id:
+            return problem(403, "forbidden", "a token may read only its own account")
+        with ledger.read_lock:
+            found = reads.account(ledger.engine, account_id)
+        if found is None:
+            return problem(404, "unknown_account", f"no account {account_id!r}")
+        return Response(found)
+
+    @get("/v1/holders/top", sync_to_thread=True)
+    def get_top_holders(request: Request[Any, Any, Any]) -> Response[Any]:
+        """股东排行: the ten consumers holding the most EP (any token)."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        with ledger.read_lock:
+            return Response(reads.top_holders(ledger.engine))
+
+    @get("/v1/levels", sync_to_thread=True)
+    def get_levels(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Each level's EP threshold and how many consumers reached it (any token)."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        with ledger.read_lock:
+            return Response(reads.levels(ledger.engine))
+
     def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
         return problem(error.status_code, "http_error", str(error.detail))
 
@@ -145,7 +189,16 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
 
     resources = [resource_handler(api, resource) for resource in ROUTES]
     return Litestar(
-        route_handlers=[healthz, post_command, state, *resources],
+        route_handlers=[
+            healthz,
+            post_command,
+            state,
+            get_market,
+            get_account,
+            get_top_holders,
+            get_levels,
+            *resources,
+        ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},
         request_max_body_size=BODY_BYTES_MAX,
         openapi_config=OpenAPIConfig(title="tokenmall", version=__version__),

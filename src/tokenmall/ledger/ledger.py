@@ -8,6 +8,7 @@ transaction that holds it has committed.
 """
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,6 +118,9 @@ class Ledger:
         self.store = store
         self.settings = settings
         self.broken: str | None = None
+        # Held while a batch is applied and committed: readers of `engine` in other threads take
+        # it to see only committed states, never a batch half applied.
+        self.read_lock = threading.Lock()
         store.acquire_writer_lock()
         try:
             store.migrate()
@@ -152,12 +156,21 @@ class Ledger:
         ingest_sources row); the results are valid once this returns. On a store failure the
         engine is rebuilt from the store, nothing of the batch is acknowledged, and StoreError
         is raised."""
+        if len(batch) > self.settings.batch_max:
+            raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
+        with self.read_lock:
+            results = self._execute(batch, progress)
+        if self.head_seq >= self.next_snapshot_seq:
+            self.try_snapshot()
+        return results
+
+    def _execute(
+        self, batch: Sequence[Submission], progress: dict[str, Any] | None
+    ) -> list[Result]:
         if self.store.retake_lost_writer_lock() or self.broken is not None:
             self._reload()  # memory must match the store before anything more is applied
         if self.broken is not None:
             raise StoreError(self.broken)
-        if len(batch) > self.settings.batch_max:
-            raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
         now = self.settings.clock()
         recorded_at = timestamp(now)
         rows: list[JournalRow] = []
@@ -194,8 +207,6 @@ class Ledger:
             self._reload()
             raise
         self.head_seq, self.head_hash = seq, hash_hex
-        if seq >= self.next_snapshot_seq:
-            self.try_snapshot()
         return results
 
     def try_snapshot(self) -> bool:
