@@ -272,3 +272,30 @@ def test_reads(server: Server) -> None:
     assert levels[0]["reached"] == 1  # bob, whose 3,000.00 buys several levels; alice: 21 EP
     assert sum(row["consumers"] for row in levels) == 1
     assert_problem(server.client.get("/v1/market"), 401, "unauthorized")
+
+
+def test_schemathesis_finds_no_server_error(server: Server) -> None:
+    """Generated requests for every operation in the served /openapi.json, as an admin (so
+    requests reach the ledger), must never get a 5xx."""
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    result = subprocess.run(
+        [
+            str(schemathesis),
+            "run",
+            f"{server.client.base_url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {server.admin}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--seed",
+            "2026",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "passed" in result.stdout

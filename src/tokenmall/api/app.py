@@ -140,6 +140,12 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
 
     ledger = committer.ledger
 
+    @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
+    def openapi(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """The OpenAPI description of this API."""
+        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+        return schema
+
     @get("/v1/market", sync_to_thread=True)
     def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
         """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
@@ -190,6 +196,7 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
     resources = [resource_handler(api, resource) for resource in ROUTES]
     return Litestar(
         route_handlers=[
+            openapi,
             healthz,
             post_command,
             state,
