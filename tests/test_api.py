@@ -292,6 +292,7 @@ def test_schemathesis_finds_no_server_error(server: Server) -> None:
             "--seed",
             "2026",
         ],
+        cwd=server.directory,  # where schemathesis keeps its own files
         capture_output=True,
         text=True,
         timeout=300,
