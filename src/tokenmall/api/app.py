@@ -15,6 +15,7 @@ from tokenmall.api.problems import STATUS_OF_CODE, problem
 from tokenmall.api.resources import ROUTES, Route, command_of
 from tokenmall.api.tokens import Principal, Role, find_principal
 from tokenmall.core.canonical import canonical_json
+from tokenmall.core.engine import Engine
 from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
 from tokenmall.ledger.ledger import Submission
 from tokenmall.ledger.store import StoreError
@@ -146,14 +147,20 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
         schema: dict[str, Any] = request.app.openapi_schema.to_schema()
         return schema
 
-    @get("/v1/market", sync_to_thread=True)
-    def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
-        """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
+    def public_read(
+        request: Request[Any, Any, Any], read: Callable[[Engine], Any]
+    ) -> Response[Any]:
+        """A read any valid token may make, of a committed state."""
         who = api.principal(request)
         if isinstance(who, Response):
             return who
         with ledger.read_lock:
-            return Response(reads.market(ledger.engine))
+            return Response(read(ledger.engine))
+
+    @get("/v1/market", sync_to_thread=True)
+    def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
+        return public_read(request, reads.market)
 
     @get("/v1/accounts/{account_id:str}", sync_to_thread=True)
     def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[Any]:
@@ -172,20 +179,12 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
     @get("/v1/holders/top", sync_to_thread=True)
     def get_top_holders(request: Request[Any, Any, Any]) -> Response[Any]:
         """股东排行: the ten consumers holding the most EP (any token)."""
-        who = api.principal(request)
-        if isinstance(who, Response):
-            return who
-        with ledger.read_lock:
-            return Response(reads.top_holders(ledger.engine))
+        return public_read(request, reads.top_holders)
 
     @get("/v1/levels", sync_to_thread=True)
     def get_levels(request: Request[Any, Any, Any]) -> Response[Any]:
         """Each level's EP threshold and how many consumers reached it (any token)."""
-        who = api.principal(request)
-        if isinstance(who, Response):
-            return who
-        with ledger.read_lock:
-            return Response(reads.levels(ledger.engine))
+        return public_read(request, reads.levels)
 
     def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
         return problem(error.status_code, "http_error", str(error.detail))
