@@ -16,9 +16,9 @@ from tokenmall.core.units import format_price
 from tokenmall.ledger.chain import (
     OUTCOME_OK,
     decode_entry_command,
-    entry_hash,
+    entry_is_intact,
     genesis_hash,
-    key_is_valid,
+    outcome_of,
 )
 from tokenmall.ledger.ledger import load_params
 from tokenmall.ledger.store import Snapshot, Store, StoreError
@@ -73,10 +73,7 @@ def _verify(store: Store) -> AuditReport:
                         f"entry {seq + 1} is missing (deleted): the journal goes from entry "
                         f"{seq} to entry {row.seq}"
                     )
-                expected = entry_hash(
-                    hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
-                )
-                if row.hash != expected or not key_is_valid(row.idem_key):
+                if not entry_is_intact(hash_hex, *row):
                     raise _Tampered(
                         f"entry {row.seq} does not match the hash chain: it was edited, or "
                         "entries were reordered"
@@ -113,8 +110,7 @@ def _outcome(engine: Engine, seq: int, command_text: str) -> str:
     command = decode_entry_command(command_text)
     if command is None:
         raise _Tampered(f"entry {seq}'s command is not a JSON object (the chain was rewritten)")
-    code = engine.try_apply(command)
-    return OUTCOME_OK if code is None else str(code)
+    return outcome_of(engine.try_apply(command))
 
 
 def _check_snapshot(engine: Engine, snapshot: Snapshot, hash_hex: str) -> None:

@@ -68,6 +68,26 @@ def decode_entry_command(text: str) -> dict[str, Any] | None:
     return command if isinstance(command, dict) else None
 
 
+def outcome_of(code: str | None) -> str:
+    """What the journal records for a command the rules applied (None) or rejected (its code)."""
+    return OUTCOME_OK if code is None else str(code)
+
+
+def entry_is_intact(
+    previous_hash: str,
+    seq: int,
+    recorded_at: str,
+    key: str | None,
+    outcome: str,
+    command: str,
+    stored_hash: str,
+) -> bool:
+    """The stored hash is the one the entry's fields give after `previous_hash`, and the key is
+    one the writer could have stored (an empty key would hash like none at all)."""
+    fields_hash = entry_hash(previous_hash, seq, recorded_at, key, outcome, command)
+    return stored_hash == fields_hash and key_is_valid(key)
+
+
 def key_is_valid(key: str | None) -> bool:
     try:
         check_key(key)

@@ -10,11 +10,10 @@ SHA-256), so an ingest killed at any moment and run again skips exactly what was
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from tokenmall.core.errors import ErrorCode
-from tokenmall.ledger.ledger import Ledger, Result, Submission, timestamp
+from tokenmall.ledger.ledger import Ledger, Result, Submission
 from tokenmall.replay import (
     JSON_WHITESPACE,
     InputError,
@@ -170,11 +169,7 @@ def _note_key(keys: dict[str, bytes], submission: Submission, where: str) -> Non
 
 
 def _check_keys_against_ledger(ledger: Ledger, keys: dict[str, bytes], path: Path) -> None:
-    if not keys:
-        return
-    since = timestamp(ledger.settings.clock() - timedelta(days=ledger.settings.key_retention_days))
-    with ledger.store.reading() as connection:
-        found = ledger.store.find_keys(connection, sorted(keys), since)
+    found = ledger.find_keys(sorted(keys), ledger.settings.clock())
     for key, row in sorted(found.items(), key=lambda item: item[1].seq):
         if hashlib.sha256(row.command.encode()).digest() != keys[key]:
             raise InputError(

@@ -28,8 +28,9 @@ from tokenmall.ledger.chain import (
     check_key,
     decode_entry_command,
     entry_hash,
+    entry_is_intact,
     genesis_hash,
-    key_is_valid,
+    outcome_of,
 )
 from tokenmall.ledger.store import (
     FIRST_SEQ_MIN,
@@ -178,14 +179,13 @@ class Ledger:
         seq, hash_hex = self.head_seq, self.head_hash
         engine = self.engine
         try:
-            earlier = self._keyed_entries(batch, now)
+            earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
             for submission in batch:
                 key = submission.key
                 if key is not None and key in earlier:
                     results.append(_replay_of(earlier[key], submission))
                     continue
-                code = engine.try_apply(submission.command)
-                outcome = OUTCOME_OK if code is None else str(code)
+                outcome = outcome_of(engine.try_apply(submission.command))
                 seq += 1
                 hash_hex = entry_hash(
                     hash_hex, seq, recorded_at, key, outcome, submission.canonical
@@ -236,8 +236,8 @@ class Ledger:
         self.next_snapshot_seq = self.head_seq + self.settings.snapshot_every
         self.snapshot_error = None
 
-    def _keyed_entries(self, batch: Sequence[Submission], now: datetime) -> dict[str, JournalRow]:
-        keys = sorted({s.key for s in batch if s.key is not None})
+    def find_keys(self, keys: Sequence[str], now: datetime) -> dict[str, JournalRow]:
+        """The entry each key names, among the keys still honoured at `now`."""
         if not keys:
             return {}
         since = timestamp(now - timedelta(days=self.settings.key_retention_days))
@@ -320,21 +320,12 @@ def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int,
 
 def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
     """Check one entry against the chain, then apply it; StoreError if it does not fit."""
-    expected = entry_hash(
-        hash_hex, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
-    )
     command = decode_entry_command(row.command)
-    if (
-        row.seq != seq + 1
-        or row.hash != expected
-        or command is None
-        or not key_is_valid(row.idem_key)
-    ):
+    if row.seq != seq + 1 or not entry_is_intact(hash_hex, *row) or command is None:
         raise StoreError(
             f"journal entry {seq + 1} does not match the hash chain; run 'tokenmall audit verify'"
         )
-    code = engine.try_apply(command)
-    outcome = OUTCOME_OK if code is None else str(code)
+    outcome = outcome_of(engine.try_apply(command))
     if outcome != row.outcome:
         raise StoreError(
             f"journal entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
