@@ -8,8 +8,10 @@ from litestar import Litestar, Request, Response, get, post, route
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
 
 from tokenmall import __version__
+from tokenmall.api import openapi as openapi_schema
 from tokenmall.api import reads
 from tokenmall.api.problems import STATUS_OF_CODE, problem
 from tokenmall.api.resources import ROUTES, Route, command_of
@@ -35,7 +37,7 @@ class Api:
         self._principals: dict[str, Principal] = {}
 
     def principal(self, request: Request[Any, Any, Any]) -> Principal | Response[bytes]:
-        header = request.headers.get("authorization", "")
+        header = raw_header(request, b"authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return problem(401, "unauthorized", "send Authorization: Bearer <token>")
@@ -53,7 +55,7 @@ class Api:
         self, command: dict[str, Any], request: Request[Any, Any, Any], created: bool
     ) -> Response[Any]:
         try:
-            submission = Submission.decoded(command, request.headers.get("idempotency-key"))
+            submission = Submission.decoded(command, raw_header(request, b"idempotency-key"))
         except ValueError as error:
             return problem(422, "invalid_command", str(error))
         try:
@@ -66,6 +68,15 @@ class Api:
         status = STATUS_OF_CODE.get(result.outcome, 409)
         detail = "the rules rejected the command" if result.seq else "the key names another command"
         return problem(status, result.outcome, detail, seq=result.seq, replayed=result.replayed)
+
+
+def raw_header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    """A request header straight from the ASGI scope (lower-case name): cheaper than building
+    Litestar's header map on the hot path of every command."""
+    for header, value in request.scope["headers"]:
+        if header == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def resource_handler(api: Api, resource: Route) -> HTTPRouteHandler:
@@ -106,6 +117,87 @@ async def json_object(
     return command
 
 
+def read_handlers(api: Api) -> list[HTTPRouteHandler]:
+    """GET endpoints of the market, accounts, statements and rankings."""
+    ledger = api.committer.ledger
+
+    def public_read(
+        request: Request[Any, Any, Any], read: Callable[[Engine], Any]
+    ) -> Response[Any]:
+        """A read any valid token may make, of a committed state."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        with ledger.read_lock:
+            return Response(read(ledger.engine))
+
+    @get("/v1/market", sync_to_thread=True)
+    def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
+        return public_read(request, reads.market)
+
+    @get("/v1/accounts/{account_id:str}", sync_to_thread=True)
+    def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[Any]:
+        """An account's balances (admin, or the account's own token)."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        if who.role is not Role.ADMIN and who.account != account_id:
+            return problem(403, "forbidden", "a token may read only its own account")
+        with ledger.read_lock:
+            found = reads.account(ledger.engine, account_id)
+        if found is None:
+            return problem(404, "unknown_account", f"no account {account_id!r}")
+        return Response(found)
+
+    @get("/v1/accounts/{account_id:str}/statement", sync_to_thread=True)
+    def get_statement(
+        request: Request[Any, Any, Any],
+        account_id: str,
+        after: int = Parameter(default=0, ge=0, description="the last seq already seen"),
+        limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
+    ) -> Response[Any]:
+        """Every change to an account's balances, by journal entry, oldest first (admin, or the
+        account's own token). Continue with `after` = the page's `next_after`."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        if who.role is not Role.ADMIN and who.account != account_id:
+            return problem(403, "forbidden", "a token may read only its own account")
+        with ledger.read_lock:
+            kind = reads.account_kind(ledger.engine, account_id)
+        if kind is None:
+            return problem(404, "unknown_account", f"no account {account_id!r}")
+        return Response(reads.statement(api.store, account_id, kind, after, limit))
+
+    @get("/v1/market/history", sync_to_thread=True)
+    def get_price_history(
+        request: Request[Any, Any, Any],
+        after_day: int = Parameter(default=-1, ge=-1, description="the last day already seen"),
+        limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
+    ) -> Response[Any]:
+        """The price at each daily settlement (any token), and the day in progress."""
+        who = api.principal(request)
+        if isinstance(who, Response):
+            return who
+        history = reads.price_history(api.store, after_day, limit)
+        with ledger.read_lock:
+            history["today"] = reads.today(ledger.engine)
+        return Response(history)
+
+    @get("/v1/holders/top", sync_to_thread=True)
+    def get_top_holders(request: Request[Any, Any, Any]) -> Response[Any]:
+        """股东排行: the ten consumers holding the most EP (any token)."""
+        return public_read(request, reads.top_holders)
+
+    @get("/v1/levels", sync_to_thread=True)
+    def get_levels(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Each level's EP threshold and how many consumers reached it (any token)."""
+        return public_read(request, reads.levels)
+
+    return [get_market, get_account, get_statement, get_price_history, get_top_holders, get_levels]
+
+
 def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Litestar:
     api = Api(committer)
 
@@ -139,52 +231,14 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
             canonical_json(read_state(api.store)).encode(), media_type="application/json"
         )
 
-    ledger = committer.ledger
+    described: list[dict[str, Any]] = []  # built on first request, then kept
 
     @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
     def openapi(request: Request[Any, Any, Any]) -> dict[str, Any]:
         """The OpenAPI description of this API."""
-        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
-        return schema
-
-    def public_read(
-        request: Request[Any, Any, Any], read: Callable[[Engine], Any]
-    ) -> Response[Any]:
-        """A read any valid token may make, of a committed state."""
-        who = api.principal(request)
-        if isinstance(who, Response):
-            return who
-        with ledger.read_lock:
-            return Response(read(ledger.engine))
-
-    @get("/v1/market", sync_to_thread=True)
-    def get_market(request: Request[Any, Any, Any]) -> Response[Any]:
-        """Price, pool, supply, unissued EP, SP outstanding and its backing (any token)."""
-        return public_read(request, reads.market)
-
-    @get("/v1/accounts/{account_id:str}", sync_to_thread=True)
-    def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[Any]:
-        """An account's balances (admin, or the account's own token)."""
-        who = api.principal(request)
-        if isinstance(who, Response):
-            return who
-        if who.role is not Role.ADMIN and who.account != account_id:
-            return problem(403, "forbidden", "a token may read only its own account")
-        with ledger.read_lock:
-            found = reads.account(ledger.engine, account_id)
-        if found is None:
-            return problem(404, "unknown_account", f"no account {account_id!r}")
-        return Response(found)
-
-    @get("/v1/holders/top", sync_to_thread=True)
-    def get_top_holders(request: Request[Any, Any, Any]) -> Response[Any]:
-        """股东排行: the ten consumers holding the most EP (any token)."""
-        return public_read(request, reads.top_holders)
-
-    @get("/v1/levels", sync_to_thread=True)
-    def get_levels(request: Request[Any, Any, Any]) -> Response[Any]:
-        """Each level's EP threshold and how many consumers reached it (any token)."""
-        return public_read(request, reads.levels)
+        if not described:
+            described.append(openapi_schema.complete(request.app.openapi_schema.to_schema()))
+        return described[0]
 
     def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
         return problem(error.status_code, "http_error", str(error.detail))
@@ -199,10 +253,7 @@ def create_app(committer: GroupCommitter, on_shutdown: Callable[[], None]) -> Li
             healthz,
             post_command,
             state,
-            get_market,
-            get_account,
-            get_top_holders,
-            get_levels,
+            *read_handlers(api),
             *resources,
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},

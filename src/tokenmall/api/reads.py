@@ -1,5 +1,6 @@
-"""Read models of the engine for the API: JSON-ready dicts. Callers hold the ledger's read
-lock, so what they read is a committed state, never a batch half applied."""
+"""Reads for the API: JSON-ready dicts. Reads of the engine run under the ledger's read lock,
+so what they see is a committed state, never a batch half applied; statements and the price
+history come from the store, whose read transactions see only committed batches."""
 
 import heapq
 from collections import Counter
@@ -7,6 +8,8 @@ from typing import Any
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import format_fen, format_price, format_units
+from tokenmall.ledger.projections import decode_balances, format_balances, format_changes
+from tokenmall.ledger.store import Store
 
 TOP_HOLDERS = 10
 
@@ -28,6 +31,12 @@ def market(engine: Engine) -> dict[str, Any]:
         "consumers": len(engine.consumers),
         "merchants": len(engine.merchants),
     }
+
+
+def account_kind(engine: Engine, account_id: str) -> str | None:
+    if account_id in engine.consumers:
+        return "consumer"
+    return "merchant" if account_id in engine.merchants else None
 
 
 def account(engine: Engine, account_id: str) -> dict[str, Any] | None:
@@ -91,3 +100,54 @@ def levels(engine: Engine) -> list[dict[str, Any]]:
             }
         )
     return rows[::-1]
+
+
+PAGE_MAX = 500  # lines or days per page
+
+
+def statement(
+    store: Store, account_id: str, kind: str, after_seq: int, limit: int
+) -> dict[str, Any]:
+    """One page of an account's statement: every journal entry that changed its balances, in
+    order, with the balances after it and the change. `next_after` continues the page."""
+    with store.reading() as connection:
+        before_text, lines = store.statement(connection, account_id, after_seq, limit)
+    before = decode_balances(before_text) if before_text is not None else {}
+    shown = []
+    for seq, recorded_at, op, text in lines:
+        after = decode_balances(text)
+        shown.append(
+            {
+                "seq": seq,
+                "recorded_at": recorded_at,
+                "op": op,
+                "changes": format_changes(before, after),
+                "balances": format_balances(after),
+            }
+        )
+        before = after
+    next_after = lines[-1][0] if len(lines) == limit else None
+    return {"account": account_id, "kind": kind, "lines": shown, "next_after": next_after}
+
+
+def price_history(store: Store, after_day: int, limit: int) -> dict[str, Any]:
+    """Settled days (日结) in order, each with the price, pool and supply right after its
+    settlement, that day's net sales and the dividends it paid. The price never falls, so a
+    day's close is also the next day's open. `next_after_day` continues the page."""
+    with store.reading() as connection:
+        rows = store.price_days(connection, after_day, limit)
+    return {
+        "days": [row._asdict() for row in rows],
+        "next_after_day": rows[-1].day if len(rows) == limit else None,
+    }
+
+
+def today(engine: Engine) -> dict[str, Any]:
+    """The day in progress, for the end of the price history."""
+    return {
+        "day": engine.day,
+        "price": format_price(engine.price()),
+        "pool": format_fen(engine.pool),
+        "supply": format_units(engine.supply),
+        "sales": format_fen(engine.day_sales),
+    }

@@ -47,6 +47,12 @@ class Route:
     summary: str
     may: Permission
     created: bool = False  # 201 instead of 200
+    body: tuple[str, ...] = ()  # the command's fields the body may hold ("op" always may)
+    required: tuple[str, ...] = ()
+
+    @property
+    def path_fields(self) -> tuple[str, ...]:
+        return tuple(part[1:].split(":")[0] for part in self.path.split("/") if part[:1] == "{")
 
 
 ROUTES = (
@@ -56,30 +62,95 @@ ROUTES = (
         "register",
         "Register a consumer (with a referrer)",
         consumer_self,
-        True,
+        created=True,
+        body=("user", "referrer"),
+        required=("user",),
     ),
-    Route("POST", "/v1/merchants", "register_merchant", "Register a merchant", merchant_self, True),
-    Route("POST", "/v1/orders", "order", "Place an order, paid in cash or SP", order_party, True),
+    Route(
+        "POST",
+        "/v1/merchants",
+        "register_merchant",
+        "Register a merchant",
+        merchant_self,
+        created=True,
+        body=("merchant",),
+        required=("merchant",),
+    ),
+    Route(
+        "POST",
+        "/v1/orders",
+        "order",
+        "Place an order, paid in cash or SP",
+        order_party,
+        created=True,
+        body=("id", "user", "amount", "pay", "merchant"),
+        required=("id", "user", "amount"),
+    ),
     Route("POST", "/v1/orders/{order:str}/refund", "refund", "Refund a cash order of today", admin),
     Route(
-        "POST", "/v1/consumers/{user:str}/sell", "sell", "Sell EP back to the platform", seller_self
+        "POST",
+        "/v1/consumers/{user:str}/sell",
+        "sell",
+        "Sell EP back to the platform",
+        seller_self,
+        body=("points",),
+        required=("points",),
     ),
-    Route("POST", "/v1/merchants/{merchant:str}/sell", "sell", "Sell a merchant's EP", seller_self),
     Route(
-        "POST", "/v1/consumers/{user:str}/redeem", "redeem", "Exchange EP for goods", consumer_self
+        "POST",
+        "/v1/merchants/{merchant:str}/sell",
+        "sell",
+        "Sell a merchant's EP",
+        seller_self,
+        body=("points",),
+        required=("points",),
     ),
-    Route("POST", "/v1/consumers/{user:str}/convert", "convert", "Convert EP to SP", consumer_self),
+    Route(
+        "POST",
+        "/v1/consumers/{user:str}/redeem",
+        "redeem",
+        "Exchange EP for goods",
+        consumer_self,
+        body=("points",),
+        required=("points",),
+    ),
+    Route(
+        "POST",
+        "/v1/consumers/{user:str}/convert",
+        "convert",
+        "Convert EP to SP",
+        consumer_self,
+        body=("points",),
+        required=("points",),
+    ),
     Route(
         "POST",
         "/v1/merchants/{merchant:str}/redeem",
         "merchant_redeem",
         "Turn a merchant's SP into EP at par",
         merchant_self,
+        body=("amount",),
+        required=("amount",),
     ),
     Route(
-        "POST", "/v1/consumers/{user:str}/grants", "grant_stable", "Grant locked SP", admin, True
+        "POST",
+        "/v1/consumers/{user:str}/grants",
+        "grant_stable",
+        "Grant locked SP",
+        admin,
+        created=True,
+        body=("amount", "days"),
+        required=("amount", "days"),
     ),
-    Route("PUT", "/v1/params", "set_params", "Change parameters (SPEC §2)", admin),
+    Route(
+        "PUT",
+        "/v1/params",
+        "set_params",
+        "Change parameters (SPEC §2)",
+        admin,
+        body=("params",),
+        required=("params",),
+    ),
     Route("POST", "/v1/settlements", "settle_day", "Run the daily settlement", admin),
 )
 
@@ -88,6 +159,9 @@ def command_of(route: Route, body: Command, path_params: dict[str, Any]) -> Comm
     """The command a request asks for, or why it is malformed."""
     if "op" in body and body["op"] != route.op:
         return f'"op" must be {route.op!r} here (or left out)'
+    for name in body:
+        if name != "op" and name not in route.body and name not in path_params:
+            return f"unknown field {name!r} (this endpoint takes {', '.join(route.body) or 'none'})"
     for name, value in path_params.items():
         if name in body and body[name] != value:
             return f"{name!r} differs between the path and the body"

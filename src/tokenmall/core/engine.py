@@ -83,6 +83,9 @@ class Engine:
         self.exit_queue = ExitQueue(self.params.total_issuance_units, self.book)
         # Book rows (consumers' slots) whose ep or quota changed during the current command.
         self.touched: list[int] = []
+        # Ids of the consumers forced out (出局), appended while a reader has set it to a list
+        # (the ledger's statements); None costs nothing.
+        self.exit_log: list[str] | None = None
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -175,3 +178,5 @@ class Engine:
             consumer.exited = True
             self.book.trigger_key[slot] = None
             self.exits += 1
+            if self.exit_log is not None:
+                self.exit_log.append(consumer.id)

@@ -32,6 +32,7 @@ from tokenmall.ledger.chain import (
     genesis_hash,
     outcome_of,
 )
+from tokenmall.ledger.projections import Projection, Projector
 from tokenmall.ledger.store import (
     FIRST_SEQ_MIN,
     JournalRow,
@@ -127,6 +128,8 @@ class Ledger:
             store.migrate()
             self.meta = self._meta_or_create(params)
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(store)
+            self.projector = Projector(self.engine)
+            project_journal(store)
         except Exception:
             store.close()
             raise
@@ -177,7 +180,8 @@ class Ledger:
         rows: list[JournalRow] = []
         results: list[Result] = []
         seq, hash_hex = self.head_seq, self.head_hash
-        engine = self.engine
+        project = self.projector.apply
+        projection = Projection()
         try:
             earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
             for submission in batch:
@@ -185,8 +189,8 @@ class Ledger:
                 if key is not None and key in earlier:
                     results.append(_replay_of(earlier[key], submission))
                     continue
-                outcome = outcome_of(engine.try_apply(submission.command))
                 seq += 1
+                outcome = outcome_of(project(submission.command, seq, projection))
                 hash_hex = entry_hash(
                     hash_hex, seq, recorded_at, key, outcome, submission.canonical
                 )
@@ -197,7 +201,7 @@ class Ledger:
                 results.append(Result(seq, outcome))
             if progress is not None:
                 progress = {**progress, "last_seq": seq, "updated_at": recorded_at}
-            self.store.append(rows, (seq, hash_hex), progress)
+            self.store.append(rows, (seq, hash_hex), projection, progress)
         except SQLAlchemyError as error:
             self._reload()
             raise StoreError(
@@ -261,6 +265,7 @@ class Ledger:
         If even that fails, the ledger stays unusable (StoreError on the next call)."""
         try:
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(self.store)
+            self.projector = Projector(self.engine)
             self.next_snapshot_seq = self.snapshot_seq + self.settings.snapshot_every
             self.broken = None
         except Exception as error:
@@ -278,6 +283,31 @@ def load_params(meta: LedgerMeta) -> Params:
         return Params().with_overrides(json.loads(meta.params_json))
     except (ValueError, ParamsError) as error:
         raise StoreError(f"the ledger's starting parameters are unreadable: {error}") from None
+
+
+PROJECT_CHUNK_ENTRIES = 10_000
+
+
+def project_journal(store: Store) -> None:
+    """Fill the read models of a ledger made before them: replay its journal from genesis
+    (checked again on the way), committing every PROJECT_CHUNK_ENTRIES entries."""
+    with store.reading() as connection:
+        meta, projected = store.meta(connection), store.projected_seq(connection)
+        head_seq, _ = store.head(connection)
+    if meta is None or projected >= head_seq:
+        return
+    engine = Engine(load_params(meta))
+    projector, projection, done = Projector(engine), Projection(), 0
+    store.append_projection(Projection(), 0)  # start over: a partial fill has no entries' state
+    with store.reading() as connection:
+        seq, hash_hex = 0, meta.genesis_hash
+        for row in store.journal_rows(connection, after_seq=FIRST_SEQ_MIN):
+            projector.apply(_checked_command(row, seq, hash_hex), row.seq, projection)
+            seq, hash_hex = row.seq, row.hash
+            if row.seq - done >= PROJECT_CHUNK_ENTRIES:
+                store.append_projection(projection, row.seq)
+                projection, done = Projection(), row.seq
+    store.append_projection(projection, seq)
 
 
 def load_engine(store: Store) -> tuple[Engine, int, str, int]:
@@ -318,13 +348,20 @@ def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int,
     return engine, seq, hash_hex, snapshot_seq
 
 
-def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
-    """Check one entry against the chain, then apply it; StoreError if it does not fit."""
+def _checked_command(row: JournalRow, seq: int, hash_hex: str) -> dict[str, Any]:
+    """The command of the entry after (seq, hash_hex), if the entry fits the chain; else
+    StoreError."""
     command = decode_entry_command(row.command)
     if row.seq != seq + 1 or not entry_is_intact(hash_hex, *row) or command is None:
         raise StoreError(
             f"journal entry {seq + 1} does not match the hash chain; run 'tokenmall audit verify'"
         )
+    return command
+
+
+def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
+    """Check one entry against the chain, then apply it; StoreError if it does not fit."""
+    command = _checked_command(row, seq, hash_hex)
     outcome = outcome_of(engine.try_apply(command))
     if outcome != row.outcome:
         raise StoreError(

@@ -7,6 +7,9 @@ Only `journal` is the record; the other tables are bookkeeping around it:
   audit notices entries deleted from the end of the journal.
 - `snapshots`: the engine's complete state every N entries; caches, checked by the audit.
 - `api_tokens`: the HTTP API's bearer tokens (SHA-256 of each; the token itself is shown once).
+- `statement_lines`, `price_days`: read models for the HTTP API (each account's balances after
+  every entry that changed them; each settled day's closing price), written in the same
+  transaction as the entries they come from; `ledger_head.projected_seq` says how far they go.
 - `ingest_sources`: how far `tokenmall ingest` got in each file (by content digest), updated in
   the same transaction as the entries it applied, so that a killed ingest resumes exactly.
 """
@@ -31,6 +34,8 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # The last entry the read models cover (behind `seq` only in a ledger made before them).
+    Column("projected_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 journal = Table(
@@ -71,4 +76,25 @@ api_tokens = Table(
     Column("role", String(16), nullable=False),
     Column("account", String(64), nullable=True),
     Column("created_at", String(32), nullable=False),
+)
+
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("op", String(40), nullable=False),
+    Column("balances", Text, nullable=False),
+)
+
+price_days = Table(
+    "price_days",
+    metadata,
+    Column("day", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("pool", Text, nullable=False),
+    Column("supply", Text, nullable=False),
+    Column("sales", Text, nullable=False),
+    Column("dividends", Text, nullable=False),
 )

@@ -23,12 +23,15 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tokenmall.ledger.projections import PriceDayRow, Projection, StatementRow
 from tokenmall.ledger.schema import (
     ingest_sources,
     journal,
     ledger_head,
     ledger_meta,
+    price_days,
     snapshots,
+    statement_lines,
 )
 
 DEFAULT_DB = "tokenmall.db"
@@ -109,6 +112,10 @@ class Store:
         self._insert_journal_sql = (
             f"INSERT INTO journal ({', '.join(JournalRow._fields)}) "
             f"VALUES ({', '.join([marker] * len(JournalRow._fields))})"
+        )
+        self._insert_statement_sql = (
+            f"INSERT INTO statement_lines ({', '.join(StatementRow._fields)}) "
+            f"VALUES ({', '.join([marker] * len(StatementRow._fields))})"
         )
         try:
             with self.engine.connect():
@@ -262,6 +269,47 @@ class Store:
             last = chunk[-1].seq
 
     @staticmethod
+    def projected_seq(connection: sa.Connection) -> int:
+        seq = connection.execute(sa.select(ledger_head.c.projected_seq)).scalar_one_or_none()
+        return int(seq or 0)
+
+    @staticmethod
+    def statement(
+        connection: sa.Connection, account: str, after_seq: int, limit: int
+    ) -> tuple[str | None, list[tuple[int, str, str, str]]]:
+        """An account's balances as of `after_seq` (None: no line yet) and its next `limit`
+        lines after it: (seq, recorded_at, op, balances)."""
+        before = connection.execute(
+            sa.select(statement_lines.c.balances)
+            .where(statement_lines.c.account == account, statement_lines.c.seq <= after_seq)
+            .order_by(statement_lines.c.seq.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        lines = connection.execute(
+            sa.select(
+                statement_lines.c.seq,
+                journal.c.recorded_at,
+                statement_lines.c.op,
+                statement_lines.c.balances,
+            )
+            .join(journal, journal.c.seq == statement_lines.c.seq)
+            .where(statement_lines.c.account == account, statement_lines.c.seq > after_seq)
+            .order_by(statement_lines.c.seq)
+            .limit(limit)
+        ).all()
+        return before, [(int(seq), str(at), str(op), str(text)) for seq, at, op, text in lines]
+
+    @staticmethod
+    def price_days(connection: sa.Connection, after_day: int, limit: int) -> list[PriceDayRow]:
+        rows = connection.execute(
+            sa.select(*(price_days.c[name] for name in PriceDayRow._fields))
+            .where(price_days.c.day > after_day)
+            .order_by(price_days.c.day)
+            .limit(limit)
+        ).all()
+        return [PriceDayRow(*row) for row in rows]
+
+    @staticmethod
     def journal_hash(connection: sa.Connection, seq: int) -> str | None:
         return connection.execute(
             sa.select(journal.c.hash).where(journal.c.seq == seq)
@@ -321,21 +369,44 @@ class Store:
         self,
         rows: Sequence[JournalRow],
         head: tuple[int, str],
+        projection: Projection,
         progress: dict[str, Any] | None = None,
     ) -> None:
-        """One transaction: the new entries, the new head and the ingest position; durable when
-        this returns."""
+        """One transaction: the new entries, their read models, the new head and the ingest
+        position; durable when this returns."""
         with self.writing() as connection:
             if rows:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # handling cost more than the insert itself.
                 connection.exec_driver_sql(self._insert_journal_sql, list(rows))
+                self._write_projection(connection, projection)
                 seq, hash_hex = head
                 connection.execute(
-                    ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, hash=hash_hex)
+                    ledger_head.update()
+                    .where(ledger_head.c.id == 1)
+                    .values(seq=seq, hash=hash_hex, projected_seq=seq)
                 )
             if progress is not None:
                 _upsert_progress(connection, progress)
+
+    def append_projection(self, projection: Projection, upto_seq: int) -> None:
+        """Read models of entries already in the journal (a ledger made before them)."""
+        with self.writing() as connection:
+            if upto_seq == 0:
+                connection.execute(statement_lines.delete())
+                connection.execute(price_days.delete())
+            self._write_projection(connection, projection)
+            connection.execute(
+                ledger_head.update().where(ledger_head.c.id == 1).values(projected_seq=upto_seq)
+            )
+
+    def _write_projection(self, connection: sa.Connection, projection: Projection) -> None:
+        if projection.statement:
+            connection.exec_driver_sql(self._insert_statement_sql, projection.statement)
+        if projection.price_days:
+            connection.execute(
+                price_days.insert(), [row._asdict() for row in projection.price_days]
+            )
 
     def save_snapshot(
         self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int

@@ -1,0 +1,138 @@
+"""The request and response schemas of /openapi.json.
+
+The handlers read raw JSON (strict, exactly as `replay` reads a line), so Litestar cannot infer
+their bodies; this module adds them to the description it generates, from the same route table
+the handlers use. Bodies are described as the rules accept them; the server itself answers
+anything else with a problem (400/422), never by guessing.
+"""
+
+import copy
+from typing import Any
+
+from tokenmall.api.problems import PROBLEM_JSON
+from tokenmall.api.resources import ROUTES, Route
+from tokenmall.core.fields import GRANT_DAYS_MAX, ID_CHARS_MAX
+
+Schema = dict[str, Any]
+
+ID: Schema = {"type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX}
+MONEY: Schema = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+    "description": "CNY (or SP) with at most 2 decimals, as a string; more than zero",
+    "examples": ["100.00"],
+}
+POINTS: Schema = {
+    "type": "string",
+    "pattern": r"^([0-9]+(\.[0-9]{1,8})?|all)$",
+    "description": 'EP with at most 8 decimals, as a string, or "all"',
+    "examples": ["1.5", "all"],
+}
+FIELD_SCHEMAS: dict[str, Schema] = {
+    "user": ID,
+    "merchant": ID,
+    "referrer": ID,
+    "id": ID,
+    "order": ID,
+    "amount": MONEY,
+    "points": POINTS,
+    "pay": {"type": "string", "enum": ["cash", "stable"], "default": "cash"},
+    "days": {"type": "integer", "minimum": 1, "maximum": GRANT_DAYS_MAX},
+    "params": {
+        "type": "object",
+        "description": "SPEC §2 parameters to change (any but initial_price)",
+    },
+}
+RESULT: Schema = {
+    "type": "object",
+    "required": ["seq", "outcome", "replayed"],
+    "properties": {
+        "seq": {"type": "integer", "description": "the command's journal entry"},
+        "outcome": {"type": "string", "const": "ok"},
+        "replayed": {
+            "type": "boolean",
+            "description": "true when an Idempotency-Key named an earlier identical command",
+        },
+    },
+}
+PROBLEM: Schema = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "the SPEC §4 error code, or an HTTP one"},
+        "detail": {"type": "string"},
+        "seq": {"type": ["integer", "null"], "description": "the journal entry, if any"},
+    },
+}
+RESULT_REF = "#/components/schemas/CommandResult"
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retrying with the same key and the same command returns the first result",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def body_schema(route: Route) -> Schema:
+    properties = {name: FIELD_SCHEMAS[name] for name in route.body}
+    properties["op"] = {"type": "string", "const": route.op}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(route.required),
+        "additionalProperties": False,
+    }
+
+
+def complete(generated: Schema) -> Schema:
+    """The generated description with request bodies, results, problems and security."""
+    schema = copy.deepcopy(generated)
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {}).update({"CommandResult": RESULT, "Problem": PROBLEM})
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    paths: dict[str, Any] = schema.get("paths", {})
+    for route in ROUTES:
+        path = route.path.replace(":str}", "}")
+        operation = paths[path][route.method.lower()]
+        _describe_command(operation, body_schema(route), 201 if route.created else 200)
+    command_body = {"type": "object", "required": ["op"], "properties": {"op": {"type": "string"}}}
+    _describe_command(paths["/v1/commands"]["post"], command_body, 200)
+    for operations in paths.values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                _describe_problems(operation)
+    return schema
+
+
+def _describe_command(operation: Schema, body: Schema, status: int) -> None:
+    operation["requestBody"] = {
+        "required": bool(body.get("required")),
+        "content": {"application/json": {"schema": body}},
+    }
+    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+    operation["responses"] = {
+        str(status): {
+            "description": "Committed (or the first result of a replayed key)",
+            "content": {"application/json": {"schema": {"$ref": RESULT_REF}}},
+        }
+    }
+
+
+def _describe_problems(operation: Schema) -> None:
+    problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status, description in (
+        ("400", "Not one JSON object"),
+        ("401", "No token, or an unknown one"),
+        ("403", "This token may not do that"),
+        ("404", "No such account or order"),
+        ("409", "The rules rejected the command, or the key names another command"),
+        ("413", "The body is over 64 KiB"),
+        ("422", "A field is missing, has the wrong type, or an amount is malformed"),
+        ("503", "The ledger cannot commit now; retry with the same Idempotency-Key"),
+    ):
+        operation["responses"].setdefault(status, {"description": description, **problem})
