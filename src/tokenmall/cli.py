@@ -18,7 +18,6 @@ from tokenmall.core.canonical import canonical_json
 from tokenmall.core.params import Params
 from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
-from tokenmall.ledger.group_commit import GroupCommitter
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings
 from tokenmall.ledger.store import Store, StoreError, first_line, resolve_url
@@ -275,23 +274,22 @@ def serve(db: str | None, host: str, port: int) -> None:
     import uvicorn  # noqa: PLC0415
 
     from tokenmall.api.app import create_app  # noqa: PLC0415
+    from tokenmall.api.writer import WriterClient  # noqa: PLC0415
 
     try:
-        ledger = Ledger.open(db)
+        client = WriterClient(db)  # its own process: opens, migrates and loads the ledger
     except StoreError as error:
         _fail(str(error))
-    committer = GroupCommitter(ledger)
-
-    def shut_down() -> None:
-        committer.close()  # commits what is queued; later submissions get 503
-        ledger.close()
-
-    application = create_app(committer, shut_down)
-    config = uvicorn.Config(
-        application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
-    uvicorn.Server(config).run()
+    try:
+        store = open_reader(resolve_url(db))
+        application = create_app(client, store)
+        config = uvicorn.Config(
+            application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        )
+        click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
+        uvicorn.Server(config).run()
+    finally:
+        client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
 
 
 @app.group()

@@ -95,18 +95,30 @@ def complete(generated: Schema) -> Schema:
     components.setdefault("schemas", {}).update({"CommandResult": RESULT, "Problem": PROBLEM})
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     schema["security"] = [{"bearer": []}]
-    paths: dict[str, Any] = schema.get("paths", {})
+    paths: dict[str, Any] = schema.setdefault("paths", {})
     for route in ROUTES:
         path = route.path.replace(":str}", "}")
-        operation = paths[path][route.method.lower()]
+        operation = _command_operation(route.op, route.summary, route.path_fields)
         _describe_command(operation, body_schema(route), 201 if route.created else 200)
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    operation = _command_operation("command", "One SPEC §4 command as JSON (admin)", ())
     command_body = {"type": "object", "required": ["op"], "properties": {"op": {"type": "string"}}}
-    _describe_command(paths["/v1/commands"]["post"], command_body, 200)
+    _describe_command(operation, command_body, 200)
+    paths["/v1/commands"] = {"post": operation}
     for operations in paths.values():
         for operation in operations.values():
             if isinstance(operation, dict) and "responses" in operation:
                 _describe_problems(operation)
     return schema
+
+
+def _command_operation(op: str, summary: str, path_fields: tuple[str, ...]) -> Schema:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": FIELD_SCHEMAS[name]}
+        for name in path_fields
+    ]
+    name = "_".join([op, *path_fields]) if path_fields else op
+    return {"summary": summary, "operationId": name, "parameters": parameters}
 
 
 def _describe_command(operation: Schema, body: Schema, status: int) -> None:

@@ -1,6 +1,7 @@
 """RFC 9457 problem details carrying SPEC's error codes, and the HTTP status for each."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Response
@@ -33,8 +34,23 @@ STATUS_OF_CODE: dict[str, int] = {
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> Response[bytes]:
+@dataclass(frozen=True)
+class Problem:
+    """An error answer, ready to send either through Litestar or straight over ASGI."""
+
+    status: int
+    body: bytes
+
+    def response(self) -> Response[bytes]:
+        return Response(content=self.body, status_code=self.status, media_type=PROBLEM_JSON)
+
+
+def make_problem(status: int, code: str, detail: str, **extra: Any) -> Problem:
     body = {"type": TYPE_BASE + code, "title": code, "status": status, "code": code}
     body["detail"] = detail
     body.update(extra)
-    return Response(content=json.dumps(body).encode(), status_code=status, media_type=PROBLEM_JSON)
+    return Problem(status, json.dumps(body).encode())
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response[bytes]:
+    return make_problem(status, code, detail, **extra).response()

@@ -8,7 +8,12 @@ from typing import Any
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import format_fen, format_price, format_units
-from tokenmall.ledger.projections import decode_balances, format_balances, format_changes
+from tokenmall.ledger.projections import (
+    CONSUMER_FIELDS,
+    decode_balances,
+    format_balances,
+    format_changes,
+)
 from tokenmall.ledger.store import Store
 
 TOP_HOLDERS = 10
@@ -105,13 +110,16 @@ def levels(engine: Engine) -> list[dict[str, Any]]:
 PAGE_MAX = 500  # lines or days per page
 
 
-def statement(
-    store: Store, account_id: str, kind: str, after_seq: int, limit: int
-) -> dict[str, Any]:
+def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict[str, Any] | None:
     """One page of an account's statement: every journal entry that changed its balances, in
-    order, with the balances after it and the change. `next_after` continues the page."""
+    order, with the balances after it and the change. `next_after` continues the page. None
+    for an account that does not exist (every account's first line is its registration)."""
     with store.reading() as connection:
         before_text, lines = store.statement(connection, account_id, after_seq, limit)
+        first_text = store.first_statement_line(connection, account_id)
+    if first_text is None:
+        return None
+    kind = "consumer" if len(decode_balances(first_text)) == len(CONSUMER_FIELDS) else "merchant"
     before = decode_balances(before_text) if before_text is not None else {}
     shown = []
     for seq, recorded_at, op, text in lines:

@@ -2,8 +2,9 @@
 JSON body into one command and saying who may send it. Admin tokens may do everything; a
 consumer or merchant token only acts on its own account, and only in the ways listed here."""
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tokenmall.api.tokens import Principal, Role
@@ -49,6 +50,16 @@ class Route:
     created: bool = False  # 201 instead of 200
     body: tuple[str, ...] = ()  # the command's fields the body may hold ("op" always may)
     required: tuple[str, ...] = ()
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+):str\}", r"(?P<\1>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters, if `path` is this route's."""
+        found = self.pattern.match(path)
+        return None if found is None else found.groupdict()
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -153,6 +164,11 @@ ROUTES = (
     ),
     Route("POST", "/v1/settlements", "settle_day", "Run the daily settlement", admin),
 )
+
+
+def mount_prefixes() -> list[str]:
+    """The first two segments of every route ("/v1/consumers"): one ASGI mount each."""
+    return sorted({"/".join(route.path.split("/")[:3]) for route in ROUTES})
 
 
 def command_of(route: Route, body: Command, path_params: dict[str, Any]) -> Command | str:

@@ -300,6 +300,15 @@ class Store:
         return before, [(int(seq), str(at), str(op), str(text)) for seq, at, op, text in lines]
 
     @staticmethod
+    def first_statement_line(connection: sa.Connection, account: str) -> str | None:
+        return connection.execute(
+            sa.select(statement_lines.c.balances)
+            .where(statement_lines.c.account == account)
+            .order_by(statement_lines.c.seq)
+            .limit(1)
+        ).scalar_one_or_none()
+
+    @staticmethod
     def price_days(connection: sa.Connection, after_day: int, limit: int) -> list[PriceDayRow]:
         rows = connection.execute(
             sa.select(*(price_days.c[name] for name in PriceDayRow._fields))
