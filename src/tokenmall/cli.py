@@ -117,6 +117,12 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     help="Days an idempotency key is honoured.",
 )
+@click.option(
+    "--defer-read-models",
+    is_flag=True,
+    help="Skip the statements and price history during this load (faster); the next "
+    "`serve` or ingest without this flag fills them in from the journal when it starts.",
+)
 def ingest(
     scenario: Path,
     db: str | None,
@@ -124,6 +130,7 @@ def ingest(
     batch_size: int,
     snapshot_every: int,
     key_days: int,
+    defer_read_models: bool,
 ) -> None:
     """Apply every command of SCENARIO.jsonl durably to the ledger, creating it if needed.
     Resumable: killed and run again, it continues where the last commit ended, and applies no
@@ -131,7 +138,10 @@ def ingest(
     anything is applied: a bad line stops the ingest with nothing changed.
     """
     settings = Settings(
-        batch_max=batch_size, snapshot_every=snapshot_every, key_retention_days=key_days
+        batch_max=batch_size,
+        snapshot_every=snapshot_every,
+        key_retention_days=key_days,
+        read_models=not defer_read_models,
     )
     try:
         params = read_params(params_path) if params_path is not None else None

@@ -22,7 +22,7 @@ from tokenmall import __version__
 from tokenmall.api import openapi as openapi_schema
 from tokenmall.api import reads
 from tokenmall.api.problems import PROBLEM_JSON, STATUS_OF_CODE, Problem, make_problem, problem
-from tokenmall.api.resources import ROUTES, Route, command_of, mount_prefixes
+from tokenmall.api.resources import ROUTES, Refusal, Route, command_of, mount_prefixes
 from tokenmall.api.tokens import Principal, Role, find_principal
 from tokenmall.api.writer import WriterClient
 from tokenmall.core.canonical import canonical_json
@@ -158,8 +158,8 @@ async def command_answer(api: Api, scope: Scope, receive: Receive, route: Route 
         return command
     if route is not None:
         resource_command = command_of(route, command, scope["path_params"])
-        if isinstance(resource_command, str):
-            return make_problem(422, "invalid_command", resource_command)
+        if isinstance(resource_command, Refusal):
+            return make_problem(422, resource_command.code, resource_command.detail)
         if not route.may(who, resource_command):
             return make_problem(403, "forbidden", f"this token may not {route.op} for that account")
         command = resource_command
@@ -238,7 +238,9 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
     async def get_statement(
         request: Request[Any, Any, Any],
         account_id: str,
-        after: int = Parameter(default=0, ge=0, description="the last seq already seen"),
+        after: int = Parameter(
+            default=0, ge=0, le=reads.SEQ_MAX, description="the last seq already seen"
+        ),
         limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
     ) -> Response[Any]:
         """Every change to an account's balances, by journal entry, oldest first (admin, or the
@@ -254,7 +256,9 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
     @get("/v1/market/history")
     async def get_price_history(
         request: Request[Any, Any, Any],
-        after_day: int = Parameter(default=-1, ge=-1, description="the last day already seen"),
+        after_day: int = Parameter(
+            default=-1, ge=-1, le=reads.SEQ_MAX, description="the last day already seen"
+        ),
         limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
     ) -> Response[Any]:
         """The price at each daily settlement (any token), and the day in progress."""

@@ -11,38 +11,8 @@ from typing import Any
 
 from tokenmall.api.problems import PROBLEM_JSON
 from tokenmall.api.resources import ROUTES, Route
-from tokenmall.core.fields import GRANT_DAYS_MAX, ID_CHARS_MAX
+from tokenmall.api.schemas import FIELD_SCHEMAS, Schema
 
-Schema = dict[str, Any]
-
-ID: Schema = {"type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX}
-MONEY: Schema = {
-    "type": "string",
-    "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
-    "description": "CNY (or SP) with at most 2 decimals, as a string; more than zero",
-    "examples": ["100.00"],
-}
-POINTS: Schema = {
-    "type": "string",
-    "pattern": r"^([0-9]+(\.[0-9]{1,8})?|all)$",
-    "description": 'EP with at most 8 decimals, as a string, or "all"',
-    "examples": ["1.5", "all"],
-}
-FIELD_SCHEMAS: dict[str, Schema] = {
-    "user": ID,
-    "merchant": ID,
-    "referrer": ID,
-    "id": ID,
-    "order": ID,
-    "amount": MONEY,
-    "points": POINTS,
-    "pay": {"type": "string", "enum": ["cash", "stable"], "default": "cash"},
-    "days": {"type": "integer", "minimum": 1, "maximum": GRANT_DAYS_MAX},
-    "params": {
-        "type": "object",
-        "description": "SPEC §2 parameters to change (any but initial_price)",
-    },
-}
 RESULT: Schema = {
     "type": "object",
     "required": ["seq", "outcome", "replayed"],
@@ -106,9 +76,9 @@ def complete(generated: Schema) -> Schema:
     _describe_command(operation, command_body, 200)
     paths["/v1/commands"] = {"post": operation}
     for operations in paths.values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             if isinstance(operation, dict) and "responses" in operation:
-                _describe_problems(operation)
+                _describe_problems(operation, writes=method != "get")
     return schema
 
 
@@ -135,16 +105,26 @@ def _describe_command(operation: Schema, body: Schema, status: int) -> None:
     }
 
 
-def _describe_problems(operation: Schema) -> None:
+READ_PROBLEMS = (
+    ("400", "A query parameter is malformed or out of range"),
+    ("401", "No token, or an unknown one"),
+    ("403", "This token may not read that"),
+    ("404", "No such account"),
+    ("503", "The ledger's writer is not running"),
+)
+WRITE_PROBLEMS = (
+    ("400", "Not one JSON object"),
+    ("401", "No token, or an unknown one"),
+    ("403", "This token may not do that"),
+    ("404", "No such account or order"),
+    ("409", "The rules rejected the command, or the key names another command"),
+    ("413", "The body is over 64 KiB"),
+    ("422", "A field is missing, unknown or malformed, or the rules found it invalid"),
+    ("503", "The ledger cannot commit now; retry with the same Idempotency-Key"),
+)
+
+
+def _describe_problems(operation: Schema, writes: bool) -> None:
     problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for status, description in (
-        ("400", "Not one JSON object"),
-        ("401", "No token, or an unknown one"),
-        ("403", "This token may not do that"),
-        ("404", "No such account or order"),
-        ("409", "The rules rejected the command, or the key names another command"),
-        ("413", "The body is over 64 KiB"),
-        ("422", "A field is missing, has the wrong type, or an amount is malformed"),
-        ("503", "The ledger cannot commit now; retry with the same Idempotency-Key"),
-    ):
+    for status, description in WRITE_PROBLEMS if writes else READ_PROBLEMS:
         operation["responses"].setdefault(status, {"description": description, **problem})

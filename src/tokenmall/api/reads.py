@@ -108,12 +108,14 @@ def levels(engine: Engine) -> list[dict[str, Any]]:
 
 
 PAGE_MAX = 500  # lines or days per page
+SEQ_MAX = 2**63 - 1  # the largest journal seq (and day) a BIGINT column holds
 
 
 def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict[str, Any] | None:
     """One page of an account's statement: every journal entry that changed its balances, in
     order, with the balances after it and the change. `next_after` continues the page. None
     for an account that does not exist (every account's first line is its registration)."""
+    after_seq = min(after_seq, SEQ_MAX)  # nothing lies beyond; the database cannot take more
     with store.reading() as connection:
         before_text, lines = store.statement(connection, account_id, after_seq, limit)
         first_text = store.first_statement_line(connection, account_id)
@@ -143,7 +145,7 @@ def price_history(store: Store, after_day: int, limit: int) -> dict[str, Any]:
     settlement, that day's net sales and the dividends it paid. The price never falls, so a
     day's close is also the next day's open. `next_after_day` continues the page."""
     with store.reading() as connection:
-        rows = store.price_days(connection, after_day, limit)
+        rows = store.price_days(connection, min(after_day, SEQ_MAX), limit)
     return {
         "days": [row._asdict() for row in rows],
         "next_after_day": rows[-1].day if len(rows) == limit else None,

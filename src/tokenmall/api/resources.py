@@ -5,11 +5,14 @@ consumer or merchant token only acts on its own account, and only in the ways li
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from tokenmall.api.schemas import AMOUNT_FIELDS, field_error
 from tokenmall.api.tokens import Principal, Role
+from tokenmall.core.errors import ErrorCode
 
 Command = dict[str, Any]
+INVALID_COMMAND, INVALID_AMOUNT = str(ErrorCode.INVALID_COMMAND), str(ErrorCode.INVALID_AMOUNT)
 Permission = Callable[[Principal, Command], bool]
 
 
@@ -171,14 +174,37 @@ def mount_prefixes() -> list[str]:
     return sorted({"/".join(route.path.split("/")[:3]) for route in ROUTES})
 
 
-def command_of(route: Route, body: Command, path_params: dict[str, Any]) -> Command | str:
-    """The command a request asks for, or why it is malformed."""
+class Refusal(NamedTuple):
+    """Why a body is refused before it reaches the ledger: a SPEC error code and a message."""
+
+    code: str
+    detail: str
+
+
+def command_of(route: Route, body: Command, path_params: dict[str, Any]) -> Command | Refusal:
+    """The command a request asks for, or why its body is malformed."""
+    refusal = body_refusal(route, body, path_params)
+    if refusal is not None:
+        return Refusal(INVALID_COMMAND, refusal) if isinstance(refusal, str) else refusal
+    return {**body, **path_params, "op": route.op}
+
+
+def body_refusal(route: Route, body: Command, path_params: dict[str, Any]) -> Refusal | str | None:
+    """What is wrong with a body, by the route's schema (api/schemas.py), or None."""
     if "op" in body and body["op"] != route.op:
         return f'"op" must be {route.op!r} here (or left out)'
-    for name in body:
-        if name != "op" and name not in route.body and name not in path_params:
-            return f"unknown field {name!r} (this endpoint takes {', '.join(route.body) or 'none'})"
     for name, value in path_params.items():
         if name in body and body[name] != value:
             return f"{name!r} differs between the path and the body"
-    return {**body, **path_params, "op": route.op}
+    for name, value in body.items():
+        if name == "op" or name in path_params:
+            continue
+        if name not in route.body:
+            return f"unknown field {name!r} (this endpoint takes {', '.join(route.body) or 'none'})"
+        error = field_error(name, value)
+        if error is not None:
+            return Refusal(INVALID_AMOUNT if name in AMOUNT_FIELDS else INVALID_COMMAND, error)
+    missing = [name for name in route.required if name not in body]
+    if missing:
+        return f"missing field {missing[0]!r}"
+    return None

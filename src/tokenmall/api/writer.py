@@ -17,6 +17,7 @@ import asyncio
 import json
 import multiprocessing
 import signal
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -76,6 +77,9 @@ def _answer(
         results = [(r.seq, r.outcome, r.replayed) for r in ledger.execute(batch)]
     except StoreError as error:
         results = str(error)  # nothing of the batch was applied
+    except Exception as error:  # a bug: the ledger has reloaded; keep serving the others
+        traceback.print_exc()
+        results = f"the ledger's writer failed on this batch (nothing applied): {error!r}"
     answers = [_query(ledger.engine, name, arguments) for name, arguments in queries]
     return ("done", results, answers, ledger.head_seq)
 

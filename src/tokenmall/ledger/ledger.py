@@ -63,6 +63,9 @@ class Settings:
     key_retention_days: int = 30  # an idempotency key is honoured at least this long
     batch_max: int = 4_096  # commands per transaction
     clock: Clock = field(default=utc_now)
+    # Write the read models (statements, price history) with each batch. Off, a bulk load runs
+    # faster; the next writer with it on fills them in from the journal when it starts.
+    read_models: bool = True
 
     def __post_init__(self) -> None:
         for name in ("snapshot_every", "snapshots_kept", "key_retention_days", "batch_max"):
@@ -128,8 +131,8 @@ class Ledger:
             store.migrate()
             self.meta = self._meta_or_create(params)
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(store)
-            self.projector = Projector(self.engine)
-            project_journal(store)
+            if settings.read_models:
+                project_journal(store)
         except Exception:
             store.close()
             raise
@@ -180,7 +183,9 @@ class Ledger:
         rows: list[JournalRow] = []
         results: list[Result] = []
         seq, hash_hex = self.head_seq, self.head_hash
-        project = self.projector.apply
+        projector = Projector(self.engine) if self.settings.read_models else None
+        engine = self.engine
+        project = projector.apply if projector is not None else _applying(engine)
         projection = Projection()
         try:
             earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
@@ -201,7 +206,9 @@ class Ledger:
                 results.append(Result(seq, outcome))
             if progress is not None:
                 progress = {**progress, "last_seq": seq, "updated_at": recorded_at}
-            self.store.append(rows, (seq, hash_hex), projection, progress)
+            self.store.append(
+                rows, (seq, hash_hex), projection if projector is not None else None, progress
+            )
         except SQLAlchemyError as error:
             self._reload()
             raise StoreError(
@@ -265,11 +272,19 @@ class Ledger:
         If even that fails, the ledger stays unusable (StoreError on the next call)."""
         try:
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(self.store)
-            self.projector = Projector(self.engine)
             self.next_snapshot_seq = self.snapshot_seq + self.settings.snapshot_every
             self.broken = None
         except Exception as error:
             self.broken = f"the ledger could not reload after a failed commit: {error}"
+
+
+def _applying(engine: Engine) -> Callable[[dict[str, Any], int, Projection], str | None]:
+    """The writer's step without read models: apply, record nothing."""
+
+    def apply(command: dict[str, Any], _seq: int, _projection: Projection) -> str | None:
+        return engine.try_apply(command)
+
+    return apply
 
 
 def _replay_of(first: JournalRow, submission: Submission) -> Result:
@@ -302,7 +317,8 @@ def project_journal(store: Store) -> None:
     with store.reading() as connection:
         seq, hash_hex = 0, meta.genesis_hash
         for row in store.journal_rows(connection, after_seq=FIRST_SEQ_MIN):
-            projector.apply(_checked_command(row, seq, hash_hex), row.seq, projection)
+            code = projector.apply(_checked_command(row, seq, hash_hex), row.seq, projection)
+            _check_outcome(row, outcome_of(code))
             seq, hash_hex = row.seq, row.hash
             if row.seq - done >= PROJECT_CHUNK_ENTRIES:
                 store.append_projection(projection, row.seq)
@@ -362,9 +378,12 @@ def _checked_command(row: JournalRow, seq: int, hash_hex: str) -> dict[str, Any]
 def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
     """Check one entry against the chain, then apply it; StoreError if it does not fit."""
     command = _checked_command(row, seq, hash_hex)
-    outcome = outcome_of(engine.try_apply(command))
+    _check_outcome(row, outcome_of(engine.try_apply(command)))
+    return row.seq, row.hash
+
+
+def _check_outcome(row: JournalRow, outcome: str) -> None:
     if outcome != row.outcome:
         raise StoreError(
             f"journal entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
         )
-    return row.seq, row.hash

@@ -9,6 +9,8 @@ an account that the command did not name.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 from typing import Any, NamedTuple
 
 from tokenmall.core.engine import Engine
@@ -43,7 +45,7 @@ Balances = tuple[int, ...]
 
 
 class StatementRow(NamedTuple):
-    account: str
+    account: str  # stored_account(id)
     seq: int
     op: str
     balances: str  # the balances after the entry, comma-separated integers (fen, 1e-8 EP)
@@ -67,6 +69,14 @@ class Projection:
 
     statement: list[StatementRow] = field(default_factory=list)
     price_days: list[PriceDayRow] = field(default_factory=list)
+
+
+def stored_account(account_id: str) -> str:
+    """An account id as the statement table holds it: PostgreSQL text cannot hold NUL, which
+    SPEC allows in ids, so NUL is written as \\0 (and a backslash doubled, to stay unique)."""
+    if "\x00" not in account_id and "\\" not in account_id:
+        return account_id
+    return account_id.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
 def balances_of(engine: Engine, account_id: str) -> Balances | None:
@@ -133,24 +143,61 @@ class Projector:
         statement lines and price day, if any, to `out`."""
         engine = self.engine
         op = command.get("op")
-        everyone = op in TOUCHES_EVERYONE
-        names = list(engine.consumers) if everyone else accounts_named(engine, command)
+        if type(op) is str and op in TOUCHES_EVERYONE:
+            return self._apply_to_everyone(command, seq, out)
+        names = accounts_named(engine, command)
         before = {name: balances_of(engine, name) for name in names}
+        code = engine.try_apply(command)
+        if code is None:
+            self._record(_unique(names, self._exited), before, seq, str(op), out)
+        self._exited.clear()
+        return code
+
+    def _apply_to_everyone(
+        self, command: Mapping[str, Any], seq: int, out: Projection
+    ) -> str | None:
+        """settle_day or set_params: find the changed consumers by comparing the book's columns
+        (list operations in C, not one tuple per consumer); vesting releases and forced exits
+        change the few fields outside the book."""
+        engine = self.engine
+        book = engine.book
+        columns_before = [list(column) for column in _columns(engine)]
+        vesting = {grant.user for grant in engine.vesting}
+        before = {name: balances_of(engine, name) for name in vesting}
         day_before = (engine.day, engine.day_sales, engine.dividends_paid)
         code = engine.try_apply(command)
-        exited = self._exited
         if code is not None:
-            exited.clear()
+            self._exited.clear()
             return code
-        op_name = str(op)
-        for name in _unique(names, exited):
-            after = balances_of(engine, name)
-            if after is not None and after != before.get(name):
-                out.statement.append(StatementRow(name, seq, op_name, _encode(after)))
-        exited.clear()
+        changed_slots: set[int] = set()
+        for old, new in zip(columns_before, _columns(engine), strict=True):
+            changed_slots.update(compress(range(len(old)), map(ne, old, new)))
+        owners = book.owners
+        names = [*vesting, *self._exited, *(owners[slot].id for slot in sorted(changed_slots))]
+        self._record(_unique(names, ()), before, seq, str(command["op"]), out)
+        self._exited.clear()
         if engine.day != day_before[0]:
             out.price_days.append(_price_day(engine, seq, day_before))
         return None
+
+    def _record(
+        self,
+        names: list[str],
+        before: Mapping[str, Balances | None],
+        seq: int,
+        op: str,
+        out: Projection,
+    ) -> None:
+        engine, rows = self.engine, out.statement
+        for name in names:
+            after = balances_of(engine, name)
+            if after is not None and after != before.get(name):
+                rows.append(StatementRow(stored_account(name), seq, op, _encode(after)))
+
+
+def _columns(engine: Engine) -> tuple[list[int], ...]:
+    book = engine.book
+    return (book.ep, book.sp, book.quota, book.dividends, book.level)
 
 
 def _unique(first: list[str], then: Iterable[str]) -> list[str]:

@@ -81,7 +81,7 @@ api_tokens = Table(
 statement_lines = Table(
     "statement_lines",
     metadata,
-    Column("account", String(64), primary_key=True),
+    Column("account", Text, primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("op", String(40), nullable=False),
     Column("balances", Text, nullable=False),

@@ -23,7 +23,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from tokenmall.ledger.projections import PriceDayRow, Projection, StatementRow
+from tokenmall.ledger.projections import PriceDayRow, Projection, StatementRow, stored_account
 from tokenmall.ledger.schema import (
     ingest_sources,
     journal,
@@ -279,6 +279,7 @@ class Store:
     ) -> tuple[str | None, list[tuple[int, str, str, str]]]:
         """An account's balances as of `after_seq` (None: no line yet) and its next `limit`
         lines after it: (seq, recorded_at, op, balances)."""
+        account = stored_account(account)
         before = connection.execute(
             sa.select(statement_lines.c.balances)
             .where(statement_lines.c.account == account, statement_lines.c.seq <= after_seq)
@@ -303,7 +304,7 @@ class Store:
     def first_statement_line(connection: sa.Connection, account: str) -> str | None:
         return connection.execute(
             sa.select(statement_lines.c.balances)
-            .where(statement_lines.c.account == account)
+            .where(statement_lines.c.account == stored_account(account))
             .order_by(statement_lines.c.seq)
             .limit(1)
         ).scalar_one_or_none()
@@ -378,22 +379,23 @@ class Store:
         self,
         rows: Sequence[JournalRow],
         head: tuple[int, str],
-        projection: Projection,
+        projection: Projection | None,
         progress: dict[str, Any] | None = None,
     ) -> None:
-        """One transaction: the new entries, their read models, the new head and the ingest
-        position; durable when this returns."""
+        """One transaction: the new entries, their read models (None: not kept up), the new
+        head and the ingest position; durable when this returns."""
         with self.writing() as connection:
             if rows:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # handling cost more than the insert itself.
                 connection.exec_driver_sql(self._insert_journal_sql, list(rows))
-                self._write_projection(connection, projection)
                 seq, hash_hex = head
+                head_values: dict[str, Any] = {"seq": seq, "hash": hash_hex}
+                if projection is not None:
+                    self._write_projection(connection, projection)
+                    head_values["projected_seq"] = seq
                 connection.execute(
-                    ledger_head.update()
-                    .where(ledger_head.c.id == 1)
-                    .values(seq=seq, hash=hash_hex, projected_seq=seq)
+                    ledger_head.update().where(ledger_head.c.id == 1).values(**head_values)
                 )
             if progress is not None:
                 _upsert_progress(connection, progress)

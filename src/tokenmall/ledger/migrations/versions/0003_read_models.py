@@ -23,7 +23,7 @@ def upgrade() -> None:
         )
     op.create_table(
         "statement_lines",
-        sa.Column("account", sa.String(64), primary_key=True),
+        sa.Column("account", sa.Text, primary_key=True),
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("op", sa.String(40), nullable=False),
         sa.Column("balances", sa.Text, nullable=False),

@@ -1,0 +1,67 @@
+"""JSON Schemas of the fields a resource endpoint's body may hold, and the check that holds a
+body to them. The same schemas go into /openapi.json, so what the description promises is what
+the server enforces: a body that breaks them is refused with 422 before it reaches the ledger
+(it is not journaled). What only the rules can judge (an unknown user, too few points, a zero
+amount) is the ledger's to reject, and is journaled as rejected, as SPEC §7 lists errors.
+"""
+
+import re
+from typing import Any
+
+from tokenmall.core.fields import GRANT_DAYS_MAX, ID_CHARS_MAX
+from tokenmall.core.units import AMOUNT_CHARS_MAX
+
+Schema = dict[str, Any]
+
+ID: Schema = {"type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX}
+MONEY: Schema = {
+    "type": "string",
+    "maxLength": AMOUNT_CHARS_MAX,
+    "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+    "description": "CNY (or SP) with at most 2 decimals, as a string; more than zero",
+    "examples": ["100.00"],
+}
+POINTS: Schema = {
+    "type": "string",
+    "maxLength": AMOUNT_CHARS_MAX,
+    "pattern": r"^([0-9]+(\.[0-9]{1,8})?|all)$",
+    "description": 'EP with at most 8 decimals, as a string, or "all"',
+    "examples": ["1.5", "all"],
+}
+FIELD_SCHEMAS: dict[str, Schema] = {
+    "user": ID,
+    "merchant": ID,
+    "referrer": ID,
+    "id": ID,
+    "order": ID,
+    "amount": MONEY,
+    "points": POINTS,
+    "pay": {"type": "string", "enum": ["cash", "stable"], "default": "cash"},
+    "days": {"type": "integer", "minimum": 1, "maximum": GRANT_DAYS_MAX},
+    "params": {
+        "type": "object",
+        "description": "SPEC §2 parameters to change (any but initial_price)",
+    },
+}
+
+AMOUNT_FIELDS = frozenset({"amount", "points", "days"})  # SPEC's invalid_amount, not _command
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "object": (dict,)}
+
+
+def field_error(name: str, value: object) -> str | None:
+    """Why `value` does not fit the schema of field `name`, or None."""
+    schema = FIELD_SCHEMAS[name]
+    kind = schema["type"]
+    if type(value) not in JSON_TYPES[kind]:  # a bool is not an integer here
+        return f"{name!r} must be a JSON {kind}"
+    if isinstance(value, str):
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+            return f"{name!r} has the wrong length"
+        if "pattern" in schema and not re.fullmatch(schema["pattern"][1:-1], value):
+            return f"{name!r} is malformed: {schema.get('description', schema['pattern'])}"
+        if "enum" in schema and value not in schema["enum"]:
+            return f"{name!r} must be one of {', '.join(schema['enum'])}"
+    if isinstance(value, int) and not schema["minimum"] <= value <= schema["maximum"]:
+        return f"{name!r} must be {schema['minimum']}..{schema['maximum']}"
+    return None
