@@ -655,3 +655,35 @@ def test_sigterm_with_orders_in_flight(server: Server) -> None:
         client.close()
         process.send_signal(signal.SIGTERM)
         process.wait(20)
+
+
+def writer_pid(server: Server) -> int:
+    """The writer process: the server's child started by multiprocessing's spawn (the other one
+    is multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    pids = [
+        int(pid)
+        for pid in children.read_text().split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def test_a_dead_writer_is_a_503_not_a_hang_or_a_500(server: Server) -> None:
+    """If the writer process dies (killed, out of memory), nothing more can commit: every write
+    and every engine read is refused with 503, /healthz says so for the load balancer, and what
+    was committed before stays readable from the store."""
+    seq = ok(send(server, "POST", "/v1/consumers", {"user": "bob"}))
+    os.kill(writer_pid(server), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server.client.get("/healthz").status_code == 200:
+        assert time.monotonic() < deadline, "the server did not notice its writer died"
+        time.sleep(0.05)
+    assert_problem(server.client.get("/healthz"), 503, "unavailable")
+    order = {"id": "o1", "user": "bob", "amount": "1.00"}
+    assert_problem(send(server, "POST", "/v1/orders", order), 503, "unavailable")
+    assert_problem(get(server, "/v1/market"), 503, "unavailable")
+    lines = get(server, "/v1/accounts/bob/statement").json()["lines"]
+    assert [line["seq"] for line in lines] == [seq]
+    assert json.loads(state_text(server))["users"]["bob"]["ep"] == "0.00000000"

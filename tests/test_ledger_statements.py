@@ -14,11 +14,15 @@ refunds and forced exits), which run on SQLite only to stay fast; the fixed scen
 """
 
 import itertools
+import json
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -926,3 +930,27 @@ def test_pages_after_the_largest_seq_are_empty(db_url: str) -> None:
         assert reads.price_history(store, 2**63, 10) == {"days": [], "next_after_day": None}
         page = statement_page(store, "alice", 2**63, 10)
     assert (page["lines"], page["next_after"]) == ([], None)
+
+
+def test_a_deferred_ingest_is_caught_up_by_the_next_writer(tmp_path: Path) -> None:
+    """`ingest --defer-read-models` writes no lines and leaves projected_seq behind; the next
+    writer without it fills in exactly what a normal ingest writes."""
+    scenario = tmp_path / "stream.jsonl"
+    scenario.write_text("".join(json.dumps(command) + "\n" for command in long_stream()))
+
+    def ingest(db: Path, *flags: str) -> None:
+        command = [sys.executable, "-m", "tokenmall.cli", "ingest", str(scenario), "--db", str(db)]
+        done = subprocess.run([*command, *flags], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+    ingest(tmp_path / "normal.db")
+    ingest(tmp_path / "deferred.db", "--defer-read-models")
+    normal, deferred = (
+        read_tables(str(tmp_path / "normal.db")),
+        read_tables(str(tmp_path / "deferred.db")),
+    )
+    assert normal.projected_seq == normal.head_seq == deferred.head_seq
+    assert deferred.lines == {} and deferred.days == [] and deferred.projected_seq == 0
+    with Ledger.open(str(tmp_path / "deferred.db")):
+        pass
+    assert read_tables(str(tmp_path / "deferred.db")) == normal
