@@ -687,3 +687,13 @@ def test_a_dead_writer_is_a_503_not_a_hang_or_a_500(server: Server) -> None:
     lines = get(server, "/v1/accounts/bob/statement").json()["lines"]
     assert [line["seq"] for line in lines] == [seq]
     assert json.loads(state_text(server))["users"]["bob"]["ep"] == "0.00000000"
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(server: Server, tmp_path: Path) -> None:
+    """Another process listens there: one line and exit status 2, before any ledger is made."""
+    port = str(server.client.base_url.port)
+    refused = tokenmall("serve", "--port", port, "--db", str(tmp_path / "x.db"), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"tokenmall: error: cannot listen on 127.0.0.1:{port}")
+    assert refused.stderr.count("\n") == 1
+    assert not (tmp_path / "x.db").exists()

@@ -4,6 +4,7 @@ Every failure on bad input is one line on stderr and exit status 2, never a trac
 """
 
 import json
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -284,22 +285,48 @@ def serve(db: str | None, host: str, port: int) -> None:
     import uvicorn  # noqa: PLC0415
 
     from tokenmall.api.app import create_app  # noqa: PLC0415
+    from tokenmall.api.tokens import has_tokens  # noqa: PLC0415
     from tokenmall.api.writer import WriterClient  # noqa: PLC0415
 
+    refusal = _listen_refusal(host, port)
+    if refusal is not None:
+        _fail(refusal)
     try:
         client = WriterClient(db)  # its own process: opens, migrates and loads the ledger
     except StoreError as error:
         _fail(str(error))
     try:
         store = open_reader(resolve_url(db))
-        application = create_app(client, store)
+        application = create_app(
+            client,
+            store,
+            lambda: click.echo(
+                f"tokenmall: stopped cleanly; journal head: entry {client.head_seq}", err=True
+            ),
+        )
         config = uvicorn.Config(
             application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
         click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
+        if not has_tokens(store):
+            click.echo(
+                "tokenmall: no API tokens yet (there are no default secrets): create one with "
+                "'tokenmall token create --role admin'",
+                err=True,
+            )
         uvicorn.Server(config).run()
     finally:
         client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
+
+
+def _listen_refusal(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (checked before the ledger is opened, so
+    that a port in use is one line, not a started and stopped writer)."""
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as error:
+        return f"cannot listen on {host}:{port}: {error.strerror or error}"
 
 
 @app.group()

@@ -9,6 +9,7 @@ an order (docs/http-api.md); reads keep them, and /openapi.json describes both k
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar, Request, Response, asgi, get
@@ -282,9 +283,12 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
     return [get_market, get_account, get_statement, get_price_history, get_top_holders, get_levels]
 
 
-def create_app(client: WriterClient, store: Store) -> Litestar:
+def create_app(
+    client: WriterClient, store: Store, on_stopped: Callable[[], None] | None = None
+) -> Litestar:
     """The API over a running writer process (`client`) and a read-only `store` of the same
-    ledger. Stopping the app stops the writer after everything submitted has committed."""
+    ledger. Stopping the app stops the writer after everything submitted has committed, then
+    calls `on_stopped`."""
     api = Api(client, store)
 
     @get("/healthz", sync_to_thread=False)
@@ -329,6 +333,8 @@ def create_app(client: WriterClient, store: Store) -> Litestar:
     async def stop() -> None:
         await client.close()
         store.close()
+        if on_stopped is not None:
+            on_stopped()
 
     return Litestar(
         route_handlers=[

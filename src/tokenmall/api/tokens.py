@@ -61,3 +61,8 @@ def find_principal(store: Store, token: str) -> Principal | None:
             )
         ).first()
     return None if row is None else Principal(Role(row.role), row.account)
+
+
+def has_tokens(store: Store) -> bool:
+    with store.engine.connect() as connection:
+        return connection.execute(sa.select(api_tokens.c.token_hash).limit(1)).first() is not None
