@@ -120,28 +120,37 @@ def measure(
 
 def bench_backend(backend: str, commands: list[Command], args: argparse.Namespace) -> None:
     settings = Settings(batch_max=args.batch, snapshot_every=args.snapshot_every)
+    deferred = Settings(batch_max=args.batch, snapshot_every=args.snapshot_every, read_models=False)
     first = commands[: args.baseline_commands]
     baseline = f"baseline, one transaction per command ({len(first):,} commands)"
-    modes: dict[str, tuple[list[Command], Callable[[Ledger], int]]] = {
+    modes: dict[str, tuple[list[Command], Settings, Callable[[Ledger], int]]] = {
         f"group commit, batches of {args.batch:,}": (
             commands,
+            settings,
+            lambda ledger: batched(ledger, commands, args.batch),
+        ),
+        f"group commit, batches of {args.batch:,}, read models deferred": (
+            commands,
+            deferred,
             lambda ledger: batched(ledger, commands, args.batch),
         ),
         f"group commit, {args.clients} coroutines": (
             commands,
+            settings,
             lambda ledger: coroutines(ledger, commands, args.clients),
         ),
         f"group commit, {args.clients} threads": (
             commands,
+            settings,
             lambda ledger: threaded(ledger, commands, args.clients),
         ),
-        baseline: (first, lambda ledger: batched(ledger, first, 1)),
+        baseline: (first, settings, lambda ledger: batched(ledger, first, 1)),
     }
     rates: dict[str, list[float]] = {label: [] for label in modes}
     sizes: dict[str, list[float]] = {label: [] for label in modes}
     for _ in range(args.runs):  # interleaved, so that the machine's drift hits every mode alike
-        for label, (mode_commands, run) in modes.items():
-            rate, transactions = measure(backend, mode_commands, settings, run)
+        for label, (mode_commands, mode_settings, run) in modes.items():
+            rate, transactions = measure(backend, mode_commands, mode_settings, run)
             rates[label].append(rate)
             sizes[label].append(len(mode_commands) / transactions)
     print(f"{backend}:")
