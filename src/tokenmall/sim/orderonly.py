@@ -47,7 +47,8 @@ def fast_prices(values_fen: npt.NDArray[np.int64], params: Params) -> npt.NDArra
     after = np.cumsum(contributions, axis=-1)
     before = after - contributions
     factors = after / (before + float(params.buyer_share) * contributions)
-    prices: npt.NDArray[np.float64] = float(params.initial_price) * np.cumprod(factors, axis=-1)
+    prices = np.cumprod(factors, axis=-1, dtype=np.float64)
+    prices *= float(params.initial_price)
     return prices
 
 
