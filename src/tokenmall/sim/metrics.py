@@ -1,0 +1,139 @@
+"""What a run tells the operator: daily rows for metrics.csv, cohorts by entry week, the Gini
+coefficient of returns, and when the platform's cumulative result turns negative for good.
+
+Money out of a consumer is what the points gave back: cash from sales and forced exits, SP
+(balance and what was spent at merchants), goods from redeemed EP, and the EP still held at the
+last price (unrealised). ROI = money out ÷ money in (the cash paid for orders, which also
+bought goods at full price); a consumer is "in profit" when ROI > 1.
+"""
+
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
+from tokenmall.sim.model import WEEK_DAYS, DayMetrics, RunResult
+
+FEN_FIELDS = (
+    "sales_fen",
+    "sp_sales_fen",
+    "contributions_fen",
+    "dividends_fen",
+    "cash_out_fen",
+    "goods_fen",
+    "sp_outstanding_fen",
+    "sp_backing_fen",
+    "mint_funding_fen",
+    "platform_flow_fen",
+    "platform_result_fen",
+    "pool_fen",
+)
+
+
+def daily_rows(result: RunResult, run: int, point: dict[str, str]) -> list[dict[str, Any]]:
+    """One CSV row per day: amounts in CNY (floats, rounded to the fen), EP as floats."""
+    rows = []
+    for day in result.days:
+        row: dict[str, Any] = {"run": run, "day": day.day, **point}
+        for name, value in asdict(day).items():
+            if name == "day":
+                continue
+            if name in FEN_FIELDS:
+                row[name.removesuffix("_fen")] = round(value / FEN_PER_CNY, 2)
+            elif name == "supply_units":
+                row["supply"] = value / UNITS_PER_EP
+            else:
+                row[name] = value
+        rows.append(row)
+    return rows
+
+
+def consumer_returns(result: RunResult) -> list[tuple[int, int, int, int, int, int]]:
+    """Per consumer: (entry week, money in, cash out, SP, goods, EP value), all in fen."""
+    engine = result.engine
+    pool_fen, supply_units = engine.price()
+    rows = []
+    for agent in result.agents:
+        consumer = engine.consumers[agent.id]
+        ep_value = consumer.ep * pool_fen // supply_units
+        sp = consumer.sp + consumer.locked_sp + agent.sp_spent_fen
+        rows.append(
+            (
+                agent.joined_day // WEEK_DAYS,
+                agent.money_in_fen,
+                consumer.cash_out,
+                sp,
+                consumer.goods,
+                ep_value,
+            )
+        )
+    return rows
+
+
+def cohorts(returns: list[tuple[int, int, int, int, int, int]]) -> list[dict[str, Any]]:
+    by_week: dict[int, list[tuple[int, ...]]] = defaultdict(list)
+    for row in returns:
+        by_week[row[0]].append(row)
+    out = []
+    for week in sorted(by_week):
+        members = by_week[week]
+        money_in = sum(row[1] for row in members)
+        parts = [sum(row[index] for row in members) for index in range(2, 6)]
+        paying = [row for row in members if row[1] > 0]
+        in_profit = sum(1 for row in paying if sum(row[2:]) > row[1])
+        out.append(
+            {
+                "week": week,
+                "consumers": len(members),
+                "money_in": money_in / FEN_PER_CNY,
+                "cash_out": parts[0] / FEN_PER_CNY,
+                "sp": parts[1] / FEN_PER_CNY,
+                "goods": parts[2] / FEN_PER_CNY,
+                "ep_value": parts[3] / FEN_PER_CNY,
+                "roi": sum(parts) / money_in if money_in else 0.0,
+                "in_profit": in_profit / len(paying) if paying else 0.0,
+            }
+        )
+    return out
+
+
+def gini(values: list[float]) -> float:
+    """The Gini coefficient of non-negative values (0: all equal; near 1: one takes all)."""
+    data = np.sort(np.asarray(values, dtype=np.float64))
+    if data.size == 0 or data.sum() <= 0:
+        return 0.0
+    ranks = np.arange(1, data.size + 1)
+    return float(
+        (2 * (ranks * data).sum()) / (data.size * data.sum()) - (data.size + 1) / data.size
+    )
+
+
+def loss_from_day(days: list[DayMetrics]) -> int | None:
+    """The first day from which the cumulative platform result stays below zero to the end."""
+    first: int | None = None
+    for day in days:
+        below = day.platform_result_fen < 0
+        first = (first if first is not None else day.day) if below else None
+    return first
+
+
+def run_summary(result: RunResult) -> dict[str, Any]:
+    """What one run contributes to the summary of its sweep point."""
+    returns = consumer_returns(result)
+    paying = [row for row in returns if row[1] > 0]
+    out_of = [sum(row[2:]) / FEN_PER_CNY for row in paying]
+    last = result.days[-1]
+    return {
+        "final_price": last.price,
+        "platform_result": last.platform_result_fen / FEN_PER_CNY,
+        "loss_from_day": loss_from_day(result.days),
+        "share_in_profit": (
+            sum(1 for row in paying if sum(row[2:]) > row[1]) / len(paying) if paying else 0.0
+        ),
+        "gini": gini(out_of),
+        "cohorts": cohorts(returns),
+        "orders": result.orders_total,
+        "commands": result.commands_total,
+    }

@@ -1,0 +1,355 @@
+"""Scenarios: SPEC parameters plus a population, read from TOML and checked field by field.
+
+A scenario file has these tables (all optional but `[scenario]`; defaults in the dataclasses):
+
+    [scenario]   name, days, description
+    [params]     SPEC §2 overrides, exactly as in a params JSON file (strings for rates)
+    [arrivals]   new consumers per day: kind = "poisson" (rate), "fixed" (exactly rate, rounded)
+                 or "logistic" (start, peak, midpoint_day, steepness); collapse_day and
+                 collapse_factor scale arrivals and orders from that day on (sales fall by
+                 1 − factor)
+    [orders]     on_arrival (every new consumer orders once on its first day), orders per
+                 consumer per day (Poisson), order value distribution
+                 ("fixed" value; "uniform" low, high; "lognormal" median, sigma), in CNY
+    [referrals]  probability that a new consumer was referred by an earlier one
+    [behaviours] shares of consumers (they sum to 1): hold, sell_at_multiple (sell everything
+                 when the EP are worth target_multiple × the money put in), sell_on_stall
+                 (sell everything when the price rose less than stall_rise over stall_days),
+                 convert_and_spend (convert EP to SP and pay merchants in SP), redeem_goods
+    [merchants]  count, accept_sp
+    [platform]   gross_margin (share of a cash sale the platform keeps before anything is paid
+                 from it), goods_cost (share of a goods value the platform pays to deliver them)
+    [[events]]   one-off days: kind = "sell", day, share (that share of holders sells all)
+
+Everything that is wrong is reported in one line naming the field (ScenarioError).
+"""
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tokenmall.core.errors import ParamsError
+from tokenmall.core.params import Params
+
+DAYS_MAX = 3_650
+RATE_MAX = 1_000_000.0  # consumers or orders per day; far beyond what one run can hold
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used: the message names the field."""
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    kind: str = "poisson"  # or "fixed", "logistic"
+    rate: float = 20.0  # poisson: new consumers per day
+    start: float = 5.0  # logistic: per day on day 0 ...
+    peak: float = 100.0  # ... rising to this
+    midpoint_day: float = 90.0
+    steepness: float = 0.05
+    collapse_day: int | None = None
+    collapse_factor: float = 1.0  # arrivals and orders are multiplied by this from collapse_day
+
+    def expected(self, day: int) -> float:
+        """Expected new consumers on `day`."""
+        if self.kind in ("poisson", "fixed"):
+            base = self.rate
+        else:
+            curve = 1 / (1 + math.exp(-self.steepness * (day - self.midpoint_day)))
+            base = self.start + (self.peak - self.start) * curve
+        return base * self.activity(day)
+
+    def activity(self, day: int) -> float:
+        return (
+            self.collapse_factor
+            if self.collapse_day is not None and day >= self.collapse_day
+            else 1.0
+        )
+
+
+@dataclass(frozen=True)
+class OrderValues:
+    distribution: str = "lognormal"  # "fixed", "uniform", "lognormal"
+    value: float = 100.0  # fixed
+    low: float = 10.0  # uniform
+    high: float = 1_000.0
+    median: float = 100.0  # lognormal
+    sigma: float = 0.8
+
+
+@dataclass(frozen=True)
+class Orders:
+    on_arrival: bool = False
+    per_consumer_per_day: float = 0.1
+    value: OrderValues = field(default_factory=OrderValues)
+
+
+@dataclass(frozen=True)
+class Behaviours:
+    hold: float = 0.5
+    sell_at_multiple: float = 0.2
+    sell_on_stall: float = 0.1
+    convert_and_spend: float = 0.1
+    redeem_goods: float = 0.1
+    target_multiple: float = 2.0
+    stall_days: int = 7
+    stall_rise: float = 0.01
+
+    KINDS = ("hold", "sell_at_multiple", "sell_on_stall", "convert_and_spend", "redeem_goods")
+
+    def shares(self) -> list[float]:
+        return [getattr(self, kind) for kind in self.KINDS]
+
+
+@dataclass(frozen=True)
+class Merchants:
+    count: int = 5
+    accept_sp: bool = True
+
+
+@dataclass(frozen=True)
+class Platform:
+    gross_margin: float = 0.35
+    goods_cost: float = 0.65
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "sell"
+    day: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    days: int
+    params: Params
+    description: str = ""
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    orders: Orders = field(default_factory=Orders)
+    referral_probability: float = 0.5
+    behaviours: Behaviours = field(default_factory=Behaviours)
+    merchants: Merchants = field(default_factory=Merchants)
+    platform: Platform = field(default_factory=Platform)
+    events: tuple[Event, ...] = ()
+    params_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def with_param(self, name: str, value: object) -> "Scenario":
+        """The scenario with one SPEC parameter changed (a sweep's point)."""
+        overrides = {**self.params_overrides, name: value}
+        try:
+            params = Params().with_overrides(overrides)
+        except ParamsError as error:
+            raise ScenarioError(f"sweep {name}={value}: {error}") from None
+        return replace(self, params=params, params_overrides=overrides)
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{path}: cannot read it: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path}: not TOML: {error}") from None
+    try:
+        return scenario_of(document)
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from None
+
+
+def scenario_of(document: dict[str, Any]) -> Scenario:
+    known = {"scenario", "params", "arrivals", "orders", "referrals", "behaviours", "merchants"}
+    _no_unknown("the file", document, known | {"platform", "events"})
+    head = _table(document, "scenario")
+    _no_unknown("[scenario]", head, {"name", "days", "description"})
+    name = head.get("name")
+    if not isinstance(name, str) or not name:
+        raise ScenarioError("[scenario] name must be a non-empty string")
+    days = _integer(head, "[scenario] days", "days", 1, DAYS_MAX, default=None)
+    overrides = _table(document, "params", required=False)
+    try:
+        params = Params().with_overrides(overrides)
+    except ParamsError as error:
+        raise ScenarioError(f"[params]: {error}") from None
+    orders_table = _table(document, "orders", required=False)
+    referrals = _table(document, "referrals", required=False)
+    _no_unknown("[referrals]", referrals, {"probability"})
+    scenario = Scenario(
+        name=name,
+        days=days,
+        params=params,
+        description=str(head.get("description", "")),
+        arrivals=_arrivals(_table(document, "arrivals", required=False)),
+        orders=_orders(orders_table),
+        referral_probability=_number(
+            referrals, "[referrals] probability", "probability", 0, 1, 0.5
+        ),
+        behaviours=_behaviours(_table(document, "behaviours", required=False)),
+        merchants=_merchants(_table(document, "merchants", required=False)),
+        platform=_platform(_table(document, "platform", required=False)),
+        events=_events(document.get("events", [])),
+        params_overrides=dict(overrides),
+    )
+    for event in scenario.events:
+        if event.day >= days:
+            raise ScenarioError(f"[[events]] day {event.day} is past the last day ({days - 1})")
+    return scenario
+
+
+def _arrivals(table: dict[str, Any]) -> Arrivals:
+    names = {f.name for f in fields(Arrivals)}
+    _no_unknown("[arrivals]", table, names)
+    kind = table.get("kind", "poisson")
+    if kind not in ("poisson", "fixed", "logistic"):
+        raise ScenarioError('[arrivals] kind must be "poisson", "fixed" or "logistic"')
+    collapse_day = table.get("collapse_day")
+    if collapse_day is not None:
+        collapse_day = _integer(
+            table, "[arrivals] collapse_day", "collapse_day", 0, DAYS_MAX, default=None
+        )
+    return Arrivals(
+        kind=kind,
+        rate=_number(table, "[arrivals] rate", "rate", 0, RATE_MAX, Arrivals.rate),
+        start=_number(table, "[arrivals] start", "start", 0, RATE_MAX, Arrivals.start),
+        peak=_number(table, "[arrivals] peak", "peak", 0, RATE_MAX, Arrivals.peak),
+        midpoint_day=_number(table, "[arrivals] midpoint_day", "midpoint_day", 0, DAYS_MAX, 90.0),
+        steepness=_number(table, "[arrivals] steepness", "steepness", 0, 10, Arrivals.steepness),
+        collapse_day=collapse_day,
+        collapse_factor=_number(table, "[arrivals] collapse_factor", "collapse_factor", 0, 1, 1.0),
+    )
+
+
+def _orders(table: dict[str, Any]) -> Orders:
+    _no_unknown("[orders]", table, {"on_arrival", "per_consumer_per_day", "value"})
+    on_arrival = table.get("on_arrival", False)
+    if not isinstance(on_arrival, bool):
+        raise ScenarioError("[orders] on_arrival must be true or false")
+    value = table.get("value", {})
+    if not isinstance(value, dict):
+        raise ScenarioError("[orders] value must be a table")
+    _no_unknown("[orders] value", value, {f.name for f in fields(OrderValues)})
+    distribution = value.get("distribution", "lognormal")
+    if distribution not in ("fixed", "uniform", "lognormal"):
+        raise ScenarioError('[orders] value distribution must be "fixed", "uniform" or "lognormal"')
+    where = "[orders] value"
+    values = OrderValues(
+        distribution=distribution,
+        value=_number(value, f"{where} value", "value", 0.01, 1e9, OrderValues.value),
+        low=_number(value, f"{where} low", "low", 0.01, 1e9, OrderValues.low),
+        high=_number(value, f"{where} high", "high", 0.01, 1e9, OrderValues.high),
+        median=_number(value, f"{where} median", "median", 0.01, 1e9, OrderValues.median),
+        sigma=_number(value, f"{where} sigma", "sigma", 0, 5, OrderValues.sigma),
+    )
+    if values.low > values.high:
+        raise ScenarioError(f"{where} low must not exceed high")
+    rate = _number(table, "[orders] per_consumer_per_day", "per_consumer_per_day", 0, 100, 0.1)
+    return Orders(on_arrival=on_arrival, per_consumer_per_day=rate, value=values)
+
+
+def _behaviours(table: dict[str, Any]) -> Behaviours:
+    _no_unknown("[behaviours]", table, {f.name for f in fields(Behaviours)})
+    shares = {
+        kind: _number(table, f"[behaviours] {kind}", kind, 0, 1, None)
+        for kind in Behaviours.KINDS
+        if kind in table
+    }
+    defaults = Behaviours()
+    if shares:
+        shares = {kind: shares.get(kind, 0.0) for kind in Behaviours.KINDS}
+    else:
+        shares = {kind: getattr(defaults, kind) for kind in Behaviours.KINDS}
+    if not math.isclose(sum(shares.values()), 1.0, abs_tol=1e-9):
+        raise ScenarioError(
+            f"[behaviours] shares must sum to 1 (they sum to {sum(shares.values()):g})"
+        )
+    return Behaviours(
+        **shares,
+        target_multiple=_number(
+            table, "[behaviours] target_multiple", "target_multiple", 1, 1000, 2.0
+        ),
+        stall_days=_integer(table, "[behaviours] stall_days", "stall_days", 1, DAYS_MAX, default=7),
+        stall_rise=_number(table, "[behaviours] stall_rise", "stall_rise", 0, 10, 0.01),
+    )
+
+
+def _merchants(table: dict[str, Any]) -> Merchants:
+    _no_unknown("[merchants]", table, {"count", "accept_sp"})
+    accept = table.get("accept_sp", True)
+    if not isinstance(accept, bool):
+        raise ScenarioError("[merchants] accept_sp must be true or false")
+    return Merchants(_integer(table, "[merchants] count", "count", 0, 10_000, default=5), accept)
+
+
+def _platform(table: dict[str, Any]) -> Platform:
+    _no_unknown("[platform]", table, {"gross_margin", "goods_cost"})
+    return Platform(
+        gross_margin=_number(table, "[platform] gross_margin", "gross_margin", 0, 1, 0.35),
+        goods_cost=_number(table, "[platform] goods_cost", "goods_cost", 0, 1, 0.65),
+    )
+
+
+def _events(raw: object) -> tuple[Event, ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError("[[events]] must be an array of tables")
+    events = []
+    for table in raw:
+        if not isinstance(table, dict):
+            raise ScenarioError("[[events]] must be an array of tables")
+        _no_unknown("[[events]]", table, {"kind", "day", "share"})
+        if table.get("kind") != "sell":
+            raise ScenarioError('[[events]] kind must be "sell"')
+        day = _integer(table, "[[events]] day", "day", 0, DAYS_MAX, default=None)
+        events.append(Event("sell", day, _number(table, "[[events]] share", "share", 0, 1, None)))
+    return tuple(events)
+
+
+def _table(document: dict[str, Any], name: str, required: bool = True) -> dict[str, Any]:
+    if name not in document:
+        if required:
+            raise ScenarioError(f"missing table [{name}]")
+        return {}
+    table = document[name]
+    if not isinstance(table, dict):
+        raise ScenarioError(f"[{name}] must be a table")
+    return table
+
+
+def _no_unknown(where: str, table: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key {unknown[0]!r}")
+
+
+def _number(
+    table: dict[str, Any], where: str, key: str, low: float, high: float, default: float | None
+) -> float:
+    if key not in table:
+        if default is None:
+            raise ScenarioError(f"{where} is missing")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScenarioError(f"{where} must be a number")
+    if not low <= value <= high:
+        raise ScenarioError(f"{where} must be between {low:g} and {high:g}, got {value:g}")
+    return float(value)
+
+
+def _integer(
+    table: dict[str, Any], where: str, key: str, low: int, high: int, default: int | None
+) -> int:
+    if key not in table:
+        if default is None:
+            raise ScenarioError(f"{where} is missing")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{where} must be an integer")
+    if not low <= value <= high:
+        raise ScenarioError(f"{where} must be between {low} and {high}, got {value}")
+    return value
