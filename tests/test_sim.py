@@ -1,0 +1,141 @@
+"""The simulator's model and runner: determinism, the seeds' recurrence through the agent
+model, scenario errors, sweeps, and `tokenmall simulate` end to end."""
+
+import itertools
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tokenmall.sim import runner
+from tokenmall.sim.metrics import gini
+from tokenmall.sim.model import run
+from tokenmall.sim.orderonly import closed_form_price
+from tokenmall.sim.scenario import Scenario, ScenarioError, load_scenario, scenario_of
+
+SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
+
+
+def small(name: str, days: int = 40) -> Scenario:
+    return replace(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
+
+
+def test_the_agent_model_reproduces_the_seeds_recurrence() -> None:
+    result = run(load_scenario(SCENARIOS / "order-only.toml"), np.random.default_rng(0))
+    prices = [day.price for day in result.days]
+    assert [round(prices[n - 1], 4) for n in (1, 2, 3, 4, 100)] == [
+        1.4286,
+        1.6807,
+        1.8674,
+        2.0188,
+        5.1731,
+    ]
+    assert prices[99] == pytest.approx(closed_form_price(100, 0.7), rel=1e-6)
+    assert all(day.dividends_fen == 0 and day.exits == 0 for day in result.days)
+
+
+@pytest.mark.parametrize("name", ["steady-growth", "collapse", "bank-run", "referral-heavy"])
+def test_same_seed_same_metrics_and_another_seed_differs(name: str) -> None:
+    scenario = small(name)
+    first = run(scenario, np.random.default_rng(np.random.SeedSequence(5)))
+    again = run(scenario, np.random.default_rng(np.random.SeedSequence(5)))
+    other = run(scenario, np.random.default_rng(np.random.SeedSequence(6)))
+    assert first.days == again.days
+    assert first.days != other.days
+
+
+def test_the_price_never_falls_and_the_flow_adds_up() -> None:
+    result = run(small("bank-run", days=200), np.random.default_rng(1))
+    prices = [day.price for day in result.days]
+    assert all(later >= earlier for earlier, later in itertools.pairwise(prices))
+    total = 0
+    for day in result.days:
+        total += day.platform_flow_fen
+        assert day.platform_result_fen == total
+    assert sum(day.cash_out_fen for day in result.days[178:183]) > 0  # the run on day 180
+
+
+def test_collapse_cuts_sales() -> None:
+    result = run(small("collapse", days=200), np.random.default_rng(2))
+    before = sum(day.sales_fen for day in result.days[100:120])
+    after = sum(day.sales_fen for day in result.days[130:150])
+    assert after < 0.5 * before
+
+
+def test_gini_and_loss_day() -> None:
+    assert gini([1, 1, 1, 1]) == pytest.approx(0.0)
+    assert gini([0, 0, 0, 10]) == pytest.approx(0.75)
+    assert gini([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({}, "missing table [scenario]"),
+        ({"scenario": {"name": "x"}}, "[scenario] days is missing"),
+        ({"scenario": {"name": "x", "days": 0}}, "[scenario] days must be between 1 and 3650"),
+        ({"scenario": {"name": "x", "days": 5}, "params": {"contribution_rate": "2"}}, "[params]"),
+        ({"scenario": {"name": "x", "days": 5}, "arrivals": {"rate": "ten"}}, "must be a number"),
+        ({"scenario": {"name": "x", "days": 5}, "behaviours": {"hold": 0.5}}, "sum to 1"),
+        ({"scenario": {"name": "x", "days": 5}, "orders": {"colour": 1}}, "unknown key 'colour'"),
+        (
+            {
+                "scenario": {"name": "x", "days": 5},
+                "events": [{"kind": "sell", "day": 9, "share": 1}],
+            },
+            "past the last day",
+        ),
+    ],
+)
+def test_scenario_errors_name_the_field(document: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        scenario_of(document)
+
+
+def test_sweeps_make_a_grid_with_common_seeds() -> None:
+    scenario = small("steady-growth", days=5)
+    sweeps = runner.parse_sweeps(["contribution_rate=0.2,0.3", "sell_fee_rate=0.05,0.1"])
+    jobs = runner.jobs(scenario, sweeps, runs=3, seed=9)
+    assert len(jobs) == 12
+    assert {job.run for job in jobs} == {0, 1, 2}
+    seeds = {(job.run, tuple(job.seed.spawn_key)) for job in jobs}
+    assert len(seeds) == 3  # run r draws the same numbers at every point
+    for bad in (["x"], ["a="], ["contribution_rate=9"], ["nonsense_param=1"]):
+        with pytest.raises(ScenarioError):
+            runner.jobs(scenario, runner.parse_sweeps(bad), runs=1, seed=0)
+
+
+def test_simulate_end_to_end(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    text = (SCENARIOS / "thin-margin.toml").read_text().replace("days = 365", "days = 30")
+    scenario.write_text(text)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tokenmall.cli", "simulate", str(scenario), "--runs", "2"]
+    command += ["--seed", "4", "--sweep", "contribution_rate=0.2,0.3", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [point["params"] for point in summary["points"]] == [
+        {"contribution_rate": "0.2"},
+        {"contribution_rate": "0.3"},
+    ]
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 * 30
+    assert (out / "report.html").stat().st_size > 100_000
+    again = tmp_path / "again"
+    subprocess.run([*command[:-1], str(again)], capture_output=True, timeout=300, check=True)
+    assert (again / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
+
+
+def test_simulate_bad_input_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nname = "x"\ndays = "many"\n')
+    for args in ([str(bad)], [str(tmp_path / "missing.toml")]):
+        command = [sys.executable, "-m", "tokenmall.cli", "simulate", *args, "--out", str(tmp_path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2
+        assert done.stderr.startswith("tokenmall: error: ") and done.stderr.count("\n") == 1
