@@ -139,3 +139,42 @@ def test_simulate_bad_input_is_one_line(tmp_path: Path) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2
         assert done.stderr.startswith("tokenmall: error: ") and done.stderr.count("\n") == 1
+
+
+def test_a_dask_cluster_gives_the_same_metrics_as_local_processes(tmp_path: Path) -> None:
+    """--scheduler ADDRESS runs the jobs on a real Dask cluster (a local one here, with worker
+    processes): the same seeds give byte-identical metrics."""
+    from distributed import LocalCluster  # noqa: PLC0415
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        (SCENARIOS / "steady-growth.toml").read_text().replace("days = 365", "days = 20")
+    )
+    command = [sys.executable, "-m", "tokenmall.cli", "simulate", str(scenario), "--runs", "3"]
+    local = subprocess.run(
+        [*command, "--out", str(tmp_path / "local")], capture_output=True, timeout=300, check=True
+    )
+    assert local.returncode == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:  # type: ignore[no-untyped-call]
+        address = cluster.scheduler_address
+        done = subprocess.run(
+            [*command, "--out", str(tmp_path / "dask"), "--scheduler", address],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    local_csv = (tmp_path / "local" / "metrics.csv").read_text()
+    assert (tmp_path / "dask" / "metrics.csv").read_text() == local_csv
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text((SCENARIOS / "order-only.toml").read_text())
+    command = [sys.executable, "-m", "tokenmall.cli", "simulate", str(scenario), "--out"]
+    command += [str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("tokenmall: error: cannot reach the Dask scheduler")
+    assert done.stderr.count("\n") == 1
