@@ -178,3 +178,10 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("tokenmall: error: cannot reach the Dask scheduler")
     assert done.stderr.count("\n") == 1
+
+
+def test_sp_payments_are_counted_on_their_day() -> None:
+    result = run(small("steady-growth", days=60), np.random.default_rng(1))
+    spent = sum(agent.sp_spent_fen for agent in result.agents)
+    assert spent > 0
+    assert sum(day.sp_sales_fen for day in result.days) == spent

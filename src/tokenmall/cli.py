@@ -358,6 +358,64 @@ def token_create(role: str, account: str | None, db: str | None) -> None:
         _fail(str(error))
 
 
+@app.command()
+@click.argument("scenario_path", metavar="SCENARIO.toml", type=click.Path(path_type=Path))
+@click.option("--runs", type=click.IntRange(1, 10_000), default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True)
+@click.option(
+    "--sweep",
+    "sweep_specs",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Sweep a SPEC parameter over these values (repeat for a grid).",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Local worker processes (default: one per core).",
+)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="A Dask scheduler to run on.")
+def simulate(
+    scenario_path: Path,
+    runs: int,
+    seed: int,
+    sweep_specs: tuple[str, ...],
+    out_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+) -> None:
+    """Simulate SCENARIO.toml day by day through the rules engine: RUNS Monte Carlo runs per
+    sweep point. Writes OUT/report.html, OUT/metrics.csv and OUT/summary.json."""
+    from tokenmall.sim import runner  # noqa: PLC0415 (NumPy and the report load only here)
+    from tokenmall.sim.report import write_report  # noqa: PLC0415
+    from tokenmall.sim.scenario import ScenarioError, load_scenario  # noqa: PLC0415
+
+    try:
+        scenario = load_scenario(scenario_path)
+        sweeps = runner.parse_sweeps(sweep_specs)
+        jobs = runner.jobs(scenario, sweeps, runs, seed)
+        rows, results = [], []
+        with _progress_bar(len(jobs), "simulating") as advance:
+            for point, run_index, daily, summary in runner.execute(
+                jobs, workers, scheduler, advance
+            ):
+                rows.extend(daily)
+                results.append((point, run_index, summary))
+    except ScenarioError as error:
+        _fail(str(error))
+    summary = runner.summarize(scenario, runs, seed, sweeps, results)
+    try:
+        runner.write_outputs(out_dir, summary, rows, write_report)
+    except OSError as error:
+        _fail(f"cannot write to {out_dir}: {error.strerror or error}")
+    for point in summary["points"]:
+        label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+        click.echo(f"{label + ': ' if label else ''}{point['verdict']}")
+    click.echo(f"wrote {out_dir / 'report.html'}, metrics.csv and summary.json")
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"tokenmall: error: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)

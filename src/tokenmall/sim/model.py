@@ -254,7 +254,7 @@ class _Run:
             - today["mint_funding"]
         )
         self.result_fen += flow
-        self.sp_sales_today_fen = 0
+        sp_sales_fen, self.sp_sales_today_fen = self.sp_sales_today_fen, 0
         pool_fen, supply_units = engine.price()
         return DayMetrics(
             day=day,
@@ -264,7 +264,7 @@ class _Run:
             consumers=len(self.agents),
             orders=self.orders,
             sales_fen=today["sales"],
-            sp_sales_fen=self.sp_sales_today_fen,
+            sp_sales_fen=sp_sales_fen,
             contributions_fen=today["contributions"],
             dividends_fen=today["dividends_paid"],
             exits=today["exits"],
