@@ -9,6 +9,7 @@ function of (scenario, seed).
 """
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ from tokenmall.sim.scenario import Behaviours, Scenario
 HOLD, SELL_AT_MULTIPLE, SELL_ON_STALL, CONVERT_AND_SPEND, REDEEM_GOODS = range(5)
 REDEEM_EVERY_DAYS = 30  # redeemers exchange their EP for goods once a month
 WEEK_DAYS = 7
+GOODS, CASH_OUT = attrgetter("goods"), attrgetter("cash_out")
 
 
 @dataclass
@@ -235,7 +237,8 @@ class _Run:
     # -- metrics ----------------------------------------------------------------------------
 
     def _goods_value(self) -> int:
-        return sum(consumer.goods for consumer in self.engine.consumers.values())
+        total: int = sum(map(GOODS, self.engine.consumers.values()))
+        return total
 
     def _metrics(self, day: int, goods_before: int) -> DayMetrics:
         engine, platform = self.engine, self.scenario.platform
@@ -284,6 +287,6 @@ def _price(engine: Engine) -> float:
 
 
 def _cash_out(engine: Engine) -> int:
-    return sum(c.cash_out for c in engine.consumers.values()) + sum(
-        m.cash_out for m in engine.merchants.values()
-    )
+    consumers: int = sum(map(CASH_OUT, engine.consumers.values()))
+    merchants: int = sum(map(CASH_OUT, engine.merchants.values()))
+    return consumers + merchants
