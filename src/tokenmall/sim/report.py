@@ -552,9 +552,8 @@ def _table(points: list[PointData], summary: Mapping[str, Any], sweep_params: li
         "percentile over the runs. Loss from day: the first day from which the platform's "
         "cumulative result stays below zero to the end (median over runs; never: not in the "
         "median run). Consumers in profit: the share who got back more than they paid in, "
-        "counting the EP they still hold at the last price. That flatters them: selling those "
-        "EP would not fetch that price, since every sale before theirs pays out of the same "
-        "pool.</p>"
+        "counting the EP they still hold at the last price. Selling them would pay that price "
+        "less the sale fee (10 % by default), and only while the platform lets them sell.</p>"
     )
     body = "\n".join(rows)
     return f'<table class="points">{head}<tbody>\n{body}\n</tbody></table>\n{note}'
