@@ -397,7 +397,7 @@ def simulate(
         sweeps = runner.parse_sweeps(sweep_specs)
         jobs = runner.jobs(scenario, sweeps, runs, seed)
         rows, results = [], []
-        with _progress_bar(len(jobs), "simulating") as advance:
+        with _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance:
             for point, run_index, daily, summary in runner.execute(
                 jobs, workers, scheduler, advance
             ):

@@ -8,6 +8,7 @@ metrics are taken. Randomness comes only from the run's own generator, so a run 
 function of (scenario, seed).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -68,11 +69,16 @@ class RunResult:
 TRACKED = ("sales", "contributions", "dividends_paid", "exits", "mint_funding")
 
 
-def run(scenario: Scenario, generator: np.random.Generator) -> RunResult:
-    """Simulate `scenario.days` days; deterministic for a given generator state."""
+def run(
+    scenario: Scenario,
+    generator: np.random.Generator,
+    on_day: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Simulate `scenario.days` days; deterministic for a given generator state. `on_day` is
+    called with 1 after each day (a progress bar)."""
     engine = Engine(scenario.params)
     sim = _Run(scenario, engine, generator)
-    return sim.run()
+    return sim.run(on_day)
 
 
 class _Run:
@@ -98,10 +104,14 @@ class _Run:
         self.commands += 1
         return self.engine.try_apply(command) is None
 
-    def run(self) -> RunResult:
+    def run(self, on_day: Callable[[int], None] | None) -> RunResult:
         for merchant in self.merchants:
             self.apply({"op": "register_merchant", "merchant": merchant})
-        days = [self.day(day) for day in range(self.scenario.days)]
+        days = []
+        for day in range(self.scenario.days):
+            days.append(self.day(day))
+            if on_day is not None:
+                on_day(1)
         return RunResult(
             days, self.agents, self.engine, self.engine.price(), self.orders, self.commands
         )

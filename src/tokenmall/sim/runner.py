@@ -26,7 +26,7 @@ from tokenmall.sim.scenario import Scenario, ScenarioError
 RUNS_MAX = 10_000
 SWEEP_POINTS_MAX = 1_000
 
-Progress = Callable[[int], None]  # called with the number of jobs just finished
+Progress = Callable[[int], None]  # called with the number of run-days just finished
 
 
 @dataclass(frozen=True)
@@ -79,29 +79,32 @@ def jobs(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, seed: int)
     ]
 
 
-def run_job(job: Job) -> tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]:
+def run_job(
+    job: Job, on_day: Progress | None = None
+) -> tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]:
     """One run (in a worker process): its daily rows and its summary."""
-    result = run(job.scenario, np.random.default_rng(job.seed))
+    result = run(job.scenario, np.random.default_rng(job.seed), on_day)
     return job.point, job.run, daily_rows(result, job.run, job.point), run_summary(result)
 
 
 def execute(
     all_jobs: list[Job], workers: int | None, scheduler: str | None, progress: Progress
 ) -> Iterator[tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]]:
-    """Each job's result as it finishes (any order)."""
+    """Each job's result as it finishes (any order). Progress counts run-days: day by day when
+    the runs are made here (one job, or --workers 1), a run's days at once from other
+    processes."""
     if scheduler is not None:
         yield from _on_dask(all_jobs, scheduler, progress)
         return
-    if workers == 1:
+    if workers == 1 or len(all_jobs) == 1:
         for job in all_jobs:
-            yield run_job(job)
-            progress(1)
+            yield run_job(job, progress)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures: list[Future[Any]] = [pool.submit(run_job, job) for job in all_jobs]
         for future in as_completed(futures):
             yield future.result()
-            progress(1)
+            progress(all_jobs[0].scenario.days)
 
 
 def _on_dask(
@@ -118,7 +121,7 @@ def _on_dask(
         futures = client.map(run_job, all_jobs, pure=False)
         for future in dask_completed(futures):  # type: ignore[no-untyped-call]
             yield future.result()
-            progress(1)
+            progress(all_jobs[0].scenario.days)
 
 
 def summarize(
