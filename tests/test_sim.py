@@ -107,6 +107,9 @@ def test_sweeps_make_a_grid_with_common_seeds() -> None:
     for bad in (["x"], ["a="], ["contribution_rate=9"], ["nonsense_param=1"]):
         with pytest.raises(ScenarioError):
             runner.jobs(scenario, runner.parse_sweeps(bad), runs=1, seed=0)
+    year = small("steady-growth", days=365)
+    with pytest.raises(ScenarioError, match="rows of metrics"):
+        runner.jobs(year, runner.parse_sweeps(["sell_fee_rate=0.1,0.2"]), runs=5_000, seed=0)
 
 
 def test_simulate_end_to_end(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tokenmall.sim.scenario import Scenario, ScenarioError
 
 RUNS_MAX = 10_000
 SWEEP_POINTS_MAX = 1_000
+ROWS_MAX = 2_000_000  # run-days in one metrics.csv: the rows are kept in memory until written
 
 Progress = Callable[[int], None]  # called with the number of run-days just finished
 
@@ -71,11 +72,15 @@ def points(
 def jobs(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, seed: int) -> list[Job]:
     if not 1 <= runs <= RUNS_MAX:
         raise ScenarioError(f"--runs must be 1..{RUNS_MAX}")
+    grid = points(scenario, sweeps)
+    if len(grid) * runs * scenario.days > ROWS_MAX:
+        raise ScenarioError(
+            f"{len(grid)} sweep points × {runs} runs × {scenario.days} days is more than "
+            f"{ROWS_MAX:,} rows of metrics; run fewer, or split the sweep"
+        )
     seeds = np.random.SeedSequence(seed).spawn(runs)
     return [
-        Job(swept, point, index, seeds[index])
-        for point, swept in points(scenario, sweeps)
-        for index in range(runs)
+        Job(swept, point, index, seeds[index]) for point, swept in grid for index in range(runs)
     ]
 
 
