@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tokenmall.core.engine import Engine
+from tokenmall.core.invariants import check_invariants
 from tokenmall.sim import runner
 from tokenmall.sim.metrics import gini
 from tokenmall.sim.model import run
@@ -188,3 +190,18 @@ def test_sp_payments_are_counted_on_their_day() -> None:
     spent = sum(agent.sp_spent_fen for agent in result.agents)
     assert spent > 0
     assert sum(day.sp_sales_fen for day in result.days) == spent
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda path: path.stem)
+def test_every_shipped_scenario_keeps_the_invariants(path: Path) -> None:
+    """SPEC §6 after each day of 60 (price never falls, conservation of EP, SP and money)."""
+    scenario = replace(load_scenario(path), days=60)
+    engine = Engine(scenario.params)
+    prices: list[tuple[int, int]] = []
+
+    def check(_days: int) -> None:
+        check_invariants(engine, prices[-1] if prices else None)
+        prices.append(engine.price())
+
+    result = run(scenario, np.random.default_rng(3), check, engine)
+    assert len(prices) == 60 and result.days[-1].day == 59

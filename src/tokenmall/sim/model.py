@@ -73,11 +73,12 @@ def run(
     scenario: Scenario,
     generator: np.random.Generator,
     on_day: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Simulate `scenario.days` days; deterministic for a given generator state. `on_day` is
-    called with 1 after each day (a progress bar)."""
-    engine = Engine(scenario.params)
-    sim = _Run(scenario, engine, generator)
+    called with 1 after each day (a progress bar). `engine`: a fresh one of the scenario's
+    parameters unless given (tests watch it)."""
+    sim = _Run(scenario, engine or Engine(scenario.params), generator)
     return sim.run(on_day)
 
 
@@ -94,7 +95,6 @@ class _Run:
         self.orders = 0
         self.commands = 0
         self.cash_out_before = 0
-        self.goods_before = 0
         self.result_fen = 0
         self.cumulative = dict.fromkeys(TRACKED, 0)
         shares = np.array(scenario.behaviours.shares())
@@ -118,7 +118,7 @@ class _Run:
 
     def day(self, day: int) -> DayMetrics:
         scenario = self.scenario
-        goods_cost_before = self._goods_value()
+        goods_before = self._goods_value()
         self._arrivals(day)
         self._orders(day)
         self._behaviours(day)
@@ -127,7 +127,7 @@ class _Run:
                 self._sell_event(event.share)
         self._merchants_redeem()
         self.apply({"op": "settle_day"})
-        return self._metrics(day, goods_cost_before)
+        return self._metrics(day, goods_before)
 
     # -- the day's steps --------------------------------------------------------------------
 
