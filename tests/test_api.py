@@ -52,16 +52,13 @@ class Server:
         )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    created = tokenmall("token", "create", "--role", "admin", cwd=tmp_path)
-    assert created.returncode == 0, created.stderr
-    admin = created.stdout.strip()
+def start_server(directory: Path) -> tuple[subprocess.Popen[str], httpx.Client]:
+    """`tokenmall serve` on a free port in `directory`, once /healthz answers."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -70,12 +67,20 @@ def server(tmp_path: Path) -> Iterator[Server]:
     while True:
         try:
             if client.get("/healthz").status_code == 200:
-                break
+                return process, client
         except httpx.TransportError:
             pass
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    created = tokenmall("token", "create", "--role", "admin", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    admin = created.stdout.strip()
+    process, client = start_server(tmp_path)
     try:
         yield Server(process, client, tmp_path, admin)
     finally:

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import ssl
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,11 +17,10 @@ import httpx
 
 from tests import test_api
 from tests.test_api import (
-    START_TIMEOUT_S,
     Server,
     assert_problem,
-    free_port,
     make_token,
+    start_server,
     tokenmall,
 )
 from tokenmall.api.reads import PAGE_MAX
@@ -551,28 +548,6 @@ async def order_storm(base_url: str, admin: str, pid: int) -> Storm:
 
     await asyncio.gather(*(customer(number) for number in range(CLIENTS)))
     return storm
-
-
-def start_server(directory: Path) -> tuple[subprocess.Popen[str], httpx.Client]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port)],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            if client.get("/healthz").status_code == 200:
-                return process, client
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
 
 
 def test_sigterm_with_orders_in_flight(server: Server) -> None:

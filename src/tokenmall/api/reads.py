@@ -1,6 +1,6 @@
-"""Reads for the API: JSON-ready dicts. Reads of the engine run under the ledger's read lock,
-so what they see is a committed state, never a batch half applied; statements and the price
-history come from the store, whose read transactions see only committed batches."""
+"""Reads for the API: JSON-ready dicts. Reads of the engine run in the writer process between
+batches, so what they see is a committed state, never a batch half applied; statements and the
+price history come from the store, whose read transactions see only committed batches."""
 
 import heapq
 from collections import Counter
@@ -36,12 +36,6 @@ def market(engine: Engine) -> dict[str, Any]:
         "consumers": len(engine.consumers),
         "merchants": len(engine.merchants),
     }
-
-
-def account_kind(engine: Engine, account_id: str) -> str | None:
-    if account_id in engine.consumers:
-        return "consumer"
-    return "merchant" if account_id in engine.merchants else None
 
 
 def account(engine: Engine, account_id: str) -> dict[str, Any] | None:
@@ -118,10 +112,13 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
     after_seq = min(after_seq, SEQ_MAX)  # nothing lies beyond; the database cannot take more
     with store.reading() as connection:
         before_text, lines = store.statement(connection, account_id, after_seq, limit)
-        first_text = store.first_statement_line(connection, account_id)
-    if first_text is None:
+        # Any line tells the kind; only an empty page needs a look for the account's first one.
+        any_text = before_text or (lines[0][3] if lines else None)
+        if any_text is None:
+            any_text = store.first_statement_line(connection, account_id)
+    if any_text is None:
         return None
-    kind = "consumer" if len(decode_balances(first_text)) == len(CONSUMER_FIELDS) else "merchant"
+    kind = "consumer" if len(decode_balances(any_text)) == len(CONSUMER_FIELDS) else "merchant"
     before = decode_balances(before_text) if before_text is not None else {}
     shown = []
     for seq, recorded_at, op, text in lines:

@@ -8,7 +8,6 @@ transaction that holds it has committed.
 """
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -123,9 +122,6 @@ class Ledger:
         self.store = store
         self.settings = settings
         self.broken: str | None = None
-        # Held while a batch is applied and committed: readers of `engine` in other threads take
-        # it to see only committed states, never a batch half applied.
-        self.read_lock = threading.Lock()
         store.acquire_writer_lock()
         try:
             store.migrate()
@@ -165,8 +161,7 @@ class Ledger:
         is raised."""
         if len(batch) > self.settings.batch_max:
             raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
-        with self.read_lock:
-            results = self._execute(batch, progress)
+        results = self._execute(batch, progress)
         if self.head_seq >= self.next_snapshot_seq:
             self.try_snapshot()
         return results

@@ -7,7 +7,7 @@ the line before it (read time), so no balance has to be known before a forced ex
 an account that the command did not name.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne
@@ -149,7 +149,7 @@ class Projector:
         before = {name: balances_of(engine, name) for name in names}
         code = engine.try_apply(command)
         if code is None:
-            self._record(_unique(names, self._exited), before, seq, str(op), out)
+            self._record(_unique([*names, *self._exited]), before, seq, str(op), out)
         self._exited.clear()
         return code
 
@@ -174,7 +174,7 @@ class Projector:
             changed_slots.update(compress(range(len(old)), map(ne, old, new)))
         owners = book.owners
         names = [*vesting, *self._exited, *(owners[slot].id for slot in sorted(changed_slots))]
-        self._record(_unique(names, ()), before, seq, str(command["op"]), out)
+        self._record(_unique(names), before, seq, str(command["op"]), out)
         self._exited.clear()
         if engine.day != day_before[0]:
             out.price_days.append(_price_day(engine, seq, day_before))
@@ -200,10 +200,9 @@ def _columns(engine: Engine) -> tuple[list[int], ...]:
     return (book.ep, book.sp, book.quota, book.dividends, book.level)
 
 
-def _unique(first: list[str], then: Iterable[str]) -> list[str]:
-    seen = dict.fromkeys(first)
-    seen.update(dict.fromkeys(then))
-    return list(seen)
+def _unique(names: list[str]) -> list[str]:
+    """In first-seen order, each once."""
+    return list(dict.fromkeys(names))
 
 
 def _encode(balances: Balances) -> str:

@@ -61,7 +61,6 @@ class RunResult:
     days: list[DayMetrics]
     agents: list[Agent]
     engine: Engine
-    final_price_fen_per_units: tuple[int, int] = (0, 1)
     orders_total: int = 0
     commands_total: int = 0
 
@@ -112,9 +111,7 @@ class _Run:
             days.append(self.day(day))
             if on_day is not None:
                 on_day(1)
-        return RunResult(
-            days, self.agents, self.engine, self.engine.price(), self.orders, self.commands
-        )
+        return RunResult(days, self.agents, self.engine, self.orders, self.commands)
 
     def day(self, day: int) -> DayMetrics:
         scenario = self.scenario
