@@ -2,8 +2,7 @@
 
 Why a process: applying a command (rules, hash chain, SQLite) is CPU work, and so is serving
 HTTP. In one process they share one GIL and one core; in two, the writer runs beside the event
-loop on the machine's other core. On this project's 2-core machine this took durable orders
-from about 4,700/s to 6,100-7,800/s in the same run (docs/http-api.md).
+loop on the machine's other core (measured in docs/http-api.md and docs/benchmarks.md).
 
 The protocol is one pipe and one message in flight. The client sends what has queued up since
 the last reply (up to the ledger's batch size) as one message: commands, then read queries. The
