@@ -177,9 +177,10 @@ def test_the_cli_refuses_bad_token_requests(tmp_path: Path) -> None:
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def make_token(server: Server, role: str, account: str) -> str:
+def make_token(server: Server, role: str, account: str | None = None, *extra: str) -> str:
+    account_args = ("--account", account) if account is not None else ()
     created = tokenmall(
-        "token", "create", "--role", role, "--account", account, cwd=server.directory
+        "token", "create", "--role", role, *account_args, *extra, cwd=server.directory
     )
     assert created.returncode == 0, created.stderr
     return created.stdout.strip()
@@ -194,23 +195,28 @@ def test_resource_endpoints_and_who_may_use_them(server: Server) -> None:
     admin = server.admin
     alice = make_token(server, "consumer", "alice")
     shop = make_token(server, "merchant", "shop")
+    mall = make_token(server, "integration")
     # a consumer registers itself; an admin registers others; a merchant registers itself
     assert call(server, "POST", "/v1/consumers", {"user": "alice"}, alice).status_code == 201
     body = {"user": "bob", "referrer": "alice"}
     assert_problem(call(server, "POST", "/v1/consumers", body, alice), 403, "forbidden")
     assert call(server, "POST", "/v1/consumers", body, admin).status_code == 201
     assert call(server, "POST", "/v1/merchants", {"merchant": "shop"}, shop).status_code == 201
-    # orders: the buyer for itself, not for another; a merchant cannot issue points (cash)
+    # cash orders come from the back end, naming their payment; no consumer or merchant token
+    # may say that money was paid
     order = {"id": "o1", "user": "alice", "amount": "100.00"}
-    assert call(server, "POST", "/v1/orders", order, alice).status_code == 201
-    for_bob = {"id": "o2", "user": "bob", "amount": "100.00"}
-    assert_problem(call(server, "POST", "/v1/orders", for_bob, alice), 403, "forbidden")
-    assert_problem(call(server, "POST", "/v1/orders", for_bob, shop), 403, "forbidden")
-    # alice converts EP to SP and pays the shop in SP; the shop may take that payment
+    assert_problem(call(server, "POST", "/v1/orders", order, alice), 403, "forbidden")
+    assert_problem(call(server, "POST", "/v1/orders", order, shop), 403, "forbidden")
+    assert_problem(call(server, "POST", "/v1/orders", order, mall), 422, "invalid_command")
+    paid = {**order, "payment_id": "wx-1"}
+    assert call(server, "POST", "/v1/orders", paid, mall).status_code == 201
+    # alice converts EP to SP and pays the shop in SP from her own token (主扫); the shop
+    # cannot charge her without a payment code
     converted = call(server, "POST", "/v1/consumers/alice/convert", {"points": "5"}, alice)
     assert converted.status_code == 200, converted.text
     sp_order = {"id": "o3", "user": "alice", "amount": "1.00", "pay": "stable", "merchant": "shop"}
-    assert call(server, "POST", "/v1/orders", sp_order, shop).status_code == 201
+    assert_problem(call(server, "POST", "/v1/orders", sp_order, shop), 403, "forbidden")
+    assert call(server, "POST", "/v1/orders", sp_order, alice).status_code == 201
     # the path names the account; a body that says otherwise is malformed
     mismatch = call(
         server, "POST", "/v1/consumers/alice/sell", {"user": "bob", "points": "1"}, admin
@@ -232,6 +238,8 @@ def test_resource_endpoints_and_who_may_use_them(server: Server) -> None:
     ):
         assert_problem(call(server, method, path, body_, alice), 403, "forbidden")
         assert_problem(call(server, method, path, body_, shop), 403, "forbidden")
+        if path != "/v1/orders/o1/refund":  # the back end refunds what it was paid
+            assert_problem(call(server, method, path, body_, mall), 403, "forbidden")
     params = {"params": {"sell_fee_rate": "0.05"}}
     assert call(server, "PUT", "/v1/params", params, admin).status_code == 200
     assert call(server, "POST", "/v1/settlements", None, admin).status_code == 200

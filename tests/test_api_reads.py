@@ -124,6 +124,7 @@ def test_statements(server: Server) -> None:
     alice = make_token(server, "consumer", "alice")
     bob = make_token(server, "consumer", "bob")
     shop = make_token(server, "merchant", "shop")
+    mall = make_token(server, "integration")
     ops: dict[int, str] = {}  # seq -> op, of every command the server committed
 
     def run(method: str, path: str, op: str, body: object, token: str, status: int) -> int:
@@ -138,10 +139,10 @@ def test_statements(server: Server) -> None:
         "POST", "/v1/consumers", "register", {"user": "bob", "referrer": "alice"}, admin, 201
     )
     run("POST", "/v1/merchants", "register_merchant", {"merchant": "shop"}, shop, 201)
-    alice_order = {"id": "o0", "user": "alice", "amount": "50.00"}  # active: a referrer earns
-    run("POST", "/v1/orders", "order", alice_order, alice, 201)
-    order = {"id": "o1", "user": "bob", "amount": "100.00"}
-    bob_order = run("POST", "/v1/orders", "order", order, bob, 201)
+    alice_order = {"id": "o0", "user": "alice", "amount": "50.00", "payment_id": "wx-0"}
+    run("POST", "/v1/orders", "order", alice_order, mall, 201)  # active: a referrer earns
+    order = {"id": "o1", "user": "bob", "amount": "100.00", "payment_id": "wx-1"}
+    bob_order = run("POST", "/v1/orders", "order", order, mall, 201)
     converted = run("POST", "/v1/consumers/bob/convert", "convert", {"points": "5"}, bob, 200)
     paid = {"id": "o2", "user": "bob", "amount": "3.00", "pay": "stable", "merchant": "shop"}
     bob_paid = run("POST", "/v1/orders", "order", paid, bob, 201)
@@ -175,6 +176,11 @@ def test_statements(server: Server) -> None:
     assert lines[4]["changes"]["dividends"].startswith("+")  # the settlement paid a dividend
     assert lines[-1]["changes"]["ep"] == "-1.00000000"
     assert all(type(line["recorded_at"]) is str for line in lines)
+    # who asked for each entry: the admin registered bob, the back end took his payment, bob
+    # converted and paid from his own token
+    roles = [line["actor"].split(":")[0] for line in lines]
+    assert roles == ["admin", "integration", "consumer", "consumer", "admin", "consumer"]
+    assert len({line["actor"] for line in lines if line["actor"].startswith("consumer")}) == 1
     assert_lines_add_up(lines)
     # the last line is the account now
     assert lines[-1]["balances"] == balances_of_account(server, "bob")
@@ -288,7 +294,7 @@ def test_price_history(server: Server) -> None:
     for number, amount in enumerate(("100.00", "250.00", None)):
         if amount is not None:
             order = {"id": f"o{number}", "user": "bob", "amount": amount}
-            ok(send(server, "POST", "/v1/orders", order, bob))
+            ok(send(server, "POST", "/v1/orders", order))
         settlements.append(ok(send(server, "POST", "/v1/settlements"), 200))
 
     history = get(server, "/v1/market/history", bob).json()

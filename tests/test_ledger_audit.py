@@ -147,14 +147,10 @@ class Db:
 
     def journal(self) -> list[JournalRow]:
         rows = self._all(
-            "SELECT seq, recorded_at, idem_key, outcome, command, hash FROM journal ORDER BY seq"
+            "SELECT seq, recorded_at, idem_key, outcome, command, hash, actor FROM journal "
+            "ORDER BY seq"
         )
-        return [
-            JournalRow(
-                int(row.seq), row.recorded_at, row.idem_key, row.outcome, row.command, row.hash
-            )
-            for row in rows
-        ]
+        return [JournalRow(int(row[0]), *tuple(row)[1:]) for row in rows]
 
     def entry(self, seq: int) -> JournalRow:
         (row,) = [row for row in self.journal() if row.seq == seq]
@@ -320,7 +316,13 @@ def rechained(rows: list[JournalRow], previous_hash: str) -> list[JournalRow]:
     out: list[JournalRow] = []
     for row in rows:
         previous_hash = entry_hash(
-            previous_hash, row.seq, row.recorded_at, row.idem_key, row.outcome, row.command
+            previous_hash,
+            row.seq,
+            row.recorded_at,
+            row.idem_key,
+            row.outcome,
+            row.command,
+            row.actor,
         )
         out.append(row._replace(hash=previous_hash))
     return out
@@ -861,7 +863,7 @@ def append_entry(db: Db, *, move_head: bool = False, outcome: str = OUTCOME_OK) 
     last = db.entry(COMMANDS)
     command = canonical_command({"op": "register", "user": "intruder"})
     (row,) = rechained(
-        [JournalRow(COMMANDS + 1, last.recorded_at, None, outcome, command, "")], last.hash
+        [JournalRow(COMMANDS + 1, last.recorded_at, None, outcome, command, "", None)], last.hash
     )
     db.insert_entry(row)
     if move_head:
@@ -918,7 +920,9 @@ def test_an_entry_inserted_before_the_first_is_detected(ledger: Db) -> None:
     `tokenmall state` lists {"line": 0, ...} among its errors, while `audit verify` says ok."""
     first = ledger.entry(1)
     ledger.insert_entry(
-        JournalRow(0, first.recorded_at, "hidden", "insufficient_points", first.command, "0" * 64)
+        JournalRow(
+            0, first.recorded_at, "hidden", "insufficient_points", first.command, "0" * 64, None
+        )
     )
     assert_fails(ledger.url, ".")
 

@@ -17,10 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from tokenmall import __version__
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.params import Params
+from tokenmall.core.units import MONEY_DECIMALS, parse_scaled
 from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
-from tokenmall.ledger.ledger import Ledger, Settings
+from tokenmall.ledger.ledger import Ledger, Settings, utc_now
 from tokenmall.ledger.store import Store, StoreError, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
@@ -164,7 +165,12 @@ def ingest(
     click.echo(
         f"{scenario}: {summary.applied} applied, {summary.rejected} rejected by the rules, "
         f"{summary.replayed} already applied (same key), {summary.skipped} done by an earlier run; "
-        f"journal head: entry {head[0]}, hash {head[1]}"
+        + (
+            f"{summary.duplicate_payments} refused (their payment_id was already credited); "
+            if summary.duplicate_payments
+            else ""
+        )
+        + f"journal head: entry {head[0]}, hash {head[1]}"
     )
 
 
@@ -267,8 +273,29 @@ def audit_verify(db: str | None) -> None:
         f"audit: ok: {report.entries} entries ({report.rejected} rejected by the rules), "
         f"hash chain intact, head {report.head_hash}; "
         f"snapshots checked: {report.snapshots_checked}; price {report.price}, "
-        f"users: {report.users}"
+        f"users: {report.users}; submitted by: "
+        + (", ".join(f"{who} {count}" for who, count in report.submitted_by.items()) or "-")
     )
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
+    """--rate-limit ROLE=PER_S options over the defaults; click.BadParameter if malformed."""
+    from tokenmall.api.limits import RATES_PER_S_DEFAULT  # noqa: PLC0415 (see serve)
+
+    rates = dict(RATES_PER_S_DEFAULT)
+    for spec in specs:
+        role, _, value = spec.partition("=")
+        if role not in rates or not value.isdigit() or int(value) > 1_000_000:
+            raise click.BadParameter(
+                f"{spec!r}: use ROLE=REQUESTS_PER_SECOND, ROLE one of {', '.join(rates)}, "
+                "0 for no limit",
+                param_hint="--rate-limit",
+            )
+        rates[role] = int(value)
+    return rates
 
 
 @app.command()
@@ -277,7 +304,53 @@ def audit_verify(db: str | None) -> None:
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port."
 )
-def serve(db: str | None, host: str, port: int) -> None:
+@click.option(
+    "--order-max",
+    default="100000.00",
+    show_default=True,
+    metavar="CNY",
+    help="The largest single order; larger ones are refused (422).",
+)
+@click.option(
+    "--rate-limit",
+    "rate_limits",
+    multiple=True,
+    metavar="ROLE=N",
+    help="Requests per second per token of that role (repeat; 0: no limit) "
+    "[default: consumer=10, merchant=50, integration=2000, admin=2000].",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=1_000,
+    show_default=True,
+    help="Open connections at once; more are answered 503.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time a request may take to arrive (headers and body); 408 after.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    default="info",
+    show_default=True,
+    help="info logs every request (the access log, on standard output).",
+)
+def serve(
+    db: str | None,
+    host: str,
+    port: int,
+    order_max: str,
+    rate_limits: tuple[str, ...],
+    max_connections: int,
+    request_timeout: float,
+    log_level: str,
+) -> None:
     """Run the HTTP API on the ledger (created and migrated first). SIGTERM or Ctrl-C stops it
     cleanly: requests in flight finish, queued commands are committed, then it exits."""
     # Imported here: the web stack takes most of a second to import, which every other
@@ -285,14 +358,26 @@ def serve(db: str | None, host: str, port: int) -> None:
     import uvicorn  # noqa: PLC0415
 
     from tokenmall.api.app import create_app  # noqa: PLC0415
-    from tokenmall.api.tokens import has_tokens  # noqa: PLC0415
+    from tokenmall.api.limits import Limits  # noqa: PLC0415
+    from tokenmall.api.protocol import guarded_protocol  # noqa: PLC0415
     from tokenmall.api.writer import WriterClient  # noqa: PLC0415
+    from tokenmall.services.tokens import has_tokens  # noqa: PLC0415
 
+    order_max_fen = parse_scaled(order_max, MONEY_DECIMALS)
+    if not order_max_fen:
+        _fail(f"--order-max {order_max!r}: a positive amount of CNY with at most 2 decimals")
+    limits = Limits(
+        order_max_fen=order_max_fen,
+        rates_per_s=_rate_limits(rate_limits),
+        request_timeout_s=request_timeout,
+        connections_max=max_connections,
+    )
     refusal = _listen_refusal(host, port)
     if refusal is not None:
         _fail(refusal)
     try:
-        client = WriterClient(db)  # its own process: opens, migrates and loads the ledger
+        client = WriterClient(db, queue_max=limits.queue_max)  # its own process: opens,
+        # migrates and loads the ledger
     except StoreError as error:
         _fail(str(error))
     try:
@@ -300,12 +385,19 @@ def serve(db: str | None, host: str, port: int) -> None:
         application = create_app(
             client,
             store,
+            limits,
             lambda: click.echo(
                 f"tokenmall: stopped cleanly; journal head: entry {client.head_seq}", err=True
             ),
         )
         config = uvicorn.Config(
-            application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+            application,
+            host=host,
+            port=port,
+            http=guarded_protocol(limits),
+            log_config=_log_config(log_level),
+            lifespan="on",
+            server_header=False,
         )
         click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
         if not has_tokens(store):
@@ -317,6 +409,39 @@ def serve(db: str | None, host: str, port: int) -> None:
         uvicorn.Server(config).run()
     finally:
         client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
+
+
+def _level_rank(level: str) -> int:
+    return LOG_LEVELS.index(level.lower())
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """Access lines plain on standard output; everything else on standard error."""
+    upper = level.upper()
+    stream = "logging.StreamHandler"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(message)s"},
+            "tagged": {"format": "tokenmall: %(levelname)s: %(message)s"},
+        },
+        "handlers": {
+            "access": {"class": stream, "formatter": "plain", "stream": "ext://sys.stdout"},
+            "default": {"class": stream, "formatter": "tagged", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "tokenmall.access": {"handlers": ["access"], "level": upper, "propagate": False},
+            "tokenmall": {"handlers": ["default"], "level": upper, "propagate": False},
+            # uvicorn's start-up chatter only when debugging; its warnings and errors always.
+            "uvicorn": {
+                "handlers": ["default"],
+                "level": upper if upper == "DEBUG" else max(upper, "WARNING", key=_level_rank),
+                "propagate": False,
+            },
+            "uvicorn.access": {"handlers": [], "propagate": False},  # ours replaces it
+        },
+    }
 
 
 def _listen_refusal(host: str, port: int) -> str | None:
@@ -337,25 +462,94 @@ def token() -> None:
 @token.command("create")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "merchant", "consumer"]),
+    type=click.Choice(["admin", "integration", "merchant", "consumer"]),
     required=True,
-    help="What it may do: admin (everything), merchant or consumer (its own account).",
+    help="What it may do: admin (everything); integration (the mall's back end: cash orders "
+    "with their payment_id, refunds); merchant or consumer (its own account).",
 )
 @click.option("--account", metavar="ID", help="The merchant or consumer it acts for.")
+@click.option(
+    "--expires-in", metavar="DURATION", help="Expire after this long: 90s, 15m, 12h, 30d."
+)
+@click.option("--note", metavar="TEXT", help="Who or what it is for (shown by token list).")
 @db_option
-def token_create(role: str, account: str | None, db: str | None) -> None:
-    """Print a new token (shown once; only its hash is stored)."""
-    from tokenmall.api.tokens import Role, create_token  # noqa: PLC0415 (see serve)
+def token_create(
+    role: str, account: str | None, expires_in: str | None, note: str | None, db: str | None
+) -> None:
+    """Print a new token (shown once; only its hash is stored). Its id (tk_…) goes to
+    standard error: it names the token in `token list`, `token revoke` and the journal."""
+    from tokenmall.services.tokens import (  # noqa: PLC0415 (see serve)
+        Role,
+        TokenError,
+        create_token,
+        parse_duration,
+    )
 
     try:
-        store = Store(resolve_url(db), create=True)
-        try:
-            store.migrate()
-            click.echo(create_token(store, Role(role), account))
-        finally:
-            store.close()
-    except (StoreError, ValueError) as error:
+        lifetime = None if expires_in is None else parse_duration(expires_in)
+        with _token_store(db) as store:
+            token, token_id = create_token(store, Role(role), account, utc_now(), lifetime, note)
+    except (StoreError, TokenError) as error:
         _fail(str(error))
+    click.echo(token)
+    click.echo(f"tokenmall: created {role} token {token_id}", err=True)
+
+
+@token.command("list")
+@db_option
+def token_list(db: str | None) -> None:
+    """Every token: id, role, account, status, created, expires, note (never the token)."""
+    from tokenmall.services.tokens import list_tokens  # noqa: PLC0415 (see serve)
+
+    try:
+        with _token_store(db) as store:
+            tokens = list_tokens(store)
+    except StoreError as error:
+        _fail(str(error))
+    now = utc_now()
+    rows = [("ID", "ROLE", "ACCOUNT", "STATUS", "CREATED", "EXPIRES", "NOTE")]
+    rows += [
+        (
+            info.token_id,
+            info.role,
+            info.account or "-",
+            info.status(now),
+            info.created_at[:19],
+            (info.expires_at or "-")[:19],
+            info.note or "",
+        )
+        for info in tokens
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@db_option
+def token_revoke(token_id: str, db: str | None) -> None:
+    """Revoke a token by its id (tk_…); a running server refuses it within a second."""
+    from tokenmall.services.tokens import TokenError, revoke_token  # noqa: PLC0415
+
+    try:
+        with _token_store(db) as store:
+            info = revoke_token(store, token_id, utc_now())
+    except (StoreError, TokenError) as error:
+        _fail(str(error))
+    click.echo(f"tokenmall: revoked {info.role} token {info.token_id}")
+
+
+@contextmanager
+def _token_store(db: str | None) -> Iterator[Store]:
+    """The ledger's database, created and migrated if need be (tokens may come first)."""
+    store = Store(resolve_url(db), create=True)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
 
 
 @app.command()

@@ -9,6 +9,7 @@ an order (docs/http-api.md); reads keep them, and /openapi.json describes both k
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,19 +23,48 @@ from litestar.types import Receive, Scope, Send
 from tokenmall import __version__
 from tokenmall.api import openapi as openapi_schema
 from tokenmall.api import reads
-from tokenmall.api.problems import PROBLEM_JSON, STATUS_OF_CODE, Problem, make_problem, problem
-from tokenmall.api.resources import ROUTES, Refusal, Route, command_of, mount_prefixes
-from tokenmall.api.tokens import Principal, Role, find_principal
-from tokenmall.api.writer import WriterClient
+from tokenmall.api.edge import Edge, note_request
+from tokenmall.api.limits import Limits
+from tokenmall.api.problems import (
+    PROBLEM_JSON,
+    STATUS_OF_CODE,
+    Problem,
+    make_problem,
+    problem,
+    retry_later,
+    unauthorized,
+)
+from tokenmall.api.resources import (
+    PAYMENT_CODE_OP,
+    ROUTES,
+    Refusal,
+    Route,
+    command_of,
+    mount_prefixes,
+)
+from tokenmall.api.writer import WriterBusy, WriterClient, WriterStopped
 from tokenmall.core.canonical import canonical_json
+from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.ledger.group_commit import LedgerClosed
-from tokenmall.ledger.ledger import Submission
+from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission, utc_now
 from tokenmall.ledger.store import Store, StoreError
 from tokenmall.ledger.views import read_state
 from tokenmall.replay import decode_command
+from tokenmall.services.payment_codes import (
+    TTL_DEFAULT_S,
+    CodeRefused,
+    PaymentCodes,
+    TooManyCodes,
+)
+from tokenmall.services.rate_limit import RateLimiter
+from tokenmall.services.tokens import ACCOUNT_KIND_OF_ROLE, Principal, Role, find_principal
 
 BODY_BYTES_MAX = 64 * 1024
 PRINCIPALS_CACHED_MAX = 10_000
+# A token is looked up again at most this long after the last look: a revoked token stops
+# working within it, without a restart (the issue asks for 1 s).
+PRINCIPAL_TTL_S = 0.5
+KEY_CHARS_MAX = 200  # an Idempotency-Key; the ledger stores it scoped: "<token id>/<key>"
 JSON = b"application/json"
 COMMANDS_PATH = "/v1/commands"
 
@@ -42,55 +72,171 @@ Answer = tuple[int, bytes] | Problem  # (status, JSON body) of a success, or the
 
 
 class Api:
-    """What the handlers need: the writer's client, a read-only store and a token cache."""
+    """What the handlers need: the writer's client, a read-only store, the limits, the live
+    payment codes, the rate limiter and a token cache."""
 
-    def __init__(self, client: WriterClient, store: Store) -> None:
+    def __init__(self, client: WriterClient, store: Store, limits: Limits) -> None:
         self.client = client
         self.store = store
-        self._principals: dict[str, Principal] = {}
+        self.limits = limits
+        self.codes = PaymentCodes()
+        self.limiter = RateLimiter(limits.rates_per_s)
+        self._principals: dict[str, tuple[float, Principal | None]] = {}
 
     def principal(self, scope: Scope) -> Principal | Problem:
+        """Who sent the request, or the 401 or 429 to answer. Every request is counted against
+        its token's rate."""
         header = raw_header(scope, b"authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return make_problem(401, "unauthorized", "send Authorization: Bearer <token>")
-        found = self._principals.get(token)
-        if found is None:
-            found = find_principal(self.store, token)
-            if found is None:
-                return make_problem(401, "unauthorized", "unknown token")
+            return unauthorized("send Authorization: Bearer <token>")
+        now_s = time.monotonic()
+        cached = self._principals.get(token)
+        if cached is None or now_s - cached[0] > PRINCIPAL_TTL_S:
             if len(self._principals) >= PRINCIPALS_CACHED_MAX:
                 self._principals.clear()
-            self._principals[token] = found
+            cached = self._principals[token] = (now_s, find_principal(self.store, token))
+        found = cached[1]
+        if found is None:
+            return unauthorized("unknown or revoked token", "invalid_token")
+        note_request(token=found.token_id)
+        if found.expired(utc_now()):
+            return unauthorized(f"token {found.token_id} has expired", "invalid_token")
+        wait_s = self.limiter.wait_s(found.token_id, found.role)
+        if wait_s:
+            return retry_later(429, "rate_limited", "too many requests for this token", wait_s)
         return found
 
-    async def submit(self, command: dict[str, Any], key: str | None, created: bool) -> Answer:
+    async def submit(
+        self, who: Principal, command: dict[str, Any], key: str | None, created: bool
+    ) -> Answer:
+        """Commit the command as `who` (its key scoped to `who`'s token), or say why not."""
+        code = command.pop("payment_code", None)
+        scoped = None if key is None else f"{who.token_id}/{key}"
+        if code is not None:  # a merchant charging SP: the code says for whom, and spends
+            try:
+                consent = self.codes.spend(code, who.token_id, key, order_fen(command) or 0)
+            except CodeRefused as refused:
+                return make_problem(403, "payment_code_refused", str(refused))
+            if command.setdefault("user", consent.user) != consent.user:
+                self.codes.unspend(code, who.token_id, key)
+                return make_problem(403, "payment_code_refused", "the code is another consumer's")
+            command["consent"] = consent.as_json()
+        answer, committed = await self._commit(who, command, scoped, created)
+        if code is not None and not committed:
+            self.codes.unspend(code, who.token_id, key)  # the consumer's code still works
+        return answer
+
+    async def _commit(
+        self, who: Principal, command: dict[str, Any], key: str | None, created: bool
+    ) -> tuple[Answer, bool]:
+        """The answer, and False if the command certainly was not journaled."""
         try:
-            submission = Submission.decoded(command, key)
+            submission = Submission.decoded(command, key, who.actor)
         except ValueError as error:
-            return make_problem(422, "invalid_command", str(error))
+            return make_problem(422, "invalid_command", str(error)), False
         try:
             result = await self.client.submit(submission)
-        except (StoreError, LedgerClosed) as error:
-            return make_problem(503, "unavailable", str(error))
+        except WriterBusy as error:
+            return retry_later(503, "unavailable", str(error), 1), False
+        except WriterStopped as error:  # the batch may or may not have committed
+            return make_problem(503, "unavailable", str(error)), True
+        except (StoreError, LedgerClosed) as error:  # nothing of the batch was applied
+            return make_problem(503, "unavailable", str(error)), False
         if result.ok and result.seq is not None:
             body = b'{"seq":%d,"outcome":"ok","replayed":%s}' % (
                 result.seq,
                 b"true" if result.replayed else b"false",
             )
-            return (201 if created and not result.replayed else 200), body
+            return ((201 if created and not result.replayed else 200), body), True
         status = STATUS_OF_CODE.get(result.outcome, 409)
-        detail = "the rules rejected the command" if result.seq else "the key names another command"
-        return make_problem(
+        if result.seq is not None:
+            detail = "the rules rejected the command"
+        elif result.outcome == DUPLICATE_PAYMENT:
+            detail = "an applied order took this payment_id already: a payment is credited once"
+        else:
+            detail = "the key names another command"
+        problem_ = make_problem(
             status, result.outcome, detail, seq=result.seq, replayed=result.replayed
         )
+        return problem_, result.seq is not None
+
+    async def issue_code(self, who: Principal, body: dict[str, Any]) -> Answer:
+        """A payment code for the consumer `who` (who must exist), valid `expires_in` s."""
+        user = str(body["user"])
+        found = await self.query("account", user)
+        if isinstance(found, Problem):
+            return found
+        if found is None or found["kind"] != "consumer":
+            return make_problem(404, "unknown_user", f"no consumer {user!r}")
+        max_fen = parse_money(body["max_amount"]) if "max_amount" in body else None
+        try:
+            issued = self.codes.issue(
+                user, who.token_id, int(body.get("expires_in", TTL_DEFAULT_S)), max_fen
+            )
+        except TooManyCodes as error:
+            return retry_later(503, "unavailable", str(error), 1)
+        answer = {
+            "code": issued.code,
+            "user": issued.user,
+            "expires_in": issued.expires_in_s,
+            "expires_at": issued.expires_at,
+            "max_amount": None if max_fen is None else format_fen(max_fen),
+        }
+        return 201, json.dumps(answer).encode()
 
     async def query(self, name: str, *arguments: Any) -> Any | Problem:
         """What the writer's engine answers (a committed state), or 503."""
         try:
             return await self.client.query(name, *arguments)
+        except WriterBusy as error:
+            return retry_later(503, "unavailable", str(error), 1)
         except (StoreError, LedgerClosed) as error:
             return make_problem(503, "unavailable", str(error))
+
+
+def parse_money(text: object) -> int | None:
+    return parse_scaled(text, MONEY_DECIMALS)
+
+
+def order_fen(command: dict[str, Any]) -> int | None:
+    """An order's amount in fen, if it is a well-formed amount."""
+    return parse_money(command.get("amount"))
+
+
+def order_problem(who: Principal, command: dict[str, Any], limits: Limits) -> Problem | None:
+    """What the API refuses in an order before the rules see it: an amount over the largest
+    single order, a cash order from the back end without its payment_id, payment fields that
+    do not fit the way it is paid, a merchant's SP charge without a payment code."""
+    amount_fen = order_fen(command)
+    if amount_fen is not None and amount_fen > limits.order_max_fen:
+        largest = format_fen(limits.order_max_fen)
+        return make_problem(422, "order_too_large", f"the largest single order is {largest}")
+    if who.role is Role.ADMIN:
+        return None
+    if command.get("pay", "cash") != "stable":
+        if "payment_code" in command:
+            return make_problem(422, "invalid_command", "payment_code is for SP orders")
+        if "payment_id" not in command:
+            return make_problem(
+                422, "invalid_command", "a cash order names its payment: missing 'payment_id'"
+            )
+        return None
+    if "payment_id" in command:
+        return make_problem(422, "invalid_command", "payment_id names a cash payment")
+    if who.role is Role.MERCHANT:
+        if "payment_code" not in command:
+            return make_problem(
+                403,
+                "forbidden",
+                "a merchant charges SP only with the consumer's payment code (付款码)",
+            )
+        return None
+    if "payment_code" in command:
+        return make_problem(422, "invalid_command", "payment_code is for merchant tokens")
+    if "user" not in command:
+        return make_problem(422, "invalid_command", "missing field 'user'")
+    return None
 
 
 def raw_header(scope: Scope, name: bytes) -> str | None:
@@ -133,12 +279,13 @@ def json_object(body: bytes, empty_is_ok: bool) -> dict[str, Any] | Problem:
 
 
 async def send_answer(send: Send, answer: Answer) -> None:
-    status, body, media = (
-        (answer.status, answer.body, PROBLEM_JSON.encode())
+    status, body, media, extra = (
+        (answer.status, answer.body, PROBLEM_JSON.encode(), answer.headers)
         if isinstance(answer, Problem)
-        else (*answer, JSON)
+        else (*answer, JSON, ())
     )
     headers = [(b"content-type", media), (b"content-length", b"%d" % len(body))]
+    headers += [(name.lower().encode(), value.encode()) for name, value in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -161,11 +308,22 @@ async def command_answer(api: Api, scope: Scope, receive: Receive, route: Route 
         resource_command = command_of(route, command, scope["path_params"])
         if isinstance(resource_command, Refusal):
             return make_problem(422, resource_command.code, resource_command.detail)
-        if not route.may(who, resource_command):
-            return make_problem(403, "forbidden", f"this token may not {route.op} for that account")
+        refusal = route.may(who, resource_command)
+        if refusal is not None:
+            return make_problem(403, "forbidden", refusal)
+        if route.op == PAYMENT_CODE_OP:
+            return await api.issue_code(who, resource_command)
         command = resource_command
     key = raw_header(scope, b"idempotency-key")
-    return await api.submit(command, key, created=route is not None and route.created)
+    if key is not None and not 0 < len(key) <= KEY_CHARS_MAX:
+        return make_problem(
+            422, "invalid_command", f"an Idempotency-Key has 1-{KEY_CHARS_MAX} characters"
+        )
+    if command.get("op") == "order":
+        refused = order_problem(who, command, api.limits)
+        if refused is not None:
+            return refused
+    return await api.submit(who, command, key, created=route is not None and route.created)
 
 
 def command_mount(api: Api, prefix: str) -> ASGIRouteHandler:
@@ -182,12 +340,12 @@ def command_mount(api: Api, prefix: str) -> ASGIRouteHandler:
             answer = (
                 await command_answer(api, scope, receive, None)
                 if method == "POST"
-                else make_problem(405, "method_not_allowed", "use POST")
+                else not_allowed({"POST"})
             )
         elif not matches:
             answer = make_problem(404, "not_found", f"no endpoint {path}")
         elif (chosen := next((m for m in matches if m[0].method == method), None)) is None:
-            answer = make_problem(405, "method_not_allowed", f"use {matches[0][0].method}")
+            answer = not_allowed({route.method for route, _ in matches})
         else:
             route, parameters = chosen
             scope["path_params"] = parameters
@@ -195,6 +353,11 @@ def command_mount(api: Api, prefix: str) -> ASGIRouteHandler:
         await send_answer(send, answer)
 
     return handler
+
+
+def not_allowed(methods: set[str]) -> Problem:
+    allowed = ", ".join(sorted(methods))
+    return make_problem(405, "method_not_allowed", f"use {allowed}", (("Allow", allowed),))
 
 
 def respond(content: Any) -> Response[Any]:
@@ -211,12 +374,21 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
             return who.response()
         return respond(await api.query(name))
 
-    def own_account(request: Request[Any, Any, Any], account_id: str) -> Problem | None:
+    def account_reader(request: Request[Any, Any, Any], account_id: str) -> Principal | Problem:
+        """The admin and the back end read any account; other tokens only their own."""
         who = api.principal(request.scope)
         if isinstance(who, Problem):
             return who
-        if who.role is not Role.ADMIN and who.account != account_id:
+        if who.role not in (Role.ADMIN, Role.INTEGRATION) and who.account != account_id:
             return make_problem(403, "forbidden", "a token may read only its own account")
+        return who
+
+    def kind_problem(who: Principal, kind: str, account_id: str) -> Problem | None:
+        """A consumer token reads a consumer account, a merchant token a merchant's: a token
+        made for an id before someone registered it as the other kind reads nothing."""
+        expected = ACCOUNT_KIND_OF_ROLE.get(who.role)
+        if expected is not None and kind != expected:
+            return make_problem(403, "forbidden", f"{account_id!r} is not a {expected} account")
         return None
 
     @get("/v1/market")
@@ -226,14 +398,17 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
 
     @get("/v1/accounts/{account_id:str}")
     async def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[Any]:
-        """An account's balances (admin, or the account's own token)."""
-        refused = own_account(request, account_id)
-        if refused is not None:
-            return refused.response()
+        """An account's balances (admin, integration, or the account's own token)."""
+        who = account_reader(request, account_id)
+        if isinstance(who, Problem):
+            return who.response()
         found = await api.query("account", account_id)
         if found is None:
             return problem(404, "unknown_account", f"no account {account_id!r}")
-        return respond(found)
+        if isinstance(found, Problem):
+            return found.response()
+        refused = kind_problem(who, found["kind"], account_id)
+        return refused.response() if refused is not None else Response(found)
 
     @get("/v1/accounts/{account_id:str}/statement")
     async def get_statement(
@@ -244,15 +419,17 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
         ),
         limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
     ) -> Response[Any]:
-        """Every change to an account's balances, by journal entry, oldest first (admin, or the
-        account's own token). Continue with `after` = the page's `next_after`."""
-        refused = own_account(request, account_id)
-        if refused is not None:
-            return refused.response()
+        """Every change to an account's balances, by journal entry, oldest first, with who
+        submitted it (admin, integration, or the account's own token). Continue with `after` =
+        the page's `next_after`."""
+        who = account_reader(request, account_id)
+        if isinstance(who, Problem):
+            return who.response()
         page = await asyncio.to_thread(reads.statement, api.store, account_id, after, limit)
         if page is None:
             return problem(404, "unknown_account", f"no account {account_id!r}")
-        return Response(page)
+        refused = kind_problem(who, page["kind"], account_id)
+        return refused.response() if refused is not None else Response(page)
 
     @get("/v1/market/history")
     async def get_price_history(
@@ -284,12 +461,15 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
 
 
 def create_app(
-    client: WriterClient, store: Store, on_stopped: Callable[[], None] | None = None
-) -> Litestar:
+    client: WriterClient,
+    store: Store,
+    limits: Limits | None = None,
+    on_stopped: Callable[[], None] | None = None,
+) -> Edge:
     """The API over a running writer process (`client`) and a read-only `store` of the same
-    ledger. Stopping the app stops the writer after everything submitted has committed, then
-    calls `on_stopped`."""
-    api = Api(client, store)
+    ledger, behind the edge (access log, security headers). Stopping the app stops the writer
+    after everything submitted has committed, then calls `on_stopped`."""
+    api = Api(client, store, limits or Limits())
 
     @get("/healthz", sync_to_thread=False)
     def healthz() -> Response[Any]:
@@ -325,7 +505,9 @@ def create_app(
             code = "method_not_allowed"
         extra = getattr(error, "extra", None)
         detail = str(error.detail) + (f": {json.dumps(extra)}" if extra else "")
-        return problem(error.status_code, code, detail)
+        allowed = (error.headers or {}).get("allow")  # Litestar names the methods on a 405
+        headers = (("Allow", allowed),) if allowed else ()
+        return make_problem(error.status_code, code, detail, headers).response()
 
     def internal_problem(_request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
         return problem(500, "internal_error", type(error).__name__)
@@ -336,7 +518,7 @@ def create_app(
         if on_stopped is not None:
             on_stopped()
 
-    return Litestar(
+    application = Litestar(
         route_handlers=[
             openapi,
             healthz,
@@ -346,7 +528,12 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},
         request_max_body_size=BODY_BYTES_MAX,
-        openapi_config=OpenAPIConfig(title="tokenmall", version=__version__),
+        # No /schema pages: they load scripts from a CDN and describe only the Litestar
+        # routes; /openapi.json (above) describes them all.
+        openapi_config=OpenAPIConfig(
+            title="tokenmall", version=__version__, render_plugins=[], enabled_endpoints=set()
+        ),
         on_startup=[client.attach],
         on_shutdown=[stop],
     )
+    return Edge(application)

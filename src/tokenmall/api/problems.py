@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Response
 
 from tokenmall.core.errors import ErrorCode
-from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT
+from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, IDEMPOTENCY_CONFLICT
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://tokenmall.dev/problems/"  # names the problem; not fetched by anything
@@ -31,7 +31,9 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.REFUND_WINDOW_CLOSED: 409,
     ErrorCode.POINTS_ALREADY_USED: 409,
     IDEMPOTENCY_CONFLICT: 409,
+    DUPLICATE_PAYMENT: 409,
 }
+Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,36 @@ class Problem:
 
     status: int
     body: bytes
+    headers: Headers = ()  # WWW-Authenticate on 401, Allow on 405, Retry-After on 429/503
 
     def response(self) -> Response[bytes]:
-        return Response(content=self.body, status_code=self.status, media_type=PROBLEM_JSON)
+        return Response(
+            content=self.body,
+            status_code=self.status,
+            media_type=PROBLEM_JSON,
+            headers=dict(self.headers),
+        )
 
 
-def make_problem(status: int, code: str, detail: str, **extra: Any) -> Problem:
+def make_problem(
+    status: int, code: str, detail: str, headers: Headers = (), **extra: Any
+) -> Problem:
     body = {"type": TYPE_BASE + code, "title": code, "status": status, "code": code}
     body["detail"] = detail
     body.update(extra)
-    return Problem(status, json.dumps(body).encode())
+    return Problem(status, json.dumps(body).encode(), headers)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> Response[bytes]:
     return make_problem(status, code, detail, **extra).response()
+
+
+def unauthorized(detail: str, error: str | None = None) -> Problem:
+    """401 with the challenge RFC 6750 asks for (`error="invalid_token"` for a bad token)."""
+    challenge = 'Bearer realm="tokenmall"' + (f', error="{error}"' if error else "")
+    return make_problem(401, "unauthorized", detail, (("WWW-Authenticate", challenge),))
+
+
+def retry_later(status: int, code: str, detail: str, after_s: int) -> Problem:
+    """429 or 503 with Retry-After (whole seconds, at least 1)."""
+    return make_problem(status, code, detail, (("Retry-After", str(max(1, after_s))),))

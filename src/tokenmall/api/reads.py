@@ -9,7 +9,7 @@ from typing import Any
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import format_fen, format_price, format_units
 from tokenmall.ledger.projections import (
-    CONSUMER_FIELDS,
+    balances_kind,
     decode_balances,
     format_balances,
     format_changes,
@@ -113,20 +113,21 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
     with store.reading() as connection:
         before_text, lines = store.statement(connection, account_id, after_seq, limit)
         # Any line tells the kind; only an empty page needs a look for the account's first one.
-        any_text = before_text or (lines[0][3] if lines else None)
+        any_text = before_text or (lines[0][-1] if lines else None)
         if any_text is None:
             any_text = store.first_statement_line(connection, account_id)
     if any_text is None:
         return None
-    kind = "consumer" if len(decode_balances(any_text)) == len(CONSUMER_FIELDS) else "merchant"
+    kind = balances_kind(any_text)
     before = decode_balances(before_text) if before_text is not None else {}
     shown = []
-    for seq, recorded_at, op, text in lines:
+    for seq, recorded_at, actor, op, text in lines:
         after = decode_balances(text)
         shown.append(
             {
                 "seq": seq,
                 "recorded_at": recorded_at,
+                "actor": actor,  # who submitted the entry: "role:token id", or "cli:user"
                 "op": op,
                 "changes": format_changes(before, after),
                 "balances": format_balances(after),

@@ -1,6 +1,8 @@
 """Resource endpoints for every SPEC §4 command: a table of routes, each turning the path and a
-JSON body into one command and saying who may send it. Admin tokens may do everything; a
-consumer or merchant token only acts on its own account, and only in the ways listed here."""
+JSON body into one command and saying who may send it (docs/security.md has the same table in
+words). Admin tokens may do everything. Money enters only through the integration token (the
+mall's back end, which knows what was paid); a consumer's SP moves only on the consumer's own
+token or a payment code it issued; consumer and merchant tokens act only on their own account."""
 
 import re
 from collections.abc import Callable
@@ -8,39 +10,77 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from tokenmall.api.schemas import AMOUNT_FIELDS, field_error
-from tokenmall.api.tokens import Principal, Role
 from tokenmall.core.errors import ErrorCode
+from tokenmall.services.tokens import Principal, Role
 
 Command = dict[str, Any]
 INVALID_COMMAND, INVALID_AMOUNT = str(ErrorCode.INVALID_COMMAND), str(ErrorCode.INVALID_AMOUNT)
-Permission = Callable[[Principal, Command], bool]
+# Who may send a command: None if `who` may, else why not (the 403's detail).
+Permission = Callable[[Principal, Command], str | None]
+PAYMENT_CODE_OP = "payment_code"  # issues a payment code; not a ledger command
 
 
-def admin(who: Principal, _command: Command) -> bool:
-    return who.role is Role.ADMIN
+def admin(who: Principal, _command: Command) -> str | None:
+    return None if who.role is Role.ADMIN else "only an admin token may do this"
 
 
-def consumer_self(who: Principal, command: Command) -> bool:
+def back_end(who: Principal, _command: Command) -> str | None:
+    """The admin, or the mall's back end (integration): what states that money moved."""
+    if who.role in (Role.ADMIN, Role.INTEGRATION):
+        return None
+    return "only the mall's back end (an integration token) or an admin may do this"
+
+
+def _own(who: Principal, command: Command, role: Role, field_name: str) -> str | None:
+    if who.role is Role.ADMIN:
+        return None
+    if who.role is role and command.get(field_name) == who.account:
+        return None
+    return f"this token may act only for its own account (a {role} token, {field_name!r})"
+
+
+def consumer_self(who: Principal, command: Command) -> str | None:
     """The consumer whose account the command names as `user`."""
-    return admin(who, command) or (who.role is Role.CONSUMER and command.get("user") == who.account)
+    return _own(who, command, Role.CONSUMER, "user")
 
 
-def merchant_self(who: Principal, command: Command) -> bool:
-    return admin(who, command) or (
-        who.role is Role.MERCHANT and command.get("merchant") == who.account
-    )
+def consumer_only_self(who: Principal, command: Command) -> str | None:
+    """The consumer itself, not even an admin: consent that only the payer can give."""
+    if who.role is Role.CONSUMER and command.get("user") == who.account:
+        return None
+    return "only the consumer's own token may issue its payment codes"
 
 
-def seller_self(who: Principal, command: Command) -> bool:
-    return consumer_self(who, command) or merchant_self(who, command)
+def merchant_self(who: Principal, command: Command) -> str | None:
+    return _own(who, command, Role.MERCHANT, "merchant")
 
 
-def order_party(who: Principal, command: Command) -> bool:
-    """The buyer orders for itself; a merchant may take an SP payment made to it (it cannot
-    create cash orders, which issue points)."""
-    if consumer_self(who, command):
-        return True
-    return command.get("pay") == "stable" and merchant_self(who, command)
+def registrar(self_check: Permission) -> Permission:
+    """Registration: the admin, the mall's back end (sign-up), or the account's own token."""
+
+    def may(who: Principal, command: Command) -> str | None:
+        return None if who.role is Role.INTEGRATION else self_check(who, command)
+
+    return may
+
+
+def seller_self(who: Principal, command: Command) -> str | None:
+    if "merchant" in command:
+        return merchant_self(who, command)
+    return consumer_self(who, command)
+
+
+def order_party(who: Principal, command: Command) -> str | None:
+    """A cash order says money was received: only the back end (or admin) may say so. An SP
+    order spends a consumer's SP: the consumer pays from its own token (主扫), or a merchant
+    charges it with the consumer's payment code (被扫, checked by the caller)."""
+    if command.get("pay", "cash") != "stable":
+        return back_end(who, command)
+    if who.role is Role.MERCHANT:
+        return merchant_self(who, command)
+    if who.role is Role.INTEGRATION:
+        return "the back end cannot spend a consumer's SP (its own token or payment code can)"
+    return consumer_self(who, command)
 
 
 @dataclass(frozen=True)
@@ -75,7 +115,7 @@ ROUTES = (
         "/v1/consumers",
         "register",
         "Register a consumer (with a referrer)",
-        consumer_self,
+        registrar(consumer_self),
         created=True,
         body=("user", "referrer"),
         required=("user",),
@@ -85,7 +125,7 @@ ROUTES = (
         "/v1/merchants",
         "register_merchant",
         "Register a merchant",
-        merchant_self,
+        registrar(merchant_self),
         created=True,
         body=("merchant",),
         required=("merchant",),
@@ -94,13 +134,29 @@ ROUTES = (
         "POST",
         "/v1/orders",
         "order",
-        "Place an order, paid in cash or SP",
+        "Place an order: cash (back end, with payment_id) or SP (the consumer, or a merchant "
+        "with the consumer's payment code)",
         order_party,
         created=True,
-        body=("id", "user", "amount", "pay", "merchant"),
-        required=("id", "user", "amount"),
+        body=("id", "user", "amount", "pay", "merchant", "payment_id", "payment_code"),
+        required=("id", "amount"),
     ),
-    Route("POST", "/v1/orders/{order:str}/refund", "refund", "Refund a cash order of today", admin),
+    Route(
+        "POST",
+        "/v1/orders/{order:str}/refund",
+        "refund",
+        "Refund a cash order of today",
+        back_end,
+    ),
+    Route(
+        "POST",
+        "/v1/consumers/{user:str}/payment-codes",
+        PAYMENT_CODE_OP,
+        "Issue a one-use payment code (付款码) a merchant can charge SP with",
+        consumer_only_self,
+        created=True,
+        body=("max_amount", "expires_in"),
+    ),
     Route(
         "POST",
         "/v1/consumers/{user:str}/sell",

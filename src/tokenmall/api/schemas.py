@@ -10,6 +10,7 @@ from typing import Any
 
 from tokenmall.core.fields import GRANT_DAYS_MAX, ID_CHARS_MAX
 from tokenmall.core.units import AMOUNT_CHARS_MAX
+from tokenmall.services.payment_codes import CODE_DIGITS, TTL_MAX_S, TTL_MIN_S
 
 Schema = dict[str, Any]
 
@@ -38,13 +39,33 @@ FIELD_SCHEMAS: dict[str, Schema] = {
     "points": POINTS,
     "pay": {"type": "string", "enum": ["cash", "stable"], "default": "cash"},
     "days": {"type": "integer", "minimum": 1, "maximum": GRANT_DAYS_MAX},
+    "payment_id": {
+        **ID,
+        "pattern": r"^[0-9A-Za-z_.:@-]+$",
+        "description": "the payment provider's transaction number; each is credited once",
+        "examples": ["4200001234202611301234567890"],
+    },
+    "payment_code": {
+        "type": "string",
+        "pattern": rf"^[0-9]{{{CODE_DIGITS}}}$",
+        "description": "the consumer's payment code (付款码), for a merchant charging SP",
+    },
+    "max_amount": {**MONEY, "description": "the most the code may pay (CNY of SP)"},
+    "expires_in": {
+        "type": "integer",
+        "minimum": TTL_MIN_S,
+        "maximum": TTL_MAX_S,
+        "default": 60,
+        "description": "seconds the code is valid",
+    },
     "params": {
         "type": "object",
         "description": "SPEC §2 parameters to change (any but initial_price)",
     },
 }
 
-AMOUNT_FIELDS = frozenset({"amount", "points", "days"})  # SPEC's invalid_amount, not _command
+# Fields SPEC calls amounts: a bad one is invalid_amount, not invalid_command.
+AMOUNT_FIELDS = frozenset({"amount", "points", "days", "max_amount"})
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "object": (dict,)}
 

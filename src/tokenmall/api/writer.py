@@ -16,6 +16,7 @@ import asyncio
 import json
 import multiprocessing
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +25,17 @@ from typing import Any
 
 from tokenmall.api import reads
 from tokenmall.core.engine import Engine
+from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import StoreError
 
 START_TIMEOUT_S = 120.0  # migrations and loading a big journal take a while
 STOP_TIMEOUT_S = 60.0
+QUEUE_MAX_DEFAULT = 16_384
+
+Queued = tuple[str, str | None, str | None]  # a command's canonical text, key and actor
+Reply = tuple[Any, ...]
 
 # Reads the engine answers between batches; each takes the engine and JSON arguments.
 QUERIES: dict[str, Callable[..., Any]] = {
@@ -43,6 +49,10 @@ QUERIES: dict[str, Callable[..., Any]] = {
 
 class WriterStopped(StoreError):
     """The writer process is gone: nothing more can be committed until a restart."""
+
+
+class WriterBusy(StoreError):
+    """The queue to the writer is full: try again in a moment (nothing was queued)."""
 
 
 def run_writer(connection: Connection, db: str | None, settings: Settings) -> None:
@@ -64,16 +74,24 @@ def run_writer(connection: Connection, db: str | None, settings: Settings) -> No
                 commands, queries = connection.recv()
             except EOFError:
                 return
-            connection.send(_answer(ledger, commands, queries))
+            try:
+                connection.send(_answer(ledger, commands, queries))
+            except InvariantViolation as error:
+                # Fail-stop: a broken invariant is a bug in the rules. Nothing of this batch was
+                # committed; the server answers 503 from now on, until someone looks.
+                reason = f"SPEC §6 invariant violated; the ledger's writer stopped: {error}"
+                print(f"tokenmall: FATAL: {reason}", file=sys.stderr, flush=True)
+                connection.send(("fatal", reason))
+                return
 
 
-def _answer(
-    ledger: Ledger, commands: list[tuple[str, str | None]], queries: list[tuple[str, tuple[Any]]]
-) -> tuple[Any, ...]:
+def _answer(ledger: Ledger, commands: list[Queued], queries: list[tuple[str, tuple[Any]]]) -> Reply:
     results: list[tuple[int | None, str, bool]] | str
     try:
-        batch = [Submission(json.loads(text), text, key) for text, key in commands]
+        batch = [Submission(json.loads(text), text, key, actor) for text, key, actor in commands]
         results = [(r.seq, r.outcome, r.replayed) for r in ledger.execute(batch)]
+    except InvariantViolation:
+        raise
     except StoreError as error:
         results = str(error)  # nothing of the batch was applied
     except Exception as error:  # a bug: the ledger has reloaded; keep serving the others
@@ -89,7 +107,7 @@ def _query(engine: Engine, name: str, arguments: tuple[Any]) -> Any:
 
 @dataclass
 class _Outbox:
-    commands: list[tuple[str, str | None]] = field(default_factory=list)
+    commands: list[Queued] = field(default_factory=list)
     command_futures: list["asyncio.Future[Result]"] = field(default_factory=list)
     queries: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     query_futures: list["asyncio.Future[Any]"] = field(default_factory=list)
@@ -99,8 +117,14 @@ class WriterClient:
     """Runs in the server's event loop. `submit` and `query` return when the writer answers;
     `close` lets everything sent or queued finish, then stops the writer."""
 
-    def __init__(self, db: str | None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        db: str | None,
+        settings: Settings | None = None,
+        queue_max: int = QUEUE_MAX_DEFAULT,
+    ) -> None:
         self.settings = settings or Settings()
+        self.queue_max = queue_max  # commands and queries waiting; WriterBusy beyond
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._pipe, child_end = context.Pipe()
         self._process = context.Process(
@@ -143,7 +167,7 @@ class WriterClient:
         after `close`."""
         future = self._new_future()
         if not future.done():
-            self._queued.commands.append((submission.canonical, submission.key))
+            self._queued.commands.append((submission.canonical, submission.key, submission.actor))
             self._queued.command_futures.append(future)
             self._send_if_idle()
         return future
@@ -160,10 +184,13 @@ class WriterClient:
     def _new_future(self) -> "asyncio.Future[Any]":
         assert self._loop is not None, "attach() first"
         future: asyncio.Future[Any] = self._loop.create_future()
+        waiting = len(self._queued.commands) + len(self._queued.queries)
         if self.stopped is not None:
             future.set_exception(WriterStopped(self.stopped))
         elif self._closing:
             future.set_exception(LedgerClosed("the server is shutting down"))
+        elif waiting >= self.queue_max:
+            future.set_exception(WriterBusy(f"{waiting} requests wait for the ledger already"))
         return future
 
     def _send_if_idle(self) -> None:
@@ -190,10 +217,14 @@ class WriterClient:
     def _on_reply(self) -> None:
         message, self._in_flight = self._in_flight, None
         try:
-            _kind, results, answers, self.head_seq = self._pipe.recv()
+            reply = self._pipe.recv()
         except (EOFError, OSError):
             self._stop("the ledger's writer stopped; restart the server", message)
             return
+        if reply[0] == "fatal":
+            self._stop(reply[1], message)
+            return
+        _kind, results, answers, self.head_seq = reply
         if message is None:
             return
         _settle(message.command_futures, results)

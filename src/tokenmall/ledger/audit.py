@@ -6,7 +6,8 @@ outcome must be what the rules give, every snapshot must equal the recomputed st
 and the head row must name the last entry. The first thing that fails is reported.
 """
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import InvariantViolation
@@ -33,6 +34,9 @@ class AuditReport:
     price: str
     users: int
     problem: str | None = None
+    # Entries by who submitted them: the role part of each actor ("admin", "integration", "cli",
+    # ...), "unrecorded" for entries journaled before actors were kept.
+    submitted_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +63,7 @@ def _verify(store: Store) -> AuditReport:
         snapshots = {s.seq: s for s in store.snapshots(connection)}
         engine = Engine(load_params(meta))
         seq, hash_hex, rejected, checked = 0, meta.genesis_hash, 0, 0
+        submitted_by: Counter[str] = Counter()
         try:
             if genesis_hash(meta.params_json) != meta.genesis_hash:
                 raise _Tampered("the starting parameters were edited (genesis hash differs)")
@@ -85,6 +90,7 @@ def _verify(store: Store) -> AuditReport:
                     )
                 seq, hash_hex = row.seq, row.hash
                 rejected += outcome != OUTCOME_OK
+                submitted_by[row.actor.split(":")[0] if row.actor else "unrecorded"] += 1
                 if seq in snapshots:
                     _check_snapshot(engine, snapshots.pop(seq), hash_hex)
                     checked += 1
@@ -103,6 +109,7 @@ def _verify(store: Store) -> AuditReport:
         format_price(engine.price()),
         len(engine.consumers),
         problem,
+        dict(sorted(submitted_by.items())),
     )
 
 

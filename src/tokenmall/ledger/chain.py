@@ -1,7 +1,7 @@
 """The journal's hash chain and the canonical bytes of a command. Pure: no I/O.
 
 Entry n's hash is SHA-256(hash of entry n-1 ‖ seq, recorded_at, key, outcome and command joined
-by U+001F).
+by U+001F, then, for an entry that names who submitted it, U+001F and that actor).
 Entry 1 chains to the genesis hash, which commits to the ledger's starting parameters, so an
 edit to any entry, to the parameters, or to the order of entries changes every later hash.
 """
@@ -13,6 +13,7 @@ from typing import Any
 CHAIN_FORMAT = "tokenmall-journal-v1"
 OUTCOME_OK = "ok"
 KEY_CHARS_MAX = 255
+ACTOR_CHARS_MAX = 80
 
 
 def canonical_command(command: dict[str, Any]) -> str:
@@ -39,12 +40,22 @@ def genesis_hash(params_json: str) -> str:
 
 
 def entry_hash(
-    previous_hash: str, seq: int, recorded_at: str, key: str | None, outcome: str, command: str
+    previous_hash: str,
+    seq: int,
+    recorded_at: str,
+    key: str | None,
+    outcome: str,
+    command: str,
+    actor: str | None = None,
 ) -> str:
-    # Fields joined by the unit separator U+001F, which none can hold: keys are printable, the
-    # other fields are digits, a timestamp, an error code, and JSON (which escapes controls).
-    # So the bytes are unambiguous, and cheaper to build than a JSON array.
+    # Fields joined by the unit separator U+001F, which none can hold: keys and actors are
+    # printable, the other fields are digits, a timestamp, an error code, and JSON (which escapes
+    # controls). So the bytes are unambiguous, and cheaper to build than a JSON array. The actor
+    # comes last and only when there is one, so entries journaled before actors were recorded
+    # keep their hashes: a ledger made then still verifies.
     fields = f"{seq}\x1f{recorded_at}\x1f{key or ''}\x1f{outcome}\x1f{command}"
+    if actor is not None:
+        fields += f"\x1f{actor}"
     return hashlib.sha256(bytes.fromhex(previous_hash) + fields.encode()).hexdigest()
 
 
@@ -57,6 +68,15 @@ def check_key(key: object) -> str | None:
     if not key.isprintable():
         raise ValueError('"key" must be printable text')
     return key
+
+
+def check_actor(actor: str | None) -> str | None:
+    """Who submitted a command ("role:token id", "cli:user"), or ValueError."""
+    if actor is None:
+        return None
+    if not 0 < len(actor) <= ACTOR_CHARS_MAX or not actor.isprintable():
+        raise ValueError(f"an actor must be 1-{ACTOR_CHARS_MAX} printable characters")
+    return actor
 
 
 def decode_entry_command(text: str) -> dict[str, Any] | None:
@@ -81,16 +101,25 @@ def entry_is_intact(
     outcome: str,
     command: str,
     stored_hash: str,
+    actor: str | None = None,
 ) -> bool:
-    """The stored hash is the one the entry's fields give after `previous_hash`, and the key is
-    one the writer could have stored (an empty key would hash like none at all)."""
-    fields_hash = entry_hash(previous_hash, seq, recorded_at, key, outcome, command)
-    return stored_hash == fields_hash and key_is_valid(key)
+    """The stored hash is the one the entry's fields give after `previous_hash`, and the key and
+    actor are ones the writer could have stored (an empty one would hash like none at all)."""
+    fields_hash = entry_hash(previous_hash, seq, recorded_at, key, outcome, command, actor)
+    return stored_hash == fields_hash and key_is_valid(key) and actor_is_valid(actor)
 
 
 def key_is_valid(key: str | None) -> bool:
     try:
         check_key(key)
+    except ValueError:
+        return False
+    return True
+
+
+def actor_is_valid(actor: str | None) -> bool:
+    try:
+        check_actor(actor)
     except ValueError:
         return False
     return True

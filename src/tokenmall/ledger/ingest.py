@@ -7,13 +7,16 @@ commits together with how far into the file it got (`ingest_sources`, keyed by t
 SHA-256), so an ingest killed at any moment and run again skips exactly what was committed.
 """
 
+import getpass
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenmall.core.errors import ErrorCode
-from tokenmall.ledger.ledger import Ledger, Result, Submission
+from tokenmall.ledger.chain import ACTOR_CHARS_MAX
+from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Ledger, Result, Submission
 from tokenmall.replay import (
     JSON_WHITESPACE,
     InputError,
@@ -48,6 +51,7 @@ class IngestSummary:
     rejected: int = 0
     replayed: int = 0  # keys seen before: first result returned, no second effect
     skipped: int = 0  # committed by an earlier, interrupted run of the same file
+    duplicate_payments: int = 0  # orders naming a payment an applied order took: not journaled
 
 
 def check_file(path: Path) -> CheckedFile:
@@ -124,6 +128,8 @@ def _count(summary: IngestSummary, result: Result) -> None:
         summary.replayed += 1
     elif result.ok:
         summary.applied += 1
+    elif result.outcome == DUPLICATE_PAYMENT:
+        summary.duplicate_payments += 1
     elif result.seq is None:  # a conflict: pass 1 rules these out, but never count it as done
         raise InputError("an idempotency key was reused for another command during the ingest")
     else:
@@ -152,9 +158,23 @@ def _submission(path: Path, line_number: int, raw_line: bytes | None) -> Submiss
     if isinstance(decoded, ErrorCode):
         raise InputError(f"{where}: not a JSON object (each line must be one command)")
     try:
-        return Submission.decoded(decoded)
+        return Submission.decoded(decoded, actor=CLI_ACTOR)
     except ValueError as error:
         raise InputError(f"{where}: {error}") from None
+
+
+def cli_actor() -> str:
+    """Who submits the commands of an ingest: "cli:" and the operating-system user (whoever
+    can run it can write the database file anyway; the journal says who it was)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = f"uid{os.getuid()}"
+    printable = "".join(c for c in user if c.isprintable())[: ACTOR_CHARS_MAX - 4]
+    return f"cli:{printable or os.getuid()}"
+
+
+CLI_ACTOR = cli_actor()
 
 
 def _note_key(keys: dict[str, bytes], submission: Submission, where: str) -> None:

@@ -17,13 +17,16 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall.core.engine import Engine
-from tokenmall.core.errors import ParamsError
+from tokenmall.core.errors import InvariantViolation, ParamsError
+from tokenmall.core.invariants import check_invariants
 from tokenmall.core.params import Params
 from tokenmall.core.snapshot import SnapshotError, restore_snapshot, take_snapshot
+from tokenmall.core.units import Price
 from tokenmall.ledger.chain import (
     CHAIN_FORMAT,
     OUTCOME_OK,
     canonical_command,
+    check_actor,
     check_key,
     decode_entry_command,
     entry_hash,
@@ -43,6 +46,9 @@ from tokenmall.ledger.store import (
 )
 
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+# An order naming a payment (the provider's transaction number) that an applied order already
+# took: refused without a journal entry, like a key conflict. Money is credited once.
+DUPLICATE_PAYMENT = "duplicate_payment"
 Clock = Callable[[], datetime]
 
 
@@ -65,40 +71,62 @@ class Settings:
     # Write the read models (statements, price history) with each batch. Off, a bulk load runs
     # faster; the next writer with it on fills them in from the journal when it starts.
     read_models: bool = True
+    # SPEC §6 is checked at start-up, before every snapshot, and before committing a batch once
+    # this many commands were applied since the last check (an O(accounts) pass: ~1-10 ms at
+    # 10,000 consumers, so a few microseconds a command; docs/benchmarks.md).
+    check_every: int = 1_000
 
     def __post_init__(self) -> None:
-        for name in ("snapshot_every", "snapshots_kept", "key_retention_days", "batch_max"):
+        names = (
+            "snapshot_every",
+            "snapshots_kept",
+            "key_retention_days",
+            "batch_max",
+            "check_every",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
 
+RESERVED_FIELDS = ("key", "actor")  # carried beside a command, not part of it
+
+
 @dataclass(frozen=True)
 class Submission:
-    """One command ready for the writer: without its key, with its canonical bytes."""
+    """One command ready for the writer: without its key, with its canonical bytes, and who
+    submitted it (`actor`: "role:token id" over HTTP, "cli:user" from the command line)."""
 
     command: dict[str, Any]
     canonical: str
     key: str | None = None
+    actor: str | None = None
 
     @classmethod
-    def of(cls, command: dict[str, Any], key: str | None = None) -> "Submission":
+    def of(
+        cls, command: dict[str, Any], key: str | None = None, actor: str | None = None
+    ) -> "Submission":
         """From any dict; a "key" field inside it is its idempotency key. ValueError (with a
         message for the user) if it cannot be journaled. The engine gets the command decoded
         back from its canonical bytes, so that it sees exactly what a replay of the journal
         will see (a tuple would be a list, a non-string dict key a string)."""
-        submission = cls.decoded(command, key)
-        return cls(json.loads(submission.canonical), submission.canonical, submission.key)
+        submission = cls.decoded(command, key, actor)
+        return cls(json.loads(submission.canonical), submission.canonical, submission.key, actor)
 
     @classmethod
-    def decoded(cls, command: dict[str, Any], key: str | None = None) -> "Submission":
+    def decoded(
+        cls, command: dict[str, Any], key: str | None = None, actor: str | None = None
+    ) -> "Submission":
         """Like `of`, for a command just decoded from JSON text (plain JSON values only), which
-        saves decoding it again."""
+        saves decoding it again. An "actor" field (as `journal export` prints it) is dropped:
+        the actor is whoever submits the command now."""
         if "key" in command:
             if key is not None:
                 raise ValueError('the idempotency key is given twice ("key" field and header)')
             key = command["key"]
-            command = {name: value for name, value in command.items() if name != "key"}
-        return cls(command, canonical_command(command), check_key(key))
+        if any(name in command for name in RESERVED_FIELDS):
+            command = {k: v for k, v in command.items() if k not in RESERVED_FIELDS}
+        return cls(command, canonical_command(command), check_key(key), check_actor(actor))
 
 
 @dataclass(frozen=True)
@@ -121,7 +149,8 @@ class Ledger:
     def __init__(self, store: Store, settings: Settings, params: Params | None = None) -> None:
         self.store = store
         self.settings = settings
-        self.broken: str | None = None
+        self.broken: str | None = None  # a failed reload: retried at the next batch
+        self.halted: str | None = None  # a broken invariant: this writer never writes again
         store.acquire_writer_lock()
         try:
             store.migrate()
@@ -129,11 +158,18 @@ class Ledger:
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(store)
             if settings.read_models:
                 project_journal(store)
+            self.checked_price = self._checked_state(None)
+        except InvariantViolation as error:
+            store.close()
+            raise StoreError(
+                f"the ledger's state breaks SPEC §6 ({error}); run 'tokenmall audit verify'"
+            ) from None
         except Exception:
             store.close()
             raise
         self.next_snapshot_seq = self.snapshot_seq + settings.snapshot_every
         self.snapshot_error: str | None = None  # why the last automatic snapshot failed
+        self.unchecked = 0  # commands applied since the invariants were last checked
 
     @classmethod
     def open(
@@ -169,51 +205,83 @@ class Ledger:
     def _execute(
         self, batch: Sequence[Submission], progress: dict[str, Any] | None
     ) -> list[Result]:
+        if self.halted is not None:
+            raise InvariantViolation(f"this writer stopped earlier: {self.halted}")
         if self.store.retake_lost_writer_lock() or self.broken is not None:
             self._reload()  # memory must match the store before anything more is applied
         if self.broken is not None:
             raise StoreError(self.broken)
         now = self.settings.clock()
-        recorded_at = timestamp(now)
-        rows: list[JournalRow] = []
-        results: list[Result] = []
-        seq, hash_hex = self.head_seq, self.head_hash
-        projector = Projector(self.engine) if self.settings.read_models else None
-        engine = self.engine
-        project = projector.apply if projector is not None else _applying(engine)
-        projection = Projection()
         try:
-            earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
-            for submission in batch:
-                key = submission.key
-                if key is not None and key in earlier:
-                    results.append(_replay_of(earlier[key], submission))
-                    continue
-                seq += 1
-                outcome = outcome_of(project(submission.command, seq, projection))
-                hash_hex = entry_hash(
-                    hash_hex, seq, recorded_at, key, outcome, submission.canonical
-                )
-                row = JournalRow(seq, recorded_at, key, outcome, submission.canonical, hash_hex)
-                rows.append(row)
-                if key is not None:
-                    earlier[key] = row
-                results.append(Result(seq, outcome))
+            done = self._apply(batch, now)
+            self.unchecked += len(done.rows)
+            if self.unchecked >= self.settings.check_every or done.seq >= self.next_snapshot_seq:
+                self.checked_price = self._checked_state(done.seq)
             if progress is not None:
-                progress = {**progress, "last_seq": seq, "updated_at": recorded_at}
+                progress = {**progress, "last_seq": done.seq, "updated_at": timestamp(now)}
             self.store.append(
-                rows, (seq, hash_hex), projection if projector is not None else None, progress
+                done.rows, (done.seq, done.hash), done.projection, progress, done.payments
             )
         except SQLAlchemyError as error:
             self._reload()
             raise StoreError(
                 f"the commit failed and nothing of the batch was applied: {first_line(error)}"
             ) from error
+        except InvariantViolation as error:
+            # A bug in the rules: stop writing (fail-stop) rather than serve on, or make the
+            # state durable. The batch is not committed; nothing of it is acknowledged.
+            self.halted = str(error)
+            raise
         except BaseException:
             self._reload()
             raise
-        self.head_seq, self.head_hash = seq, hash_hex
-        return results
+        self.head_seq, self.head_hash = done.seq, done.hash
+        return done.results
+
+    def _apply(self, batch: Sequence[Submission], now: datetime) -> "_Applied":
+        """Apply the batch to the engine and build its journal rows (nothing written yet)."""
+        recorded_at = timestamp(now)
+        projector = Projector(self.engine) if self.settings.read_models else None
+        project = projector.apply if projector is not None else _applying(self.engine)
+        done = _Applied(self.head_seq, self.head_hash, Projection() if projector else None)
+        projection = done.projection or Projection()  # without read models: filled, not kept
+        earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
+        taken = self.find_payments(batch)
+        for submission in batch:
+            key = submission.key
+            if key is not None and key in earlier:
+                done.results.append(_replay_of(earlier[key], submission))
+                continue
+            payment = payment_of(submission.command)
+            if payment is not None and payment in taken:
+                done.results.append(Result(None, DUPLICATE_PAYMENT))
+                continue
+            seq = done.seq + 1
+            outcome = outcome_of(project(submission.command, seq, projection))
+            canonical, actor = submission.canonical, submission.actor
+            done.hash = entry_hash(done.hash, seq, recorded_at, key, outcome, canonical, actor)
+            row = JournalRow(seq, recorded_at, key, outcome, canonical, done.hash, actor)
+            done.seq = seq
+            done.rows.append(row)
+            if key is not None:
+                earlier[key] = row
+            if payment is not None and outcome == OUTCOME_OK:
+                taken[payment] = seq
+                done.payments.append((payment, seq))
+            done.results.append(Result(seq, outcome))
+        return done
+
+    def _checked_state(self, seq: int | None) -> Price:
+        """Check SPEC §6 on the engine as it is (after entry `seq`; None: as loaded), and that
+        the price has not fallen since the last check. InvariantViolation if anything fails."""
+        previous = getattr(self, "checked_price", None)
+        try:
+            check_invariants(self.engine, previous)
+        except InvariantViolation as error:
+            where = "as loaded" if seq is None else f"after entry {seq}"
+            raise InvariantViolation(f"{where}: {error}") from None
+        self.unchecked = 0
+        return self.engine.price()
 
     def try_snapshot(self) -> bool:
         """Snapshot now; on failure remember why (`snapshot_error`) and try again one interval
@@ -231,6 +299,8 @@ class Ledger:
         """Save the engine's state at the current head (a cache for faster start-up)."""
         if self.head_seq == self.snapshot_seq:
             return
+        if self.unchecked:
+            self.checked_price = self._checked_state(self.head_seq)
         self.store.save_snapshot(
             self.head_seq,
             self.head_hash,
@@ -249,6 +319,14 @@ class Ledger:
         since = timestamp(now - timedelta(days=self.settings.key_retention_days))
         with self.store.reading() as connection:
             return self.store.find_keys(connection, keys, since)
+
+    def find_payments(self, batch: Sequence[Submission]) -> dict[str, int]:
+        """The payment ids of `batch` that applied orders already took, with their entries."""
+        ids = sorted({p for s in batch if (p := payment_of(s.command)) is not None})
+        if not ids:
+            return {}
+        with self.store.reading() as connection:
+            return self.store.find_payments(connection, ids)
 
     def _meta_or_create(self, params: Params | None) -> LedgerMeta:
         with self.store.reading() as connection:
@@ -273,6 +351,19 @@ class Ledger:
             self.broken = f"the ledger could not reload after a failed commit: {error}"
 
 
+@dataclass
+class _Applied:
+    """A batch applied in memory: the head after it, its rows, results, read models (None: not
+    kept) and the payments its orders took."""
+
+    seq: int
+    hash: str
+    projection: Projection | None
+    rows: list[JournalRow] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+    payments: list[tuple[str, int]] = field(default_factory=list)
+
+
 def _applying(engine: Engine) -> Callable[[dict[str, Any], int, Projection], str | None]:
     """The writer's step without read models: apply, record nothing."""
 
@@ -280,6 +371,12 @@ def _applying(engine: Engine) -> Callable[[dict[str, Any], int, Projection], str
         return engine.try_apply(command)
 
     return apply
+
+
+def payment_of(command: dict[str, Any]) -> str | None:
+    """The payment an order says it was paid by (`payment_id`), if any."""
+    payment = command.get("payment_id")
+    return payment if command.get("op") == "order" and isinstance(payment, str) else None
 
 
 def _replay_of(first: JournalRow, submission: Submission) -> Result:

@@ -222,6 +222,11 @@ def _price_day(engine: Engine, seq: int, day_before: tuple[int, int, int]) -> Pr
     )
 
 
+def balances_kind(text: str) -> str:
+    """Whose balances a stored line holds: "consumer" or "merchant" (by how many fields)."""
+    return "consumer" if text.count(",") + 1 == len(CONSUMER_FIELDS) else "merchant"
+
+
 def decode_balances(text: str) -> dict[str, int]:
     values = [int(part) for part in text.split(",")]
     fields = CONSUMER_FIELDS if len(values) == len(CONSUMER_FIELDS) else MERCHANT_FIELDS

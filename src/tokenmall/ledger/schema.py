@@ -6,7 +6,10 @@ Only `journal` is the record; the other tables are bookkeeping around it:
 - `ledger_head`: one row, the last entry's seq and hash, updated in every commit, so that an
   audit notices entries deleted from the end of the journal.
 - `snapshots`: the engine's complete state every N entries; caches, checked by the audit.
-- `api_tokens`: the HTTP API's bearer tokens (SHA-256 of each; the token itself is shown once).
+- `api_tokens`: the HTTP API's bearer tokens (SHA-256 of each; the token itself is shown once),
+  with a public id, an optional expiry and a revocation time.
+- `payments`: every payment id an applied cash order named (an index of the journal), so that
+  the writer can refuse a second order for the same payment.
 - `statement_lines`, `price_days`: read models for the HTTP API (each account's balances after
   every entry that changed them; each settled day's closing price), written in the same
   transaction as the entries they come from; `ledger_head.projected_seq` says how far they go.
@@ -47,6 +50,7 @@ journal = Table(
     Column("outcome", String(40), nullable=False),
     Column("command", Text, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("actor", String(80), nullable=True),  # last: migration 0004 appended it
 )
 
 snapshots = Table(
@@ -76,6 +80,17 @@ api_tokens = Table(
     Column("role", String(16), nullable=False),
     Column("account", String(64), nullable=True),
     Column("created_at", String(32), nullable=False),
+    Column("token_id", String(16), nullable=False, unique=True),  # public: "tk_" + hash[:12]
+    Column("expires_at", String(32), nullable=True),
+    Column("revoked_at", String(32), nullable=True),
+    Column("note", String(200), nullable=True),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # the applied order that took the payment
 )
 
 statement_lines = Table(

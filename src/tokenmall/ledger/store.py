@@ -29,6 +29,7 @@ from tokenmall.ledger.schema import (
     journal,
     ledger_head,
     ledger_meta,
+    payments,
     price_days,
     snapshots,
     statement_lines,
@@ -56,6 +57,7 @@ class JournalRow(NamedTuple):
     outcome: str
     command: str
     hash: str
+    actor: str | None  # who submitted it; None in entries journaled before actors were kept
 
 
 @dataclass(frozen=True)
@@ -276,9 +278,9 @@ class Store:
     @staticmethod
     def statement(
         connection: sa.Connection, account: str, after_seq: int, limit: int
-    ) -> tuple[str | None, list[tuple[int, str, str, str]]]:
+    ) -> tuple[str | None, list[tuple[int, str, str | None, str, str]]]:
         """An account's balances as of `after_seq` (None: no line yet) and its next `limit`
-        lines after it: (seq, recorded_at, op, balances)."""
+        lines after it: (seq, recorded_at, actor, op, balances)."""
         account = stored_account(account)
         before = connection.execute(
             sa.select(statement_lines.c.balances)
@@ -290,6 +292,7 @@ class Store:
             sa.select(
                 statement_lines.c.seq,
                 journal.c.recorded_at,
+                journal.c.actor,
                 statement_lines.c.op,
                 statement_lines.c.balances,
             )
@@ -298,7 +301,9 @@ class Store:
             .order_by(statement_lines.c.seq)
             .limit(limit)
         ).all()
-        return before, [(int(seq), str(at), str(op), str(text)) for seq, at, op, text in lines]
+        return before, [
+            (int(seq), str(at), actor, str(op), str(text)) for seq, at, actor, op, text in lines
+        ]
 
     @staticmethod
     def first_statement_line(connection: sa.Connection, account: str) -> str | None:
@@ -352,6 +357,19 @@ class Store:
         return found
 
     @staticmethod
+    def find_payments(connection: sa.Connection, payment_ids: Sequence[str]) -> dict[str, int]:
+        """Of these payment ids, those an applied order took, with that order's entry."""
+        found: dict[str, int] = {}
+        for start in range(0, len(payment_ids), KEYS_PER_QUERY):
+            rows = connection.execute(
+                sa.select(payments.c.payment_id, payments.c.seq).where(
+                    payments.c.payment_id.in_(payment_ids[start : start + KEYS_PER_QUERY])
+                )
+            )
+            found.update((str(payment), int(seq)) for payment, seq in rows)
+        return found
+
+    @staticmethod
     def ingest_progress(connection: sa.Connection, digest: str) -> tuple[int, int] | None:
         row = connection.execute(
             sa.select(ingest_sources.c.lines_done, ingest_sources.c.last_seq).where(
@@ -381,10 +399,15 @@ class Store:
         head: tuple[int, str],
         projection: Projection | None,
         progress: dict[str, Any] | None = None,
+        taken_payments: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """One transaction: the new entries, their read models (None: not kept up), the new
-        head and the ingest position; durable when this returns."""
+        """One transaction: the new entries, their read models (None: not kept up), the
+        payments they took, the new head and the ingest position; durable when this returns."""
         with self.writing() as connection:
+            if taken_payments:
+                connection.execute(
+                    payments.insert(), [{"payment_id": p, "seq": s} for p, s in taken_payments]
+                )
             if rows:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # handling cost more than the insert itself.

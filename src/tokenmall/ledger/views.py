@@ -7,6 +7,7 @@ from typing import Any
 
 from tokenmall.core.canonical import StateJson, canonical_state
 from tokenmall.ledger.ledger import load_engine_from
+from tokenmall.ledger.projections import balances_kind
 from tokenmall.ledger.store import LedgerMeta, Store, StoreError
 
 
@@ -38,16 +39,32 @@ def read_meta(store: Store) -> LedgerMeta:
 
 
 def export_lines(store: Store) -> Iterator[str]:
-    """Every journal entry as one JSONL line (its idempotency key back in the "key" field), in
-    order: `replay` of these lines gives the ledger's canonical state, errors included."""
+    """Every journal entry as one JSONL line, in order, with its idempotency key back in the
+    "key" field and who submitted it in "actor": `replay` of these lines (which ignores fields
+    no command has) gives the ledger's canonical state, errors included."""
     with store.reading() as connection:
         for row in store.journal_rows(connection):
-            if row.idem_key is None:
+            if row.idem_key is None and row.actor is None:
                 yield row.command + "\n"
-            else:
-                command: dict[str, Any] = json.loads(row.command)
-                command["key"] = row.idem_key
-                yield (
-                    json.dumps(command, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                    + "\n"
-                )
+                continue
+            command: dict[str, Any] = json.loads(row.command)
+            for name, value in (("key", row.idem_key), ("actor", row.actor)):
+                if value is not None:
+                    command[name] = value
+            text = json.dumps(command, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            yield text + "\n"
+
+
+def account_kind(store: Store, account_id: str) -> str | None:
+    """ "consumer", "merchant", or None for no such account. From the statements (an account's
+    first line is its registration) when they cover the whole journal, else from the state."""
+    with store.reading() as connection:
+        if store.meta(connection) is None:
+            return None
+        if store.projected_seq(connection) >= store.head(connection)[0]:
+            first = store.first_statement_line(connection, account_id)
+            return None if first is None else balances_kind(first)
+        engine, *_ = load_engine_from(store, connection)
+    if account_id in engine.consumers:
+        return "consumer"
+    return "merchant" if account_id in engine.merchants else None
