@@ -52,13 +52,16 @@ class Server:
         )
 
 
-def start_server(directory: Path) -> tuple[subprocess.Popen[str], httpx.Client]:
-    """`tokenmall serve` on a free port in `directory`, once /healthz answers."""
+def start_server(
+    directory: Path, *options: str, stdout: int | None = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[str], httpx.Client]:
+    """`tokenmall serve` on a free port in `directory`, once /healthz answers; `options` go to
+    serve; `stdout` (the access log) is dropped unless asked for (subprocess.PIPE)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port), *options],
         cwd=directory,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -335,6 +335,13 @@ def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
     help="Time a request may take to arrive (headers and body); 408 after.",
 )
 @click.option(
+    "--queue-max",
+    type=click.IntRange(1, 1_000_000),
+    default=16_384,
+    show_default=True,
+    help="Requests waiting for the ledger's writer; more are answered 503.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS),
     default="info",
@@ -349,6 +356,7 @@ def serve(
     rate_limits: tuple[str, ...],
     max_connections: int,
     request_timeout: float,
+    queue_max: int,
     log_level: str,
 ) -> None:
     """Run the HTTP API on the ledger (created and migrated first). SIGTERM or Ctrl-C stops it
@@ -371,6 +379,7 @@ def serve(
         rates_per_s=_rate_limits(rate_limits),
         request_timeout_s=request_timeout,
         connections_max=max_connections,
+        queue_max=queue_max,
     )
     refusal = _listen_refusal(host, port)
     if refusal is not None:

@@ -14,14 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar, Request, Response, asgi, get
+from litestar.enums import MediaType
 from litestar.exceptions import HTTPException
 from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
 from litestar.types import Receive, Scope, Send
 
 from tokenmall import __version__
-from tokenmall.api import openapi as openapi_schema
+from tokenmall.api import openapi as openapi_schema_module
 from tokenmall.api import reads
 from tokenmall.api.edge import Edge, note_request
 from tokenmall.api.limits import Limits
@@ -42,6 +44,7 @@ from tokenmall.api.resources import (
     command_of,
     mount_prefixes,
 )
+from tokenmall.api.schemas import KEY_CHARS_MAX
 from tokenmall.api.writer import WriterBusy, WriterClient, WriterStopped
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
@@ -64,7 +67,6 @@ PRINCIPALS_CACHED_MAX = 10_000
 # A token is looked up again at most this long after the last look: a revoked token stops
 # working within it, without a restart (the issue asks for 1 s).
 PRINCIPAL_TTL_S = 0.5
-KEY_CHARS_MAX = 200  # an Idempotency-Key; the ledger stores it scoped: "<token id>/<key>"
 JSON = b"application/json"
 COMMANDS_PATH = "/v1/commands"
 
@@ -183,7 +185,7 @@ class Api:
             "expires_at": issued.expires_at,
             "max_amount": None if max_fen is None else format_fen(max_fen),
         }
-        return 201, json.dumps(answer).encode()
+        return 201, json.dumps(answer, separators=(",", ":")).encode()
 
     async def query(self, name: str, *arguments: Any) -> Any | Problem:
         """What the writer's engine answers (a committed state), or 503."""
@@ -460,6 +462,22 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
     return [get_market, get_account, get_statement, get_price_history, get_top_holders, get_levels]
 
 
+class CompletedSchema(JsonRenderPlugin):
+    """GET /openapi.json (any caller): Litestar's description of the reads, completed with the
+    command endpoints from the route table (api/openapi.py); built once, then kept."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/", media_type=MediaType.JSON)
+        self._rendered: bytes | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if self._rendered is None:
+            self._rendered = self.render_json(
+                request, openapi_schema_module.complete(openapi_schema)
+            )
+        return self._rendered
+
+
 def create_app(
     client: WriterClient,
     store: Store,
@@ -490,15 +508,6 @@ def create_app(
             canonical_json(read_state(api.store)).encode(), media_type="application/json"
         )
 
-    described: list[dict[str, Any]] = []  # built on first request, then kept
-
-    @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
-    def openapi(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """The OpenAPI description of this API."""
-        if not described:
-            described.append(openapi_schema.complete(request.app.openapi_schema.to_schema()))
-        return described[0]
-
     def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
         code = "not_found" if error.status_code == 404 else "bad_request"
         if error.status_code == 405:
@@ -520,7 +529,6 @@ def create_app(
 
     application = Litestar(
         route_handlers=[
-            openapi,
             healthz,
             state,
             *read_handlers(api),
@@ -528,10 +536,13 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},
         request_max_body_size=BODY_BYTES_MAX,
-        # No /schema pages: they load scripts from a CDN and describe only the Litestar
-        # routes; /openapi.json (above) describes them all.
+        # The one schema route is /openapi.json, completed: no /schema pages (they load
+        # scripts from a CDN and describe only the Litestar routes).
         openapi_config=OpenAPIConfig(
-            title="tokenmall", version=__version__, render_plugins=[], enabled_endpoints=set()
+            title="tokenmall",
+            version=__version__,
+            path="/openapi.json",
+            render_plugins=[CompletedSchema()],
         ),
         on_startup=[client.attach],
         on_shutdown=[stop],

@@ -45,6 +45,7 @@ class Edge:
             await self.app(scope, receive, send)  # type: ignore[arg-type]
             return
         started = time.perf_counter()
+        method, path = scope["method"], scope["path"]  # before a mount rewrites the path
         notes: dict[str, str] = {}
         status = 0
         extra = ALWAYS + (NO_STORE if scope["path"] != "/openapi.json" else [])
@@ -62,18 +63,17 @@ class Edge:
         finally:
             _notes.reset(context)
             if ACCESS_LOG.isEnabledFor(logging.INFO):
-                _log(scope, notes, status, time.perf_counter() - started)
+                _log(method, path, notes, status, time.perf_counter() - started)
 
 
-def _log(scope: Any, notes: dict[str, str], status: int, elapsed_s: float) -> None:
-    path = scope["path"]
+def _log(method: str, path: str, notes: dict[str, str], status: int, elapsed_s: float) -> None:
     if len(path) > PATH_CHARS_LOGGED_MAX:
         path = path[:PATH_CHARS_LOGGED_MAX] + "…"
     ACCESS_LOG.info(
         "%s %s %s %s %d %.1fms",
         timestamp(utc_now()),
         notes.get("token", "-"),
-        scope["method"],
+        method,
         path.encode("unicode_escape").decode("ascii"),  # one line, whatever the path holds
         status,
         elapsed_s * 1000,

@@ -10,8 +10,8 @@ import copy
 from typing import Any
 
 from tokenmall.api.problems import PROBLEM_JSON
-from tokenmall.api.resources import ROUTES, Route
-from tokenmall.api.schemas import FIELD_SCHEMAS, Schema
+from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES, Route
+from tokenmall.api.schemas import FIELD_SCHEMAS, KEY_CHARS_MAX, Schema
 
 RESULT: Schema = {
     "type": "object",
@@ -37,19 +37,31 @@ PROBLEM: Schema = {
         "seq": {"type": ["integer", "null"], "description": "the journal entry, if any"},
     },
 }
+PAYMENT_CODE: Schema = {
+    "type": "object",
+    "required": ["code", "user", "expires_in", "expires_at", "max_amount"],
+    "properties": {
+        "code": {"type": "string", "description": "18 digits, to show as a barcode or QR code"},
+        "user": {"type": "string"},
+        "expires_in": {"type": "integer", "description": "seconds"},
+        "expires_at": {"type": "string", "description": "UTC"},
+        "max_amount": {"type": ["string", "null"]},
+    },
+}
 RESULT_REF = "#/components/schemas/CommandResult"
 IDEMPOTENCY_KEY: Schema = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "Retrying with the same key and the same command returns the first result",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_CHARS_MAX},
 }
 
 
 def body_schema(route: Route) -> Schema:
     properties = {name: FIELD_SCHEMAS[name] for name in route.body}
-    properties["op"] = {"type": "string", "const": route.op}
+    if route.op != PAYMENT_CODE_OP:  # not a ledger command: it has no op
+        properties["op"] = {"type": "string", "const": route.op}
     return {
         "type": "object",
         "properties": properties,
@@ -62,7 +74,9 @@ def complete(generated: Schema) -> Schema:
     """The generated description with request bodies, results, problems and security."""
     schema = copy.deepcopy(generated)
     components = schema.setdefault("components", {})
-    components.setdefault("schemas", {}).update({"CommandResult": RESULT, "Problem": PROBLEM})
+    components.setdefault("schemas", {}).update(
+        {"CommandResult": RESULT, "Problem": PROBLEM, "PaymentCode": PAYMENT_CODE}
+    )
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     schema["security"] = [{"bearer": []}]
     paths: dict[str, Any] = schema.setdefault("paths", {})
@@ -70,6 +84,11 @@ def complete(generated: Schema) -> Schema:
         path = route.path.replace(":str}", "}")
         operation = _command_operation(route.op, route.summary, route.path_fields)
         _describe_command(operation, body_schema(route), 201 if route.created else 200)
+        if route.op == PAYMENT_CODE_OP:  # not a ledger command: no key, its own result
+            operation["parameters"].remove(IDEMPOTENCY_KEY)
+            content = operation["responses"]["201"]["content"]["application/json"]
+            content["schema"] = {"$ref": "#/components/schemas/PaymentCode"}
+            operation["responses"]["201"]["description"] = "The code, shown once"
         paths.setdefault(path, {})[route.method.lower()] = operation
     operation = _command_operation("command", "One SPEC §4 command as JSON (admin)", ())
     command_body = {"type": "object", "required": ["op"], "properties": {"op": {"type": "string"}}}
@@ -110,16 +129,18 @@ READ_PROBLEMS = (
     ("401", "No token, or an unknown one"),
     ("403", "This token may not read that"),
     ("404", "No such account"),
+    ("429", "Too many requests for this token; see Retry-After"),
     ("503", "The ledger's writer is not running"),
 )
 WRITE_PROBLEMS = (
     ("400", "Not one JSON object"),
     ("401", "No token, or an unknown one"),
-    ("403", "This token may not do that"),
+    ("403", "This token may not do that (or a payment code was refused)"),
     ("404", "No such account or order"),
     ("409", "The rules rejected the command, or the key names another command"),
     ("413", "The body is over 64 KiB"),
     ("422", "A field is missing, unknown or malformed, or the rules found it invalid"),
+    ("429", "Too many requests for this token; see Retry-After"),
     ("503", "The ledger cannot commit now; retry with the same Idempotency-Key"),
 )
 

@@ -13,6 +13,7 @@ from tokenmall.core.units import AMOUNT_CHARS_MAX
 from tokenmall.services.payment_codes import CODE_DIGITS, TTL_MAX_S, TTL_MIN_S
 
 Schema = dict[str, Any]
+KEY_CHARS_MAX = 200  # an Idempotency-Key; the ledger stores it scoped: "<token id>/<key>"
 
 ID: Schema = {"type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX}
 MONEY: Schema = {

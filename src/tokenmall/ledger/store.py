@@ -499,7 +499,20 @@ def _sqlite_path(database: str | None, *, create: bool) -> Path:
         raise StoreError(f"no ledger at {path} (create one with 'tokenmall ingest FILE.jsonl')")
     if create and not path.parent.exists():
         raise StoreError(f"{path}: directory {path.parent} does not exist")
+    if create and not path.exists():
+        _create_private(path)
     return path
+
+
+def _create_private(path: Path) -> None:
+    """An empty file readable by its owner only (0600): a ledger holds every balance and the
+    token hashes. SQLite gives its -wal and -shm files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # another process made it meanwhile: theirs is as good
+        pass
+    except OSError as error:
+        raise StoreError(f"cannot create {path}: {error.strerror or error}") from None
 
 
 def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
@@ -534,7 +547,7 @@ def _alembic_config() -> AlembicConfig:
 
 
 def _lock_file(path: Path) -> Any:
-    handle = path.open("a+")
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -25,7 +25,7 @@ from tokenmall.ledger.ledger import timestamp, utc_now
 
 CODE_DIGITS = 18  # as the codes of Alipay and WeChat Pay: a barcode of 18 digits
 TTL_DEFAULT_S = 60
-TTL_MIN_S = 10
+TTL_MIN_S = 5
 TTL_MAX_S = 300
 LIVE_PER_CONSUMER_MAX = 3  # a newer code voids the consumer's oldest unused one beyond this
 LIVE_MAX = 100_000  # codes held at once in the whole server
