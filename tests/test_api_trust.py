@@ -405,10 +405,10 @@ def test_sp_moves_only_with_the_consumers_consent(ledger: Ledger) -> None:
     """Finding 2: a merchant token took a consumer's whole SP with an SP order naming them."""
     before = ledger.state()
     for user in ("c1", "c2"):
-        charge = {"id": "take", "user": user, "amount": "1.00", "pay": "stable", "merchant": "m1"}
-        assert_problem(ledger.send("m1", "POST", "/v1/orders", charge), 403, "forbidden")
+        taking = {"id": "take", "user": user, "amount": "1.00", "pay": "stable", "merchant": "m1"}
+        assert_problem(ledger.send("m1", "POST", "/v1/orders", taking), 403, "forbidden")
         assert_problem(
-            ledger.send("m1", "POST", "/v1/commands", {"op": "order", **charge}), 403, "forbidden"
+            ledger.send("m1", "POST", "/v1/commands", {"op": "order", **taking}), 403, "forbidden"
         )
     assert_problem(
         ledger.send(
@@ -518,7 +518,8 @@ def test_tokens_expire_and_revoke_without_a_restart(ledger: Ledger) -> None:
     )
     assert rows[ledger.parties["expired"].token_id][3] == "expired"
     assert rows[ledger.parties["admin"].token_id][3] == "active"
-    assert all(ledger.parties["admin"].token not in line for line in listed)
+    admin_token = ledger.parties["admin"].token
+    assert admin_token is not None and all(admin_token not in line for line in listed)
     for args in (
         ("token", "revoke", token_id),  # twice
         ("token", "revoke", "tk_000000000000"),
