@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/http.py [--connections 64] [--seconds 10] [--runs 3]
 
-Starts `tokenmall serve` on a fresh SQLite ledger in a scratch directory, creates an admin token,
-registers --consumers consumers, then loads it from a separate process with wrk (Debian's `wrk`
-package: `apt-get install wrk`): first GET /healthz, then POST /v1/orders, each request a new
-cash order of 10.00 with a fresh id (a Lua script), answered only after its commit. Prints
+Starts `tokenmall serve` on a fresh SQLite ledger in a scratch directory (access log off, no
+rate limit for the back end's token), creates an admin and an integration token, registers
+--consumers consumers, then loads it from a separate process with wrk (Debian's `wrk` package:
+`apt-get install wrk`): first GET /healthz, then POST /v1/orders as the mall's back end, each
+request a new cash order of 10.00 with a fresh id and payment_id (a Lua script), answered only
+after its commit. Prints
 requests/s and the p50/p99 latency of each, medians over --runs, and the ratio of the two rates.
 """
 
@@ -42,8 +44,8 @@ wrk.headers["Authorization"] = "Bearer TOKEN"
 request = function()
   counter = counter + 1
   local body = string.format(
-    '{"id":"r%d-t%d-%d","user":"u%d","amount":"10.00"}',
-    RUN, thread_id, counter, counter % CONSUMERS)
+    '{"id":"r%d-t%d-%d","user":"u%d","amount":"10.00","payment_id":"wx-r%d-t%d-%d"}',
+    RUN, thread_id, counter, counter % CONSUMERS, RUN, thread_id, counter)
   return wrk.format("POST", "/v1/orders", nil, body)
 end
 """
@@ -110,16 +112,19 @@ def main() -> None:
         sys.exit("bench: wrk is needed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(dir=".") as scratch:
         directory = Path(scratch)
-        token = tokenmall(directory, "token", "create", "--role", "admin").strip()
+        admin = tokenmall(directory, "token", "create", "--role", "admin").strip()
+        token = tokenmall(directory, "token", "create", "--role", "integration").strip()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        options = ["--log-level", "warning", "--rate-limit", "integration=0"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port)], cwd=directory
+            [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port), *options],
+            cwd=directory,
         )
         try:
             wait_until_up(base, server)
             for index in range(args.consumers):
-                post(f"{base}/v1/consumers", token, {"user": f"u{index}"})
+                post(f"{base}/v1/consumers", admin, {"user": f"u{index}"})
             healthz, orders = [], []
             for run in range(args.runs):  # interleaved, so that drift hits both alike
                 healthz.append(wrk(args, f"{base}/healthz", None))

@@ -59,7 +59,7 @@ def make_problem(
     body = {"type": TYPE_BASE + code, "title": code, "status": status, "code": code}
     body["detail"] = detail
     body.update(extra)
-    return Problem(status, json.dumps(body).encode(), headers)
+    return Problem(status, json.dumps(body, ensure_ascii=False).encode(), headers)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> Response[bytes]:
