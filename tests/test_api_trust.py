@@ -22,6 +22,9 @@ import httpx
 import pytest
 
 from tests.test_api import assert_problem, start_server, tokenmall
+from tokenmall.ledger.ledger import utc_now
+from tokenmall.ledger.store import Store, resolve_url
+from tokenmall.services.tokens import Role, create_token
 
 NO_RATE_LIMITS = tuple(
     option
@@ -33,7 +36,15 @@ NO_RATE_LIMITS = tuple(
 def new_token(
     directory: Path, role: str, account: str | None = None, *extra: str
 ) -> tuple[str, str]:
-    """A token and its id (tk_…), from the CLI."""
+    """A token and its id (tk_…), from the CLI, or (without options, to save a process start
+    per token) from the service the CLI calls."""
+    if not extra:
+        store = Store(resolve_url(str(directory / "tokenmall.db")), create=True)
+        try:
+            store.migrate()
+            return create_token(store, Role(role), account, utc_now())
+        finally:
+            store.close()
     account_args = ("--account", account) if account is not None else ()
     created = tokenmall("token", "create", "--role", role, *account_args, *extra, cwd=directory)
     assert created.returncode == 0, created.stderr

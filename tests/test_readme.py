@@ -79,4 +79,6 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     for command, shown in steps:
         for line in shown:
             if line.strip() and line.strip() != "…":
-                assert masked(line, port) in printed, f"{command}\n  shows: {line}\n{session.stderr}"
+                assert masked(line, port) in printed, (
+                    f"{command}\n  shows: {line}\n{session.stderr}"
+                )

@@ -15,9 +15,10 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall import __version__
+from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.params import Params
-from tokenmall.core.units import MONEY_DECIMALS, parse_scaled
+from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
@@ -283,8 +284,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
     """--rate-limit ROLE=PER_S options over the defaults; click.BadParameter if malformed."""
-    from tokenmall.api.limits import RATES_PER_S_DEFAULT  # noqa: PLC0415 (see serve)
-
     rates = dict(RATES_PER_S_DEFAULT)
     for spec in specs:
         role, _, value = spec.partition("=")
@@ -306,7 +305,7 @@ def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
 )
 @click.option(
     "--order-max",
-    default="100000.00",
+    default=format_fen(Limits.order_max_fen),
     show_default=True,
     metavar="CNY",
     help="The largest single order; larger ones are refused (422).",
@@ -316,20 +315,21 @@ def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
     "rate_limits",
     multiple=True,
     metavar="ROLE=N",
-    help="Requests per second per token of that role (repeat; 0: no limit) "
-    "[default: consumer=10, merchant=50, integration=2000, admin=2000].",
+    help="Requests per second per token of that role (repeat; 0: no limit) [default: "
+    + ", ".join(f"{role}={rate:g}" for role, rate in RATES_PER_S_DEFAULT.items())
+    + "].",
 )
 @click.option(
     "--max-connections",
     type=click.IntRange(1, 100_000),
-    default=1_000,
+    default=Limits.connections_max,
     show_default=True,
     help="Open connections at once; more are answered 503.",
 )
 @click.option(
     "--request-timeout",
     type=click.FloatRange(0.1, 600),
-    default=10.0,
+    default=Limits.request_timeout_s,
     show_default=True,
     metavar="SECONDS",
     help="Time a request may take to arrive (headers and body); 408 after.",
@@ -337,7 +337,7 @@ def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
 @click.option(
     "--queue-max",
     type=click.IntRange(1, 1_000_000),
-    default=16_384,
+    default=Limits.queue_max,
     show_default=True,
     help="Requests waiting for the ledger's writer; more are answered 503.",
 )
@@ -366,7 +366,6 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from tokenmall.api.app import create_app  # noqa: PLC0415
-    from tokenmall.api.limits import Limits  # noqa: PLC0415
     from tokenmall.api.protocol import guarded_protocol  # noqa: PLC0415
     from tokenmall.api.writer import WriterClient  # noqa: PLC0415
     from tokenmall.services.tokens import has_tokens  # noqa: PLC0415

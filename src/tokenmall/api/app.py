@@ -206,14 +206,19 @@ def order_fen(command: dict[str, Any]) -> int | None:
     return parse_money(command.get("amount"))
 
 
-def order_problem(who: Principal, command: dict[str, Any], limits: Limits) -> Problem | None:
+def order_problem(
+    who: Principal, command: dict[str, Any], limits: Limits, resource: bool
+) -> Problem | None:
     """What the API refuses in an order before the rules see it: an amount over the largest
     single order, a cash order from the back end without its payment_id, payment fields that
-    do not fit the way it is paid, a merchant's SP charge without a payment code."""
+    do not fit the way it is paid, a merchant's SP charge without a payment code, and (at
+    /v1/orders, whose schema says so) no buyer. A raw command is left to the rules."""
     amount_fen = order_fen(command)
     if amount_fen is not None and amount_fen > limits.order_max_fen:
         largest = format_fen(limits.order_max_fen)
         return make_problem(422, "order_too_large", f"the largest single order is {largest}")
+    if resource and "user" not in command and "payment_code" not in command:
+        return make_problem(422, "invalid_command", "missing field 'user'")
     if who.role is Role.ADMIN:
         return None
     if command.get("pay", "cash") != "stable":
@@ -236,8 +241,6 @@ def order_problem(who: Principal, command: dict[str, Any], limits: Limits) -> Pr
         return None
     if "payment_code" in command:
         return make_problem(422, "invalid_command", "payment_code is for merchant tokens")
-    if "user" not in command:
-        return make_problem(422, "invalid_command", "missing field 'user'")
     return None
 
 
@@ -322,7 +325,7 @@ async def command_answer(api: Api, scope: Scope, receive: Receive, route: Route 
             422, "invalid_command", f"an Idempotency-Key has 1-{KEY_CHARS_MAX} characters"
         )
     if command.get("op") == "order":
-        refused = order_problem(who, command, api.limits)
+        refused = order_problem(who, command, api.limits, resource=route is not None)
         if refused is not None:
             return refused
     return await api.submit(who, command, key, created=route is not None and route.created)

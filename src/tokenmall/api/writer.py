@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tokenmall.api import reads
+from tokenmall.api.limits import Limits
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.group_commit import LedgerClosed
@@ -32,7 +33,6 @@ from tokenmall.ledger.store import StoreError
 
 START_TIMEOUT_S = 120.0  # migrations and loading a big journal take a while
 STOP_TIMEOUT_S = 60.0
-QUEUE_MAX_DEFAULT = 16_384
 
 Queued = tuple[str, str | None, str | None]  # a command's canonical text, key and actor
 Reply = tuple[Any, ...]
@@ -121,7 +121,7 @@ class WriterClient:
         self,
         db: str | None,
         settings: Settings | None = None,
-        queue_max: int = QUEUE_MAX_DEFAULT,
+        queue_max: int = Limits.queue_max,
     ) -> None:
         self.settings = settings or Settings()
         self.queue_max = queue_max  # commands and queries waiting; WriterBusy beyond
