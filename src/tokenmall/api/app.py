@@ -49,7 +49,7 @@ from tokenmall.api.writer import WriterBusy, WriterClient, WriterStopped
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.ledger.group_commit import LedgerClosed
-from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission, utc_now
+from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
 from tokenmall.ledger.store import Store, StoreError
 from tokenmall.ledger.views import read_state
 from tokenmall.replay import decode_command
@@ -83,7 +83,8 @@ class Api:
         self.limits = limits
         self.codes = PaymentCodes()
         self.limiter = RateLimiter(limits.rates_per_s)
-        self._principals: dict[str, tuple[float, Principal | None]] = {}
+        # token -> (when it was looked up, monotonic; its principal; its expiry, POSIX time)
+        self._principals: dict[str, tuple[float, Principal | None, float | None]] = {}
 
     def principal(self, scope: Scope) -> Principal | Problem:
         """Who sent the request, or the 401 or 429 to answer. Every request is counted against
@@ -97,12 +98,14 @@ class Api:
         if cached is None or now_s - cached[0] > PRINCIPAL_TTL_S:
             if len(self._principals) >= PRINCIPALS_CACHED_MAX:
                 self._principals.clear()
-            cached = self._principals[token] = (now_s, find_principal(self.store, token))
-        found = cached[1]
+            principal = find_principal(self.store, token)
+            expires_s = None if principal is None else principal.expires_at_s
+            cached = self._principals[token] = (now_s, principal, expires_s)
+        _, found, expires_s = cached
         if found is None:
             return unauthorized("unknown or revoked token", "invalid_token")
         note_request(token=found.token_id)
-        if found.expired(utc_now()):
+        if expires_s is not None and time.time() >= expires_s:
             return unauthorized(f"token {found.token_id} has expired", "invalid_token")
         wait_s = self.limiter.wait_s(found.token_id, found.role)
         if wait_s:

@@ -56,9 +56,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def timestamp(moment: datetime) -> str:
     """Fixed-width UTC, so that text order is time order in both databases."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,9 @@ class Store:
             f"INSERT INTO journal ({', '.join(JournalRow._fields)}) "
             f"VALUES ({', '.join([marker] * len(JournalRow._fields))})"
         )
+        self._insert_payment_sql = (
+            f"INSERT INTO payments (payment_id, seq) VALUES ({marker}, {marker})"
+        )
         self._insert_statement_sql = (
             f"INSERT INTO statement_lines ({', '.join(StatementRow._fields)}) "
             f"VALUES ({', '.join([marker] * len(StatementRow._fields))})"
@@ -405,9 +408,7 @@ class Store:
         payments they took, the new head and the ingest position; durable when this returns."""
         with self.writing() as connection:
             if taken_payments:
-                connection.execute(
-                    payments.insert(), [{"payment_id": p, "seq": s} for p, s in taken_payments]
-                )
+                connection.exec_driver_sql(self._insert_payment_sql, list(taken_payments))
             if rows:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # handling cost more than the insert itself.

@@ -6,12 +6,12 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 
-from tokenmall.ledger.ledger import timestamp
+from tokenmall.ledger.ledger import TIMESTAMP_FORMAT, timestamp
 from tokenmall.ledger.schema import api_tokens
 from tokenmall.ledger.store import Store
 from tokenmall.ledger.views import account_kind
@@ -49,8 +49,12 @@ class Principal:
         """What the journal records as the submitter of its commands."""
         return f"{self.role}:{self.token_id}"
 
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and timestamp(now) >= self.expires_at
+    @property
+    def expires_at_s(self) -> float | None:
+        """The expiry as a POSIX time (comparing floats per request is cheaper than strings)."""
+        if self.expires_at is None:
+            return None
+        return datetime.strptime(self.expires_at, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True)
