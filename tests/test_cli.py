@@ -2,23 +2,29 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.test_api import free_port
+
 GOLDEN = Path(__file__).parent / "golden"
 EXIT_BAD_INPUT = 2
 
 
-def tokenmall(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    environment = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+def tokenmall(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    environment = {k: v for k, v in os.environ.items() if k != "TOKENMALL_DB"}
+    environment["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
         [sys.executable, "-m", "tokenmall.cli", *map(str, args)],
         capture_output=True,
         env=environment,
+        cwd=cwd,
         timeout=60,
         check=False,
     )
@@ -289,3 +295,147 @@ def test_lines_are_strict_json(tmp_path: Path) -> None:
         {"line": 8, "code": "invalid_command"},
     ]
     assert state["sales"] == "1.00"
+
+
+# -- absurd input anywhere on the command line: one line, exit status 2, nothing written ----------
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    message = assert_one_line_failure(result)
+    assert message.startswith("tokenmall: error: "), message
+    return message
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+REGISTER_LINE = b'{"op": "register", "user": "alice"}\n'
+
+
+def scenario_file(directory: Path, content: bytes = REGISTER_LINE) -> Path:
+    path = directory / "s.jsonl"
+    path.write_bytes(content)
+    return path
+
+
+def db_commands(scenario: Path) -> list[list[str | Path]]:
+    """Every command that takes --db (serve on a free port, so that it gets to open it)."""
+    return [
+        ["state"],
+        ["ingest", scenario],
+        ["journal", "export"],
+        ["audit", "verify"],
+        ["token", "create", "--role", "admin"],
+        ["serve", "--port", str(free_port())],
+    ]
+
+
+# -- --db and --host: malformed URLs, driver options, paths that are not files --------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://h:abc/x", "the port after the host's ':' must be a number"),
+        ("postgresql://[::1", "an IPv6 host must be written [address]"),
+        ("postgresql://alice:s3cret@h:abc/x", "the port"),
+        ("postgresql://alice:s3cret@[::1/x", "an IPv6 host"),
+    ],
+)
+def test_a_malformed_database_url_is_one_line(tmp_path: Path, url: str, why: str) -> None:
+    scenario = scenario_file(tmp_path)
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", url, cwd=tmp_path))
+        assert "not a valid database URL: postgresql" in message, (command, message)
+        assert why in message, (command, message)
+        assert "s3cret" not in message
+        assert listing(tmp_path) == ["s.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["timeout=abc", "check_same_thread=maybe", "busy_timout=5", "uri=true", "timeout=1&timeout=2"],
+)
+def test_sqlite_url_options_the_driver_refuses_are_one_line(tmp_path: Path, options: str) -> None:
+    scenario = scenario_file(tmp_path)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}?{options}"
+    for command in (["ingest", scenario], ["token", "create", "--role", "admin"]):
+        one_line_error(tokenmall(*command, "--db", url, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_file_path_with_url_characters_is_that_file(tmp_path: Path) -> None:
+    # '?' would start a URL's options and '%' an escape: a path is taken as it is.
+    scenario = scenario_file(tmp_path)
+    name = "odd?name%20here.db"
+    done = tokenmall("ingest", scenario, "--db", name, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / name).is_file()
+    assert not (tmp_path / "odd").exists()
+    state = tokenmall("state", "--db", name, cwd=tmp_path)
+    assert list(json.loads(state.stdout)["users"]) == ["alice"]
+
+
+@pytest.mark.parametrize("db", ["", "   ", "a" * 5_000, "sqlite:///" + "a" * 5_000])
+def test_an_empty_or_impossible_db_path_is_one_line(tmp_path: Path, db: str) -> None:
+    scenario = scenario_file(tmp_path)
+    for command in db_commands(scenario):
+        one_line_error(tokenmall(*command, "--db", db, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]  # an empty --db is not taken for tokenmall.db
+
+
+def sqlite_side_files(path: Path) -> list[Path]:
+    suffixes = ("-writer.lock", "-journal", "-wal", "-shm")
+    return [Path(f"{path}{suffix}") for suffix in suffixes if Path(f"{path}{suffix}").exists()]
+
+
+def test_a_sqlite_path_that_is_a_device_is_one_line(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    before = sqlite_side_files(Path("/dev/null"))
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", "/dev/null", cwd=tmp_path))
+        assert (
+            message
+            == "tokenmall: error: /dev/null: is not a regular file (a device, pipe or socket)\n"
+        )
+    assert sqlite_side_files(Path("/dev/null")) == before  # no /dev/null-writer.lock
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_sqlite_path_that_is_a_pipe_is_one_line(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    os.mkfifo(tmp_path / "pipe.db")
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", "pipe.db", cwd=tmp_path))
+        assert "pipe.db: is not a regular file" in message
+    assert listing(tmp_path) == ["pipe.db", "s.jsonl"]
+
+
+def test_a_database_that_fails_to_migrate_is_one_line(tmp_path: Path) -> None:
+    """Errors other than StoreError while the ledger opens, serve's writer process included:
+    a table the migrations would create, a schema revision this version does not know."""
+    scenario = scenario_file(tmp_path)
+    clash = tmp_path / "clash.db"
+    with closing(sqlite3.connect(clash)) as connection:
+        connection.execute("CREATE TABLE journal (x INTEGER)")
+        connection.commit()
+    writers = [command for command in db_commands(scenario) if command[0] in ("ingest", "serve")]
+    for command in writers:
+        message = one_line_error(tokenmall(*command, "--db", clash, cwd=tmp_path))
+        assert "table journal already exists" in message
+    newer = tmp_path / "newer.db"
+    with closing(sqlite3.connect(newer)) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('9999')")
+        connection.commit()
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", newer, cwd=tmp_path))
+        assert "has schema 9999, which this tokenmall does not know" in message
+
+
+@pytest.mark.parametrize("host", ["", " ", "é" * 100, "a..b"])
+def test_serve_refuses_an_impossible_host(tmp_path: Path, host: str) -> None:
+    port = str(free_port())
+    one_line_error(tokenmall("serve", "--host", host, "--port", port, cwd=tmp_path))
+    assert listing(tmp_path) == []

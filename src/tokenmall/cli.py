@@ -21,7 +21,7 @@ from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings
-from tokenmall.ledger.store import Store, StoreError, first_line, resolve_url
+from tokenmall.ledger.store import Store, StoreError, display_url, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.runtime import tune_gc
@@ -288,6 +288,10 @@ def serve(db: str | None, host: str, port: int) -> None:
     from tokenmall.api.tokens import has_tokens  # noqa: PLC0415
     from tokenmall.api.writer import WriterClient  # noqa: PLC0415
 
+    try:
+        url = resolve_url(db)  # a malformed --db is refused before a writer process starts
+    except StoreError as error:
+        _fail(str(error))
     refusal = _listen_refusal(host, port)
     if refusal is not None:
         _fail(refusal)
@@ -296,7 +300,7 @@ def serve(db: str | None, host: str, port: int) -> None:
     except StoreError as error:
         _fail(str(error))
     try:
-        store = open_reader(resolve_url(db))
+        store = _open_reader_or_fail(url)
         application = create_app(
             client,
             store,
@@ -307,7 +311,7 @@ def serve(db: str | None, host: str, port: int) -> None:
         config = uvicorn.Config(
             application, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
-        click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
+        click.echo(f"tokenmall: serving {display_url(url)} on http://{host}:{port}", err=True)
         if not has_tokens(store):
             click.echo(
                 "tokenmall: no API tokens yet (there are no default secrets): create one with "
@@ -319,9 +323,23 @@ def serve(db: str | None, host: str, port: int) -> None:
         client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
 
 
+def _open_reader_or_fail(url: str) -> Store:
+    try:
+        return open_reader(url)
+    except StoreError as error:
+        _fail(str(error))
+
+
 def _listen_refusal(host: str, port: int) -> str | None:
     """Why the server could not listen on host:port (checked before the ledger is opened, so
     that a port in use is one line, not a started and stopped writer)."""
+    if not host.strip():
+        # An unset shell variable would otherwise listen on every interface.
+        return "--host is empty: give an address (0.0.0.0 listens on every interface)"
+    try:
+        host.encode("idna")  # the socket module's encoding; it fails with a TypeError
+    except UnicodeError:
+        return f"cannot listen on {host!r}: not a valid host name"
     try:
         with socket.create_server((host, port)):
             return None
