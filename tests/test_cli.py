@@ -439,3 +439,53 @@ def test_serve_refuses_an_impossible_host(tmp_path: Path, host: str) -> None:
     port = str(free_port())
     one_line_error(tokenmall("serve", "--host", host, "--port", port, cwd=tmp_path))
     assert listing(tmp_path) == []
+
+
+# -- integer options: bounded ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--key-days", "99999999999999"],  # was an OverflowError in timedelta
+        ["--key-days", "36501"],
+        ["--key-days", "9" * 5_000],  # more digits than int() takes
+        ["--snapshot-every", "1" + "0" * 30],
+        ["--batch-size", "1" + "0" * 30],
+    ],
+    ids=lambda options: f"{options[0]} {options[1][:20]}",
+)
+def test_ingest_refuses_absurd_integers(tmp_path: Path, options: list[str]) -> None:
+    keyed = b'{"op": "register", "user": "alice", "key": "k1"}\n'
+    scenario = scenario_file(tmp_path, keyed)
+    one_line_error(tokenmall("ingest", scenario, "--db", "ledger.db", *options, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_the_longest_key_retention_works(tmp_path: Path) -> None:
+    keyed = b'{"op": "register", "user": "alice", "key": "k1"}\n'
+    scenario = scenario_file(tmp_path, keyed + keyed)
+    done = tokenmall("ingest", scenario, "--db", "ledger.db", "--key-days", "36500", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert b"1 applied" in done.stdout and b"1 already applied" in done.stdout
+
+
+SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", SCENARIOS / "order-only.toml", "--seed", str(2**53), "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--seed", "-1", "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--runs", "1" + "0" * 30, "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--workers", "1000000", "--out", "out"],
+        ["demo", "--orders", "1" + "0" * 30],
+        ["serve", "--port", "1" + "0" * 30],
+        ["serve", "--port", "0"],
+    ],
+    ids=lambda command: " ".join(map(str, command[-4:]))[:40],
+)
+def test_other_absurd_integers(tmp_path: Path, command: list[str | Path]) -> None:
+    one_line_error(tokenmall(*command, cwd=tmp_path))
+    assert listing(tmp_path) == []

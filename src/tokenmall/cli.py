@@ -30,6 +30,13 @@ EXIT_BAD_INPUT = 2
 EXIT_AUDIT_FAILED = 1
 BATCH_MAX = 100_000
 DEMO_ORDERS_MAX = 100_000
+# Limits on the integer options: beyond them a value is a typo, and some would overflow (a key
+# honoured for 10**14 days reaches before year 1: OverflowError in datetime).
+SNAPSHOT_EVERY_MAX = 1_000_000_000  # journal entries; more is "never"
+KEY_DAYS_MAX = 36_500  # a century
+# summary.json records the seed; JSON readers that hold numbers as doubles (JavaScript, jq)
+# would round a larger one and so lose the run it names.
+SEED_MAX = 2**53 - 1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,14 +113,14 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--snapshot-every",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, SNAPSHOT_EVERY_MAX),
     default=Settings.snapshot_every,
     show_default=True,
     help="Journal entries between snapshots of the state.",
 )
 @click.option(
     "--key-days",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, KEY_DAYS_MAX),
     default=Settings.key_retention_days,
     show_default=True,
     help="Days an idempotency key is honoured.",
@@ -379,7 +386,7 @@ def token_create(role: str, account: str | None, db: str | None) -> None:
 @app.command()
 @click.argument("scenario_path", metavar="SCENARIO.toml", type=click.Path(path_type=Path))
 @click.option("--runs", type=click.IntRange(1, 10_000), default=1, show_default=True)
-@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True)
 @click.option(
     "--sweep",
     "sweep_specs",
