@@ -489,3 +489,65 @@ SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
 def test_other_absurd_integers(tmp_path: Path, command: list[str | Path]) -> None:
     one_line_error(tokenmall(*command, cwd=tmp_path))
     assert listing(tmp_path) == []
+
+
+# -- scenario and params files: nesting, size, long values ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 100_000 + "]" * 100_000,
+        "a = " + "{b = " * 100_000 + "1" + "}" * 100_000,
+        '[scenario]\nname = "x"\ndays = 5\n[params]\nreferral_rates = ' + "[" * 1_000 + "]" * 1_000,
+    ],
+    ids=["arrays", "inline tables", "params"],
+)
+def test_a_scenario_nested_too_deeply_is_one_line(tmp_path: Path, text: str) -> None:
+    scenario = tmp_path / "deep.toml"
+    scenario.write_text(text)
+    result = tokenmall("simulate", scenario, "--out", "out", cwd=tmp_path)
+    assert "deep.toml: nested too deeply to be a scenario" in one_line_error(result)
+    assert listing(tmp_path) == ["deep.toml"]
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/proc/self/mem"])
+def test_a_scenario_that_never_ends_or_cannot_be_read_is_one_line(
+    tmp_path: Path, path: str
+) -> None:
+    if not Path(path).exists():
+        pytest.skip(f"no {path} here")
+    one_line_error(tokenmall("simulate", path, "--out", "out", cwd=tmp_path))
+    assert listing(tmp_path) == []
+
+
+DEEP_JSON = [b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000]
+
+
+@pytest.mark.parametrize("params_text", DEEP_JSON, ids=["arrays", "objects"])
+def test_a_params_file_nested_too_deeply_is_one_line(tmp_path: Path, params_text: bytes) -> None:
+    assert len(params_text) < 64 * 1024  # within the size limit: the depth is what fails
+    scenario = scenario_file(tmp_path)
+    (tmp_path / "p.json").write_bytes(params_text)
+    commands: list[list[str | Path]] = [["replay", scenario], ["ingest", scenario, "--db", "x.db"]]
+    for command in commands:
+        message = one_line_error(tokenmall(*command, "--params", "p.json", cwd=tmp_path))
+        assert message == "tokenmall: error: p.json: not a JSON file\n"
+    assert listing(tmp_path) == ["p.json", "s.jsonl"]
+
+
+@pytest.mark.parametrize("line", DEEP_JSON, ids=["arrays", "objects"])
+def test_a_command_line_nested_too_deeply(tmp_path: Path, line: bytes) -> None:
+    scenario = scenario_file(tmp_path, REGISTER_LINE + line + b"\n")
+    assert replay_json(scenario)["errors"] == [{"line": 2, "code": "invalid_command"}]
+    result = tokenmall("ingest", scenario, "--db", "ledger.db", cwd=tmp_path)
+    assert "s.jsonl:2: not a JSON object" in one_line_error(result)
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_long_bad_value_is_quoted_short(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"dividend_rate": "9" * 60_000}))
+    message = one_line_error(tokenmall("replay", scenario, "--params", params))
+    assert "dividend_rate must be a decimal string" in message and len(message) < 300
