@@ -551,3 +551,41 @@ def test_a_long_bad_value_is_quoted_short(tmp_path: Path) -> None:
     params.write_text(json.dumps({"dividend_rate": "9" * 60_000}))
     message = one_line_error(tokenmall("replay", scenario, "--params", params))
     assert "dividend_rate must be a decimal string" in message and len(message) < 300
+
+
+# -- reading and writing: files that cannot be read, closed standard streams, --params-out --------
+
+
+def test_a_file_that_opens_but_cannot_be_read(tmp_path: Path) -> None:
+    # /proc/self/mem opens, and every read of it fails (nothing is mapped at offset 0).
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc/self/mem here")
+    scenario = scenario_file(tmp_path)
+    commands: list[list[str | Path]] = [
+        ["replay", "/proc/self/mem"],
+        ["ingest", "/proc/self/mem", "--db", "ledger.db"],
+        ["replay", scenario, "--params", "/proc/self/mem"],
+    ]
+    for command in commands:
+        message = one_line_error(tokenmall(*command, cwd=tmp_path))
+        assert message == "tokenmall: error: /proc/self/mem: cannot read: Input/output error\n"
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_standard_streams_that_are_closed(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    command = [sys.executable, "-m", "tokenmall.cli", "replay"]
+    # The shell starts the command with the stream closed (<&- and >&-), not at end of file.
+    no_input = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *command, "-"], capture_output=True, check=False
+    )
+    assert one_line_error(no_input) == "tokenmall: error: -: standard input is closed\n"
+    no_output = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *command, str(scenario)],
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    assert no_output.returncode == 1  # the output could not be written (docs/operations.md)
+    assert no_output.stderr == (
+        b"tokenmall: error: cannot write the output (standard output is closed)\n"
+    )

@@ -3,13 +3,14 @@
 Every failure on bad input is one line on stderr and exit status 2, never a traceback.
 """
 
+import errno
 import json
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -67,7 +68,7 @@ def replay(scenario: Path, params_path: Path | None) -> None:
             state = replay_lines(scenario_lines(stream, str(scenario)), params)
     except InputError as error:
         _fail(str(error))
-    sys.stdout.write(canonical_json(state))
+    _stdout().write(canonical_json(state))
 
 
 @app.command()
@@ -211,7 +212,7 @@ def state(db: str | None) -> None:
             store.close()
     except StoreError as error:
         _fail(str(error))
-    sys.stdout.write(canonical_json(result))
+    _stdout().write(canonical_json(result))
 
 
 @app.group()
@@ -242,7 +243,7 @@ def journal_export(db: str | None, params_out: Path | None) -> None:
                     err=True,
                 )
             for line in export_lines(store):
-                sys.stdout.write(line)
+                _stdout().write(line)
         finally:
             store.close()
     except StoreError as error:
@@ -439,6 +440,12 @@ def simulate(
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
         click.echo(f"{label + ': ' if label else ''}{point['verdict']}")
     click.echo(f"wrote {out_dir / 'report.html'}, metrics.csv and summary.json")
+
+
+def _stdout() -> TextIO:
+    if sys.stdout is None:  # started with it closed (>&-): main reports it like a full disk
+        raise OSError(errno.EBADF, "standard output is closed")
+    return sys.stdout
 
 
 def _fail(message: str) -> NoReturn:
