@@ -589,3 +589,16 @@ def test_standard_streams_that_are_closed(tmp_path: Path) -> None:
     assert no_output.stderr == (
         b"tokenmall: error: cannot write the output (standard output is closed)\n"
     )
+
+
+def test_journal_export_names_a_params_file_it_cannot_write(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    assert tokenmall("ingest", scenario, "--db", "ledger.db", cwd=tmp_path).returncode == 0
+    before = listing(tmp_path)
+    target = tmp_path / "no" / "such" / "dir" / "p.json"
+    result = tokenmall(
+        "journal", "export", "--db", "ledger.db", "--params-out", target, cwd=tmp_path
+    )
+    message = one_line_error(result)  # and nothing on stdout: the journal was not streamed
+    assert message == f"tokenmall: error: {target}: cannot write: No such file or directory\n"
+    assert listing(tmp_path) == before

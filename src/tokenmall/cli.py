@@ -235,7 +235,7 @@ def journal_export(db: str | None, params_out: Path | None) -> None:
         try:
             meta = read_meta(store)
             if params_out is not None:
-                params_out.write_text(meta.params_json + "\n", encoding="utf-8")
+                _write_params(params_out, meta.params_json)
             elif json.loads(meta.params_json) != Params().as_json():
                 click.echo(
                     "tokenmall: note: this ledger started with non-default parameters; "
@@ -248,6 +248,14 @@ def journal_export(db: str | None, params_out: Path | None) -> None:
             store.close()
     except StoreError as error:
         _fail(str(error))
+
+
+def _write_params(path: Path, params_json: str) -> None:
+    """Before the journal is streamed: a failure here leaves standard output empty."""
+    try:
+        path.write_text(params_json + "\n", encoding="utf-8")
+    except OSError as error:
+        _fail(f"{path}: cannot write: {error.strerror or error}")
 
 
 @app.group()
