@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -602,3 +603,58 @@ def test_journal_export_names_a_params_file_it_cannot_write(tmp_path: Path) -> N
     message = one_line_error(result)  # and nothing on stdout: the journal was not streamed
     assert message == f"tokenmall: error: {target}: cannot write: No such file or directory\n"
     assert listing(tmp_path) == before
+
+
+# -- simulate: the scheduler, the output directory, memory, the sweep grid ------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ("bogus", "cannot reach the Dask scheduler 'bogus': missing port number"),
+        ("tcp://h:abc", "cannot reach the Dask scheduler 'tcp://h:abc'"),
+        ("bogus://h:1", "cannot reach the Dask scheduler 'bogus://h:1': unknown address scheme"),
+        ("tls://127.0.0.1:9", "cannot reach the Dask scheduler 'tls://127.0.0.1:9'"),
+        ("", "--scheduler is empty"),
+    ],
+)
+def test_simulate_refuses_a_scheduler_that_is_no_address(
+    tmp_path: Path, scheduler: str, message: str
+) -> None:
+    scenario = SCENARIOS / "order-only.toml"
+    started = time.monotonic()
+    result = tokenmall("simulate", scenario, "--scheduler", scheduler, "--out", "out", cwd=tmp_path)
+    assert message in one_line_error(result)
+    assert time.monotonic() - started < 30  # no connection attempt to wait for
+    assert listing(tmp_path) == []
+
+
+def test_simulate_refuses_a_population_that_cannot_fit_in_memory(tmp_path: Path) -> None:
+    scenario = tmp_path / "absurd.toml"
+    scenario.write_text(
+        '[scenario]\nname = "absurd"\ndays = 3650\n[arrivals]\nkind = "fixed"\nrate = 1000000\n'
+    )
+    started = time.monotonic()
+    result = tokenmall("simulate", scenario, "--out", "out", cwd=tmp_path)
+    elapsed_s = time.monotonic() - started
+    message = one_line_error(result)
+    assert elapsed_s < 5, elapsed_s
+    assert "this scenario would need about" in message
+    assert "3,650,000,000 consumers" in message and "this machine has" in message
+    assert listing(tmp_path) == ["absurd.toml"]
+
+
+def test_simulate_refuses_a_sweep_grid_before_building_it(tmp_path: Path) -> None:
+    values = ",".join(["0.1"] * 1_000)
+    sweeps = [f"--sweep={name}={values}" for name in ("contribution_rate", "sell_fee_rate")]
+    sweeps.append(f"--sweep=dividend_rate={values}")
+    started = time.monotonic()
+    result = tokenmall("simulate", SCENARIOS / "order-only.toml", *sweeps, "--out", "out")
+    assert "the sweep has 1,000,000,000 points" in one_line_error(result)
+    assert time.monotonic() - started < 10
+
+
+def test_simulate_refuses_an_output_that_is_a_file_before_running(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    result = tokenmall("simulate", SCENARIOS / "steady-growth.toml", "--out", "taken", cwd=tmp_path)
+    assert "taken: exists and is not a directory" in one_line_error(result)

@@ -426,15 +426,20 @@ def simulate(
     from tokenmall.sim.report import write_report  # noqa: PLC0415
     from tokenmall.sim.scenario import ScenarioError, load_scenario  # noqa: PLC0415
 
+    if scheduler is not None and not scheduler.strip():
+        _fail("--scheduler is empty: give the scheduler's address, e.g. tcp://host:8786")
     try:
         scenario = load_scenario(scenario_path)
         sweeps = runner.parse_sweeps(sweep_specs)
         jobs = runner.jobs(scenario, sweeps, runs, seed)
+        runner.check_memory(jobs, workers, scheduler)
         rows, results = [], []
-        with _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance:
-            for point, run_index, daily, summary in runner.execute(
-                jobs, workers, scheduler, advance
-            ):
+        with (
+            runner.dask_client(scheduler) as client,
+            _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance,
+        ):
+            _make_out_dir(out_dir)  # now: after hours of runs is too late to find it unwritable
+            for point, run_index, daily, summary in runner.execute(jobs, workers, client, advance):
                 rows.extend(daily)
                 results.append((point, run_index, summary))
     except ScenarioError as error:
@@ -448,6 +453,15 @@ def simulate(
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
         click.echo(f"{label + ': ' if label else ''}{point['verdict']}")
     click.echo(f"wrote {out_dir / 'report.html'}, metrics.csv and summary.json")
+
+
+def _make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        _fail(f"{out_dir}: exists and is not a directory")
+    except OSError as error:
+        _fail(f"cannot write to {out_dir}: {error.strerror or error}")
 
 
 def _stdout() -> TextIO:
