@@ -1,10 +1,15 @@
 """The real `tokenmall` command line, run as a subprocess (SPEC §7, §8; decisions 26-29)."""
 
+import errno
+import fcntl
 import json
 import os
+import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import time
 from contextlib import closing
 from pathlib import Path
@@ -658,3 +663,69 @@ def test_simulate_refuses_an_output_that_is_a_file_before_running(tmp_path: Path
     (tmp_path / "taken").write_text("")
     result = tokenmall("simulate", SCENARIOS / "steady-growth.toml", "--out", "taken", cwd=tmp_path)
     assert "taken: exists and is not a directory" in one_line_error(result)
+
+
+# -- Ctrl-C: exit status 130, "tokenmall: interrupted" --------------------------------------------
+
+
+def wait_until_drained(pipe_fd: int) -> None:
+    """Until the child has read what was written into the pipe: it is then running a command
+    (a SIGINT while Python starts up would be a plain KeyboardInterrupt traceback)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        unread = struct.unpack("i", fcntl.ioctl(pipe_fd, termios.FIONREAD, b"\0" * 4))[0]
+        if unread == 0:
+            return
+        time.sleep(0.02)
+    pytest.fail("the command never read its input")
+
+
+def assert_interrupted(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr == b"tokenmall: interrupted\n"
+
+
+def test_ctrl_c_while_replay_reads_standard_input(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "tokenmall.cli", "replay", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(REGISTER_LINE)
+        process.stdin.flush()  # and left open: replay waits for more
+        wait_until_drained(process.stdin.fileno())
+        assert_interrupted(process)
+
+
+def test_ctrl_c_while_ingest_reads_its_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "commands.jsonl"
+    os.mkfifo(fifo)
+    with subprocess.Popen(
+        [sys.executable, "-m", "tokenmall.cli", "ingest", fifo, "--db", tmp_path / "ledger.db"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        writer = open_when_read(fifo)
+        try:
+            os.write(writer, REGISTER_LINE)
+            wait_until_drained(writer)
+            assert_interrupted(process)
+        finally:
+            os.close(writer)
+    assert listing(tmp_path) == ["commands.jsonl"]  # interrupted before the ledger was made
+
+
+def open_when_read(fifo: Path) -> int:
+    """The FIFO's write end, once the child has opened it for reading."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:  # ENXIO: no reader yet
+            if error.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

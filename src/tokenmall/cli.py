@@ -29,6 +29,7 @@ from tokenmall.runtime import tune_gc
 
 EXIT_BAD_INPUT = 2
 EXIT_AUDIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BATCH_MAX = 100_000
 DEMO_ORDERS_MAX = 100_000
 # Limits on the integer options: beyond them a value is a typo, and some would overflow (a key
@@ -40,7 +41,19 @@ KEY_DAYS_MAX = 36_500  # a century
 SEED_MAX = 2**53 - 1
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Interrupted(Exception):
+    """Ctrl-C, carried past Click, which would turn it into Abort ("aborted", exit status 2)."""
+
+
+class App(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tokenmall")
 def app() -> None:
     """tokenmall: an exact, auditable engine for consumption-appreciation points
@@ -475,6 +488,11 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def _interrupted() -> NoReturn:
+    click.echo("tokenmall: interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main() -> None:
     """Entry point: usage errors are one line too, not Click's multi-line usage block."""
     tune_gc()
@@ -485,7 +503,9 @@ def main() -> None:
         _fail(f"{error.format_message()} (see '{command} --help')")
     except click.ClickException as error:
         _fail(error.format_message())
-    except click.Abort:
+    except click.Abort as error:
+        if isinstance(error.__cause__, KeyboardInterrupt):  # Ctrl-C while Click parsed
+            _interrupted()
         _fail("aborted")
     except SQLAlchemyError as error:
         # A database that fails mid-command (server gone, disk full): one line, not a traceback.
@@ -494,9 +514,8 @@ def main() -> None:
         # The reader went away (e.g. `| head`): nothing more to say, and nothing to flush.
         sys.stdout = None
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("tokenmall: interrupted", err=True)
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        _interrupted()
     except OSError as error:
         click.echo(f"tokenmall: error: cannot write the output ({error.strerror})", err=True)
         sys.exit(1)
