@@ -1,24 +1,36 @@
 """The real `tokenmall` command line, run as a subprocess (SPEC §7, §8; decisions 26-29)."""
 
+import errno
+import fcntl
 import json
 import os
+import signal
+import sqlite3
+import struct
 import subprocess
 import sys
+import termios
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.test_api import free_port
+
 GOLDEN = Path(__file__).parent / "golden"
 EXIT_BAD_INPUT = 2
 
 
-def tokenmall(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    environment = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+def tokenmall(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    environment = {k: v for k, v in os.environ.items() if k != "TOKENMALL_DB"}
+    environment["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
         [sys.executable, "-m", "tokenmall.cli", *map(str, args)],
         capture_output=True,
         env=environment,
+        cwd=cwd,
         timeout=60,
         check=False,
     )
@@ -319,3 +331,431 @@ def test_lines_are_strict_json(tmp_path: Path) -> None:
         {"line": 8, "code": "invalid_command"},
     ]
     assert state["sales"] == "1.00"
+
+
+# -- absurd input anywhere on the command line: one line, exit status 2, nothing written ----------
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    message = assert_one_line_failure(result)
+    assert message.startswith("tokenmall: error: "), message
+    return message
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+REGISTER_LINE = b'{"op": "register", "user": "alice"}\n'
+
+
+def scenario_file(directory: Path, content: bytes = REGISTER_LINE) -> Path:
+    path = directory / "s.jsonl"
+    path.write_bytes(content)
+    return path
+
+
+def db_commands(scenario: Path) -> list[list[str | Path]]:
+    """Every command that takes --db (serve on a free port, so that it gets to open it)."""
+    return [
+        ["state"],
+        ["ingest", scenario],
+        ["journal", "export"],
+        ["audit", "verify"],
+        ["token", "create", "--role", "admin"],
+        ["serve", "--port", str(free_port())],
+    ]
+
+
+# -- --db and --host: malformed URLs, driver options, paths that are not files --------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://h:abc/x", "the port after the host's ':' must be a number"),
+        ("postgresql://[::1", "an IPv6 host must be written [address]"),
+        ("postgresql://alice:s3cret@h:abc/x", "the port"),
+        ("postgresql://alice:s3cret@[::1/x", "an IPv6 host"),
+    ],
+)
+def test_a_malformed_database_url_is_one_line(tmp_path: Path, url: str, why: str) -> None:
+    scenario = scenario_file(tmp_path)
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", url, cwd=tmp_path))
+        assert "not a valid database URL: postgresql" in message, (command, message)
+        assert why in message, (command, message)
+        assert "s3cret" not in message
+        assert listing(tmp_path) == ["s.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["timeout=abc", "check_same_thread=maybe", "busy_timout=5", "uri=true", "timeout=1&timeout=2"],
+)
+def test_sqlite_url_options_the_driver_refuses_are_one_line(tmp_path: Path, options: str) -> None:
+    scenario = scenario_file(tmp_path)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}?{options}"
+    for command in (["ingest", scenario], ["token", "create", "--role", "admin"]):
+        one_line_error(tokenmall(*command, "--db", url, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_file_path_with_url_characters_is_that_file(tmp_path: Path) -> None:
+    # '?' would start a URL's options and '%' an escape: a path is taken as it is.
+    scenario = scenario_file(tmp_path)
+    name = "odd?name%20here.db"
+    done = tokenmall("ingest", scenario, "--db", name, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / name).is_file()
+    assert not (tmp_path / "odd").exists()
+    state = tokenmall("state", "--db", name, cwd=tmp_path)
+    assert list(json.loads(state.stdout)["users"]) == ["alice"]
+
+
+@pytest.mark.parametrize("db", ["", "   ", "a" * 5_000, "sqlite:///" + "a" * 5_000])
+def test_an_empty_or_impossible_db_path_is_one_line(tmp_path: Path, db: str) -> None:
+    scenario = scenario_file(tmp_path)
+    for command in db_commands(scenario):
+        one_line_error(tokenmall(*command, "--db", db, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]  # an empty --db is not taken for tokenmall.db
+
+
+def sqlite_side_files(path: Path) -> list[Path]:
+    suffixes = ("-writer.lock", "-journal", "-wal", "-shm")
+    return [Path(f"{path}{suffix}") for suffix in suffixes if Path(f"{path}{suffix}").exists()]
+
+
+def test_a_sqlite_path_that_is_a_device_is_one_line(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    before = sqlite_side_files(Path("/dev/null"))
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", "/dev/null", cwd=tmp_path))
+        assert (
+            message
+            == "tokenmall: error: /dev/null: is not a regular file (a device, pipe or socket)\n"
+        )
+    assert sqlite_side_files(Path("/dev/null")) == before  # no /dev/null-writer.lock
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_sqlite_path_that_is_a_pipe_is_one_line(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    os.mkfifo(tmp_path / "pipe.db")
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", "pipe.db", cwd=tmp_path))
+        assert "pipe.db: is not a regular file" in message
+    assert listing(tmp_path) == ["pipe.db", "s.jsonl"]
+
+
+def test_a_database_that_fails_to_migrate_is_one_line(tmp_path: Path) -> None:
+    """Errors other than StoreError while the ledger opens, serve's writer process included:
+    a table the migrations would create, a schema revision this version does not know."""
+    scenario = scenario_file(tmp_path)
+    clash = tmp_path / "clash.db"
+    with closing(sqlite3.connect(clash)) as connection:
+        connection.execute("CREATE TABLE journal (x INTEGER)")
+        connection.commit()
+    writers = [command for command in db_commands(scenario) if command[0] in ("ingest", "serve")]
+    for command in writers:
+        message = one_line_error(tokenmall(*command, "--db", clash, cwd=tmp_path))
+        assert "table journal already exists" in message
+    newer = tmp_path / "newer.db"
+    with closing(sqlite3.connect(newer)) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('9999')")
+        connection.commit()
+    for command in db_commands(scenario):
+        message = one_line_error(tokenmall(*command, "--db", newer, cwd=tmp_path))
+        assert "has schema 9999, which this tokenmall does not know" in message
+
+
+@pytest.mark.parametrize("host", ["", " ", "é" * 100, "a..b"])
+def test_serve_refuses_an_impossible_host(tmp_path: Path, host: str) -> None:
+    port = str(free_port())
+    one_line_error(tokenmall("serve", "--host", host, "--port", port, cwd=tmp_path))
+    assert listing(tmp_path) == []
+
+
+# -- integer options: bounded ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--key-days", "99999999999999"],  # was an OverflowError in timedelta
+        ["--key-days", "36501"],
+        ["--key-days", "9" * 5_000],  # more digits than int() takes
+        ["--snapshot-every", "1" + "0" * 30],
+        ["--batch-size", "1" + "0" * 30],
+    ],
+    ids=lambda options: f"{options[0]} {options[1][:20]}",
+)
+def test_ingest_refuses_absurd_integers(tmp_path: Path, options: list[str]) -> None:
+    keyed = b'{"op": "register", "user": "alice", "key": "k1"}\n'
+    scenario = scenario_file(tmp_path, keyed)
+    one_line_error(tokenmall("ingest", scenario, "--db", "ledger.db", *options, cwd=tmp_path))
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_the_longest_key_retention_works(tmp_path: Path) -> None:
+    keyed = b'{"op": "register", "user": "alice", "key": "k1"}\n'
+    scenario = scenario_file(tmp_path, keyed + keyed)
+    done = tokenmall("ingest", scenario, "--db", "ledger.db", "--key-days", "36500", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert b"1 applied" in done.stdout and b"1 already applied" in done.stdout
+
+
+SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", SCENARIOS / "order-only.toml", "--seed", str(2**53), "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--seed", "-1", "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--runs", "1" + "0" * 30, "--out", "out"],
+        ["simulate", SCENARIOS / "order-only.toml", "--workers", "1000000", "--out", "out"],
+        ["demo", "--orders", "1" + "0" * 30],
+        ["serve", "--port", "1" + "0" * 30],
+        ["serve", "--port", "0"],
+    ],
+    ids=lambda command: " ".join(map(str, command[-4:]))[:40],
+)
+def test_other_absurd_integers(tmp_path: Path, command: list[str | Path]) -> None:
+    one_line_error(tokenmall(*command, cwd=tmp_path))
+    assert listing(tmp_path) == []
+
+
+# -- scenario and params files: nesting, size, long values ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 100_000 + "]" * 100_000,
+        "a = " + "{b = " * 100_000 + "1" + "}" * 100_000,
+        '[scenario]\nname = "x"\ndays = 5\n[params]\nreferral_rates = ' + "[" * 1_000 + "]" * 1_000,
+    ],
+    ids=["arrays", "inline tables", "params"],
+)
+def test_a_scenario_nested_too_deeply_is_one_line(tmp_path: Path, text: str) -> None:
+    scenario = tmp_path / "deep.toml"
+    scenario.write_text(text)
+    result = tokenmall("simulate", scenario, "--out", "out", cwd=tmp_path)
+    assert "deep.toml: nested too deeply to be a scenario" in one_line_error(result)
+    assert listing(tmp_path) == ["deep.toml"]
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/proc/self/mem"])
+def test_a_scenario_that_never_ends_or_cannot_be_read_is_one_line(
+    tmp_path: Path, path: str
+) -> None:
+    if not Path(path).exists():
+        pytest.skip(f"no {path} here")
+    one_line_error(tokenmall("simulate", path, "--out", "out", cwd=tmp_path))
+    assert listing(tmp_path) == []
+
+
+DEEP_JSON = [b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000]
+
+
+@pytest.mark.parametrize("params_text", DEEP_JSON, ids=["arrays", "objects"])
+def test_a_params_file_nested_too_deeply_is_one_line(tmp_path: Path, params_text: bytes) -> None:
+    assert len(params_text) < 64 * 1024  # within the size limit: the depth is what fails
+    scenario = scenario_file(tmp_path)
+    (tmp_path / "p.json").write_bytes(params_text)
+    commands: list[list[str | Path]] = [["replay", scenario], ["ingest", scenario, "--db", "x.db"]]
+    for command in commands:
+        message = one_line_error(tokenmall(*command, "--params", "p.json", cwd=tmp_path))
+        assert message == "tokenmall: error: p.json: not a JSON file\n"
+    assert listing(tmp_path) == ["p.json", "s.jsonl"]
+
+
+@pytest.mark.parametrize("line", DEEP_JSON, ids=["arrays", "objects"])
+def test_a_command_line_nested_too_deeply(tmp_path: Path, line: bytes) -> None:
+    scenario = scenario_file(tmp_path, REGISTER_LINE + line + b"\n")
+    assert replay_json(scenario)["errors"] == [{"line": 2, "code": "invalid_command"}]
+    result = tokenmall("ingest", scenario, "--db", "ledger.db", cwd=tmp_path)
+    assert "s.jsonl:2: not a JSON object" in one_line_error(result)
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_a_long_bad_value_is_quoted_short(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"dividend_rate": "9" * 60_000}))
+    message = one_line_error(tokenmall("replay", scenario, "--params", params))
+    assert "dividend_rate must be a decimal string" in message and len(message) < 300
+
+
+# -- reading and writing: files that cannot be read, closed standard streams, --params-out --------
+
+
+def test_a_file_that_opens_but_cannot_be_read(tmp_path: Path) -> None:
+    # /proc/self/mem opens, and every read of it fails (nothing is mapped at offset 0).
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc/self/mem here")
+    scenario = scenario_file(tmp_path)
+    commands: list[list[str | Path]] = [
+        ["replay", "/proc/self/mem"],
+        ["ingest", "/proc/self/mem", "--db", "ledger.db"],
+        ["replay", scenario, "--params", "/proc/self/mem"],
+    ]
+    for command in commands:
+        message = one_line_error(tokenmall(*command, cwd=tmp_path))
+        assert message == "tokenmall: error: /proc/self/mem: cannot read: Input/output error\n"
+    assert listing(tmp_path) == ["s.jsonl"]
+
+
+def test_standard_streams_that_are_closed(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    command = [sys.executable, "-m", "tokenmall.cli", "replay"]
+    # The shell starts the command with the stream closed (<&- and >&-), not at end of file.
+    no_input = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *command, "-"], capture_output=True, check=False
+    )
+    assert one_line_error(no_input) == "tokenmall: error: -: standard input is closed\n"
+    no_output = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *command, str(scenario)],
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    assert no_output.returncode == 1  # the output could not be written (docs/operations.md)
+    assert no_output.stderr == (
+        b"tokenmall: error: cannot write the output (standard output is closed)\n"
+    )
+
+
+def test_journal_export_names_a_params_file_it_cannot_write(tmp_path: Path) -> None:
+    scenario = scenario_file(tmp_path)
+    assert tokenmall("ingest", scenario, "--db", "ledger.db", cwd=tmp_path).returncode == 0
+    before = listing(tmp_path)
+    target = tmp_path / "no" / "such" / "dir" / "p.json"
+    result = tokenmall(
+        "journal", "export", "--db", "ledger.db", "--params-out", target, cwd=tmp_path
+    )
+    message = one_line_error(result)  # and nothing on stdout: the journal was not streamed
+    assert message == f"tokenmall: error: {target}: cannot write: No such file or directory\n"
+    assert listing(tmp_path) == before
+
+
+# -- simulate: the scheduler, the output directory, memory, the sweep grid ------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ("bogus", "cannot reach the Dask scheduler 'bogus': missing port number"),
+        ("tcp://h:abc", "cannot reach the Dask scheduler 'tcp://h:abc'"),
+        ("bogus://h:1", "cannot reach the Dask scheduler 'bogus://h:1': unknown address scheme"),
+        ("tls://127.0.0.1:9", "cannot reach the Dask scheduler 'tls://127.0.0.1:9'"),
+        ("", "--scheduler is empty"),
+    ],
+)
+def test_simulate_refuses_a_scheduler_that_is_no_address(
+    tmp_path: Path, scheduler: str, message: str
+) -> None:
+    scenario = SCENARIOS / "order-only.toml"
+    started = time.monotonic()
+    result = tokenmall("simulate", scenario, "--scheduler", scheduler, "--out", "out", cwd=tmp_path)
+    assert message in one_line_error(result)
+    assert time.monotonic() - started < 30  # no connection attempt to wait for
+    assert listing(tmp_path) == []
+
+
+def test_simulate_refuses_a_population_that_cannot_fit_in_memory(tmp_path: Path) -> None:
+    scenario = tmp_path / "absurd.toml"
+    scenario.write_text(
+        '[scenario]\nname = "absurd"\ndays = 3650\n[arrivals]\nkind = "fixed"\nrate = 1000000\n'
+    )
+    started = time.monotonic()
+    result = tokenmall("simulate", scenario, "--out", "out", cwd=tmp_path)
+    elapsed_s = time.monotonic() - started
+    message = one_line_error(result)
+    assert elapsed_s < 5, elapsed_s
+    assert "this scenario would need about" in message
+    assert "3,650,000,000 consumers" in message and "this machine has" in message
+    assert listing(tmp_path) == ["absurd.toml"]
+
+
+def test_simulate_refuses_a_sweep_grid_before_building_it(tmp_path: Path) -> None:
+    values = ",".join(["0.1"] * 1_000)
+    sweeps = [f"--sweep={name}={values}" for name in ("contribution_rate", "sell_fee_rate")]
+    sweeps.append(f"--sweep=dividend_rate={values}")
+    started = time.monotonic()
+    result = tokenmall("simulate", SCENARIOS / "order-only.toml", *sweeps, "--out", "out")
+    assert "the sweep has 1,000,000,000 points" in one_line_error(result)
+    assert time.monotonic() - started < 10
+
+
+def test_simulate_refuses_an_output_that_is_a_file_before_running(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    result = tokenmall("simulate", SCENARIOS / "steady-growth.toml", "--out", "taken", cwd=tmp_path)
+    assert "taken: exists and is not a directory" in one_line_error(result)
+
+
+# -- Ctrl-C: exit status 130, "tokenmall: interrupted" --------------------------------------------
+
+
+def wait_until_drained(pipe_fd: int) -> None:
+    """Until the child has read what was written into the pipe: it is then running a command
+    (a SIGINT while Python starts up would be a plain KeyboardInterrupt traceback)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        unread = struct.unpack("i", fcntl.ioctl(pipe_fd, termios.FIONREAD, b"\0" * 4))[0]
+        if unread == 0:
+            return
+        time.sleep(0.02)
+    pytest.fail("the command never read its input")
+
+
+def assert_interrupted(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr == b"tokenmall: interrupted\n"
+
+
+def test_ctrl_c_while_replay_reads_standard_input(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "tokenmall.cli", "replay", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(REGISTER_LINE)
+        process.stdin.flush()  # and left open: replay waits for more
+        wait_until_drained(process.stdin.fileno())
+        assert_interrupted(process)
+
+
+def test_ctrl_c_while_ingest_reads_its_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "commands.jsonl"
+    os.mkfifo(fifo)
+    with subprocess.Popen(
+        [sys.executable, "-m", "tokenmall.cli", "ingest", fifo, "--db", tmp_path / "ledger.db"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        writer = open_when_read(fifo)
+        try:
+            os.write(writer, REGISTER_LINE)
+            wait_until_drained(writer)
+            assert_interrupted(process)
+        finally:
+            os.close(writer)
+    assert listing(tmp_path) == ["commands.jsonl"]  # interrupted before the ledger was made
+
+
+def open_when_read(fifo: Path) -> int:
+    """The FIFO's write end, once the child has opened it for reading."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:  # ENXIO: no reader yet
+            if error.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -675,8 +675,11 @@ def test_a_writer_that_lost_its_postgresql_lock_stops_writing(postgres_url: str)
     with GroupCommitter(first) as committer:
         assert committer.submit({"op": "register", "user": "x"}).ok
         with psycopg.connect(postgres_url, autocommit=True) as admin:
+            # Only this test's database: the server may hold other programs' advisory locks.
             lost = admin.execute(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'"
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
+                "WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ).fetchall()
         assert lost == [(True,)]
         second = Ledger.open(postgres_url, Settings())  # the lock is free: it gets it

@@ -13,11 +13,11 @@ import pytest
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
-from tokenmall.sim import runner
+from tokenmall.sim import memory, runner
 from tokenmall.sim.metrics import gini
 from tokenmall.sim.model import run
 from tokenmall.sim.orderonly import closed_form_price
-from tokenmall.sim.scenario import Scenario, ScenarioError, load_scenario, scenario_of
+from tokenmall.sim.scenario import Arrivals, Scenario, ScenarioError, load_scenario, scenario_of
 
 SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
 
@@ -205,3 +205,37 @@ def test_every_shipped_scenario_keeps_the_invariants(path: Path) -> None:
 
     result = run(scenario, np.random.default_rng(3), check, engine)
     assert len(prices) == 60 and result.days[-1].day == 59
+
+
+def test_the_memory_estimate_counts_consumers_and_orders_as_a_run_makes_them() -> None:
+    scenario = small("steady-growth", days=60)
+    expected = memory.expected_population(scenario)
+    result = run(scenario, np.random.default_rng(7))
+    assert len(result.agents) == pytest.approx(expected.consumers, rel=0.1)
+    assert result.orders_total == pytest.approx(expected.orders, rel=0.1)
+    fixed = replace(
+        scenario,
+        days=5,
+        arrivals=Arrivals(kind="fixed", rate=10),
+        orders=replace(scenario.orders, on_arrival=True, per_consumer_per_day=0.0),
+    )
+    assert memory.expected_population(fixed) == memory.Population(50, 50)
+
+
+def test_a_scenario_too_big_for_the_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    year = small("steady-growth", days=365)  # about 11,000 consumers and 200,000 orders a run
+    jobs = runner.jobs(year, {}, runs=4, seed=0)
+    monkeypatch.setattr(memory, "memory_bytes", lambda: 200 * 1024**2)
+    runner.check_memory(jobs, workers=1, scheduler=None)  # one run at a time fits in 200 MiB
+    with pytest.raises(ScenarioError, match=r"about 0\.3 GiB .* 4 runs at once.* has 0\.2 GiB"):
+        runner.check_memory(jobs, workers=4, scheduler=None)
+    runner.check_memory(jobs, workers=4, scheduler="tcp://elsewhere:8786")  # not run here
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda path: path.stem)
+def test_every_shipped_scenario_fits_in_a_small_machine(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memory, "memory_bytes", lambda: 2 * 1024**3)
+    jobs = runner.jobs(load_scenario(path), {}, runs=2, seed=0)
+    runner.check_memory(jobs, workers=2, scheduler=None)

@@ -3,13 +3,14 @@
 Every failure on bad input is one line on stderr and exit status 2, never a traceback.
 """
 
+import errno
 import json
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,18 +24,38 @@ from tokenmall.demo import render_seed_example
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings, utc_now
-from tokenmall.ledger.store import Store, StoreError, first_line, resolve_url
+from tokenmall.ledger.store import Store, StoreError, display_url, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.runtime import tune_gc
 
 EXIT_BAD_INPUT = 2
 EXIT_AUDIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BATCH_MAX = 100_000
 DEMO_ORDERS_MAX = 100_000
+# Limits on the integer options: beyond them a value is a typo, and some would overflow (a key
+# honoured for 10**14 days reaches before year 1: OverflowError in datetime).
+SNAPSHOT_EVERY_MAX = 1_000_000_000  # journal entries; more is "never"
+KEY_DAYS_MAX = 36_500  # a century
+# summary.json records the seed; JSON readers that hold numbers as doubles (JavaScript, jq)
+# would round a larger one and so lose the run it names.
+SEED_MAX = 2**53 - 1
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Interrupted(Exception):
+    """Ctrl-C, carried past Click, which would turn it into Abort ("aborted", exit status 2)."""
+
+
+class App(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tokenmall")
 def app() -> None:
     """tokenmall: an exact, auditable engine for consumption-appreciation points
@@ -62,7 +83,7 @@ def replay(scenario: Path, params_path: Path | None) -> None:
             state = replay_lines(scenario_lines(stream, str(scenario)), params)
     except InputError as error:
         _fail(str(error))
-    sys.stdout.write(canonical_json(state))
+    _stdout().write(canonical_json(state))
 
 
 @app.command()
@@ -108,14 +129,14 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--snapshot-every",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, SNAPSHOT_EVERY_MAX),
     default=Settings.snapshot_every,
     show_default=True,
     help="Journal entries between snapshots of the state.",
 )
 @click.option(
     "--key-days",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, KEY_DAYS_MAX),
     default=Settings.key_retention_days,
     show_default=True,
     help="Days an idempotency key is honoured.",
@@ -211,7 +232,7 @@ def state(db: str | None) -> None:
             store.close()
     except StoreError as error:
         _fail(str(error))
-    sys.stdout.write(canonical_json(result))
+    _stdout().write(canonical_json(result))
 
 
 @app.group()
@@ -234,7 +255,7 @@ def journal_export(db: str | None, params_out: Path | None) -> None:
         try:
             meta = read_meta(store)
             if params_out is not None:
-                params_out.write_text(meta.params_json + "\n", encoding="utf-8")
+                _write_params(params_out, meta.params_json)
             elif json.loads(meta.params_json) != Params().as_json():
                 click.echo(
                     "tokenmall: note: this ledger started with non-default parameters; "
@@ -242,11 +263,19 @@ def journal_export(db: str | None, params_out: Path | None) -> None:
                     err=True,
                 )
             for line in export_lines(store):
-                sys.stdout.write(line)
+                _stdout().write(line)
         finally:
             store.close()
     except StoreError as error:
         _fail(str(error))
+
+
+def _write_params(path: Path, params_json: str) -> None:
+    """Before the journal is streamed: a failure here leaves standard output empty."""
+    try:
+        path.write_text(params_json + "\n", encoding="utf-8")
+    except OSError as error:
+        _fail(f"{path}: cannot write: {error.strerror or error}")
 
 
 @app.group()
@@ -370,6 +399,10 @@ def serve(
     from tokenmall.api.writer import WriterClient  # noqa: PLC0415
     from tokenmall.services.tokens import has_tokens  # noqa: PLC0415
 
+    try:
+        url = resolve_url(db)  # a malformed --db is refused before a writer process starts
+    except StoreError as error:
+        _fail(str(error))
     order_max_fen = parse_scaled(order_max, MONEY_DECIMALS)
     if not order_max_fen:
         _fail(f"--order-max {order_max!r}: a positive amount of CNY with at most 2 decimals")
@@ -389,7 +422,7 @@ def serve(
     except StoreError as error:
         _fail(str(error))
     try:
-        store = open_reader(resolve_url(db))
+        store = _open_reader_or_fail(url)
         application = create_app(
             client,
             store,
@@ -407,7 +440,7 @@ def serve(
             lifespan="on",
             server_header=False,
         )
-        click.echo(f"tokenmall: serving {resolve_url(db)} on http://{host}:{port}", err=True)
+        click.echo(f"tokenmall: serving {display_url(url)} on http://{host}:{port}", err=True)
         if not has_tokens(store):
             click.echo(
                 "tokenmall: no API tokens yet (there are no default secrets): create one with "
@@ -417,6 +450,13 @@ def serve(
         uvicorn.Server(config).run()
     finally:
         client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
+
+
+def _open_reader_or_fail(url: str) -> Store:
+    try:
+        return open_reader(url)
+    except StoreError as error:
+        _fail(str(error))
 
 
 def _level_rank(level: str) -> int:
@@ -455,6 +495,13 @@ def _log_config(level: str) -> dict[str, Any]:
 def _listen_refusal(host: str, port: int) -> str | None:
     """Why the server could not listen on host:port (checked before the ledger is opened, so
     that a port in use is one line, not a started and stopped writer)."""
+    if not host.strip():
+        # An unset shell variable would otherwise listen on every interface.
+        return "--host is empty: give an address (0.0.0.0 listens on every interface)"
+    try:
+        host.encode("idna")  # the socket module's encoding; it fails with a TypeError
+    except UnicodeError:
+        return f"cannot listen on {host!r}: not a valid host name"
     try:
         with socket.create_server((host, port)):
             return None
@@ -563,7 +610,7 @@ def _token_store(db: str | None) -> Iterator[Store]:
 @app.command()
 @click.argument("scenario_path", metavar="SCENARIO.toml", type=click.Path(path_type=Path))
 @click.option("--runs", type=click.IntRange(1, 10_000), default=1, show_default=True)
-@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True)
 @click.option(
     "--sweep",
     "sweep_specs",
@@ -594,15 +641,20 @@ def simulate(
     from tokenmall.sim.report import write_report  # noqa: PLC0415
     from tokenmall.sim.scenario import ScenarioError, load_scenario  # noqa: PLC0415
 
+    if scheduler is not None and not scheduler.strip():
+        _fail("--scheduler is empty: give the scheduler's address, e.g. tcp://host:8786")
     try:
         scenario = load_scenario(scenario_path)
         sweeps = runner.parse_sweeps(sweep_specs)
         jobs = runner.jobs(scenario, sweeps, runs, seed)
+        runner.check_memory(jobs, workers, scheduler)
         rows, results = [], []
-        with _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance:
-            for point, run_index, daily, summary in runner.execute(
-                jobs, workers, scheduler, advance
-            ):
+        with (
+            runner.dask_client(scheduler) as client,
+            _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance,
+        ):
+            _make_out_dir(out_dir)  # now: after hours of runs is too late to find it unwritable
+            for point, run_index, daily, summary in runner.execute(jobs, workers, client, advance):
                 rows.extend(daily)
                 results.append((point, run_index, summary))
     except ScenarioError as error:
@@ -618,9 +670,29 @@ def simulate(
     click.echo(f"wrote {out_dir / 'report.html'}, metrics.csv and summary.json")
 
 
+def _make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        _fail(f"{out_dir}: exists and is not a directory")
+    except OSError as error:
+        _fail(f"cannot write to {out_dir}: {error.strerror or error}")
+
+
+def _stdout() -> TextIO:
+    if sys.stdout is None:  # started with it closed (>&-): main reports it like a full disk
+        raise OSError(errno.EBADF, "standard output is closed")
+    return sys.stdout
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"tokenmall: error: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+def _interrupted() -> NoReturn:
+    click.echo("tokenmall: interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def main() -> None:
@@ -633,7 +705,9 @@ def main() -> None:
         _fail(f"{error.format_message()} (see '{command} --help')")
     except click.ClickException as error:
         _fail(error.format_message())
-    except click.Abort:
+    except click.Abort as error:
+        if isinstance(error.__cause__, KeyboardInterrupt):  # Ctrl-C while Click parsed
+            _interrupted()
         _fail("aborted")
     except SQLAlchemyError as error:
         # A database that fails mid-command (server gone, disk full): one line, not a traceback.
@@ -642,9 +716,8 @@ def main() -> None:
         # The reader went away (e.g. `| head`): nothing more to say, and nothing to flush.
         sys.stdout = None
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("tokenmall: interrupted", err=True)
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        _interrupted()
     except OSError as error:
         click.echo(f"tokenmall: error: cannot write the output ({error.strerror})", err=True)
         sys.exit(1)

@@ -48,23 +48,35 @@ def scenario_lines(stream: BinaryIO, name: str) -> Iterator[bytes | None]:
     skipped without being held in memory. InputError on a NUL byte: the input is not text.
     """
     for line_number in itertools.count(1):
-        line = stream.readline(LINE_BYTES_MAX + 2)  # room for the \r\n of a line at the limit
+        line = _read_line(stream, name, LINE_BYTES_MAX + 2)  # room for a \r\n at the limit
         if not line:
             return
         if b"\0" in line:
             raise InputError(f"{name}: binary data (a NUL byte on line {line_number}), not JSONL")
         if not line.endswith(b"\n") and len(line) > LINE_BYTES_MAX:
-            _skip_rest_of_line(stream)
+            _skip_rest_of_line(stream, name)
             yield None
             continue
         yield line.removesuffix(b"\n").removesuffix(b"\r")
 
 
-def _skip_rest_of_line(stream: BinaryIO) -> None:
+def _skip_rest_of_line(stream: BinaryIO, name: str) -> None:
     while True:
-        chunk = stream.readline(LINE_BYTES_MAX)
+        chunk = _read_line(stream, name, LINE_BYTES_MAX)
         if not chunk or chunk.endswith(b"\n"):
             return
+
+
+def _read_line(stream: BinaryIO, name: str, limit: int) -> bytes:
+    # Opening is not reading: /proc/self/mem opens, then every read fails.
+    try:
+        return stream.readline(limit)
+    except OSError as error:
+        raise _cannot_read(name, error) from None
+
+
+def _cannot_read(name: object, error: OSError) -> InputError:
+    return InputError(f"{name}: cannot read: {error.strerror or error}")
 
 
 @contextmanager
@@ -72,6 +84,8 @@ def open_input(path: Path) -> Iterator[BinaryIO]:
     """An input file (scenario or params) opened for reading in binary; `-` is standard input.
     InputError if it cannot be opened."""
     if str(path) == "-":
+        if sys.stdin is None:  # started with it closed (<&-)
+            raise InputError("-: standard input is closed")
         yield sys.stdin.buffer
         return
     try:
@@ -83,7 +97,7 @@ def open_input(path: Path) -> Iterator[BinaryIO]:
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+        raise _cannot_read(path, error) from None
     with stream:
         yield stream
 
@@ -154,7 +168,7 @@ def _read_bytes(path: Path, limit: int) -> bytes:
         try:
             data = stream.read(limit + 1)
         except OSError as error:
-            raise InputError(f"{path}: cannot read ({error.strerror})") from None
+            raise _cannot_read(path, error) from None
     if len(data) > limit:
         raise InputError(f"{path}: larger than {limit} bytes")
     return data

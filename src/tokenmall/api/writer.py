@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from tokenmall.api import reads
 from tokenmall.api.limits import Limits
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
-from tokenmall.ledger.store import StoreError
+from tokenmall.ledger.store import StoreError, first_line
 
 START_TIMEOUT_S = 120.0  # migrations and loading a big journal take a while
 STOP_TIMEOUT_S = 60.0
@@ -64,8 +66,8 @@ def run_writer(connection: Connection, db: str | None, settings: Settings) -> No
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         ledger = Ledger.open(db, settings)
-    except StoreError as error:
-        connection.send(("error", str(error)))
+    except Exception as error:  # whatever it is, the parent reports it as one line and exits
+        connection.send(("error", _open_failure(error)))
         return
     with ledger:
         connection.send(("ready", ledger.head_seq))
@@ -83,6 +85,14 @@ def run_writer(connection: Connection, db: str | None, settings: Settings) -> No
                 print(f"tokenmall: FATAL: {reason}", file=sys.stderr, flush=True)
                 connection.send(("fatal", reason))
                 return
+
+
+def _open_failure(error: Exception) -> str:
+    if isinstance(error, StoreError):
+        return str(error)
+    if isinstance(error, SQLAlchemyError):  # a database that is not a ledger, a disk error, ...
+        return f"cannot open the ledger: database error: {first_line(error)}"
+    return f"cannot open the ledger: {type(error).__name__}: {first_line(error)}"
 
 
 def _answer(ledger: Ledger, commands: list[Queued], queries: list[tuple[str, tuple[Any]]]) -> Reply:

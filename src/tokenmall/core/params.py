@@ -1,6 +1,7 @@
 """Parameters of SPEC §2: parsing from JSON, validation, and their canonical JSON form."""
 
 import dataclasses
+import reprlib
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from itertools import pairwise
@@ -21,6 +22,11 @@ REFERRAL_LEVELS_MAX = 2
 LEVELS_MAX = 20
 ZERO = Fraction(0)
 ONE = Fraction(1)
+# A bad value is quoted in the error, cut short: a 1 MiB string or a list nested 900 deep would
+# make a one-line error unreadable (and a plain repr of deeper nesting raises RecursionError).
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 80
+_QUOTE.maxlevel = 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ class Params:
         for name, raw in overrides.items():
             parser = _PARSERS.get(name)
             if parser is None:
-                raise ParamsError(f"unknown parameter {name!r}")
+                raise ParamsError(f"unknown parameter {_QUOTE.repr(name)}")
             field, value = parser(name, raw)
             changes[field] = value
         return dataclasses.replace(self, **changes)
@@ -92,7 +98,7 @@ def fraction_text(value: Fraction) -> str:
 def _decimal(name: str, raw: object) -> Fraction:
     value = parse_fraction(raw)
     if value is None:
-        raise ParamsError(f'{name} must be a decimal string like "0.30", got {raw!r}')
+        raise ParamsError(f'{name} must be a decimal string like "0.30", got {_QUOTE.repr(raw)}')
     return value
 
 
@@ -100,14 +106,14 @@ def _ep_units(name: str, raw: object) -> int:
     units = parse_scaled(raw, EP_DECIMALS)
     if units is None:
         raise ParamsError(
-            f"{name} must be an EP amount string with at most 8 decimals, got {raw!r}"
+            f"{name} must be an EP amount string with at most 8 decimals, got {_QUOTE.repr(raw)}"
         )
     return units
 
 
 def _string_list(name: str, raw: object) -> list[object]:
     if not isinstance(raw, list):
-        raise ParamsError(f"{name} must be a JSON array of decimal strings, got {raw!r}")
+        raise ParamsError(f"{name} must be a JSON array of decimal strings, got {_QUOTE.repr(raw)}")
     return cast(list[object], raw)
 
 
@@ -131,13 +137,13 @@ def _parse_thresholds(name: str, raw: object) -> tuple[str, object]:
 
 def _parse_exit_enabled(name: str, raw: object) -> tuple[str, object]:
     if not isinstance(raw, bool):
-        raise ParamsError(f"{name} must be true or false, got {raw!r}")
+        raise ParamsError(f"{name} must be true or false, got {_QUOTE.repr(raw)}")
     return name, raw
 
 
 def _parse_remainder(name: str, raw: object) -> tuple[str, object]:
     if raw not in REMAINDER_MODES:
-        raise ParamsError(f"{name} must be one of carry, pool, platform, got {raw!r}")
+        raise ParamsError(f"{name} must be one of carry, pool, platform, got {_QUOTE.repr(raw)}")
     return name, raw
 
 

@@ -10,6 +10,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import stat
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +25,7 @@ from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError as AlembicCommandError
 
 from tokenmall.ledger.projections import PriceDayRow, Projection, StatementRow, stored_account
 from tokenmall.ledger.schema import (
@@ -77,23 +81,59 @@ class Snapshot:
 
 def resolve_url(db: str | None) -> str:
     """--db, else $TOKENMALL_DB, else tokenmall.db in the working directory. A plain path is a
-    SQLite file; postgresql:// URLs use psycopg 3."""
+    SQLite file; postgresql:// URLs use psycopg 3. StoreError if it is malformed."""
+    if db is not None and not db.strip():
+        # An empty --db is a mistake (an unset shell variable), not a request for the default.
+        raise StoreError("--db is empty: give a file path or a database URL")
     value = db or os.environ.get(DB_ENV) or DEFAULT_DB
     if "://" not in value:
-        return f"sqlite:///{value}"
+        # A path is not a URL: a '?' in it would start the URL's options, a '%' an escape.
+        return "sqlite:///" + value.replace("%", "%25").replace("?", "%3F")
     scheme, rest = value.split("://", 1)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+pysqlite"):
-        return value
-    raise StoreError(
-        f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:/// or postgresql://)"
-    )
+        url = f"postgresql+psycopg://{rest}"
+    elif scheme in ("sqlite", "sqlite+pysqlite"):
+        url = value
+    else:
+        raise StoreError(
+            f"unsupported database URL scheme {scheme!r} "
+            "(use a file path, sqlite:/// or postgresql://)"
+        )
+    parse_url(url)  # now, so that every command refuses a malformed URL the same way
+    return url
+
+
+def parse_url(url: str) -> sa.URL:
+    """The URL parsed; StoreError naming it (password hidden) if it cannot be."""
+    try:
+        return sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise StoreError(
+            f"not a valid database URL: {_hide_password(url)} ({_why_malformed(url)})"
+        ) from None
+
+
+def _why_malformed(url: str) -> str:
+    host_and_port = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    if host_and_port.count("[") != host_and_port.count("]"):
+        return "an IPv6 host must be written [address], with both brackets"
+    if ":" in host_and_port.rsplit("]", 1)[-1]:
+        # make_url's only ValueError: int() of what follows the host's colon.
+        return "the port after the host's ':' must be a number"
+    return "expected scheme://user:password@host:port/database"
+
+
+def _hide_password(url: str) -> str:
+    """For a URL that make_url cannot parse (so cannot render without its password)."""
+    return re.sub(r"^([^:/]*://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def display_url(url: str) -> str:
     """The URL without its password, for messages."""
-    return sa.make_url(url).render_as_string(hide_password=True)
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return _hide_password(url)
 
 
 class Store:
@@ -101,13 +141,15 @@ class Store:
 
     def __init__(self, url: str, *, create: bool) -> None:
         self.url = url
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError:
-            raise StoreError(f"not a database URL: {url!r}") from None
+        parsed = parse_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.sqlite_path = _sqlite_path(parsed.database, create=create) if self.is_sqlite else None
-        self.engine = _create_engine(url, self.is_sqlite)
+        self.sqlite_path = _sqlite_path(parsed, create=create) if self.is_sqlite else None
+        try:
+            self.engine = _create_engine(url, self.is_sqlite)
+        except (sa.exc.ArgumentError, sa.exc.SAWarning, ValueError, TypeError) as error:
+            # The URL's ?options, which the driver checks.
+            reason = first_line(error).split("; ")[0]  # SQLAlchemy's hint after it misleads
+            raise StoreError(f"cannot use {display_url(url)}: {reason}") from None
         self._lock_file: Any = None  # SQLite: the flock'ed file
         self._lock_connection: sa.Connection | None = None  # PostgreSQL: the locked session
         marker = "?" if self.is_sqlite else "%s"
@@ -138,21 +180,38 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic); a no-op when it is current."""
         config = _alembic_config()
-        with self.writing() as connection:
-            config.attributes["connection"] = connection
-            alembic_command.upgrade(config, "head")
+        try:
+            with self.writing() as connection:
+                config.attributes["connection"] = connection
+                alembic_command.upgrade(config, "head")
+        except AlembicCommandError:  # a revision it does not know: a newer tokenmall's ledger
+            raise self._unknown_schema(self._current_revision()) from None
 
     def check_schema(self) -> None:
-        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-        with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+        script = ScriptDirectory.from_config(_alembic_config())
+        current = self._current_revision()
         if current is None:
             raise StoreError(f"{display_url(self.url)} holds no tokenmall ledger")
+        try:
+            script.get_revision(current)
+        except AlembicCommandError:
+            raise self._unknown_schema(current) from None
+        head = script.get_current_head()
         if current != head:
             raise StoreError(
                 f"{display_url(self.url)} has schema {current}, this tokenmall needs {head}: "
                 "run a writer (tokenmall ingest) once to migrate it"
             )
+
+    def _current_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def _unknown_schema(self, revision: str | None) -> StoreError:
+        return StoreError(
+            f"{display_url(self.url)} has schema {revision}, which this tokenmall does not know "
+            "(was it made by a newer version?)"
+        )
 
     # -- the single writer ---------------------------------------------------------------------
 
@@ -490,13 +549,29 @@ def _snapshot_from_row(row: sa.Row[Any]) -> Snapshot:
     return Snapshot(int(row.seq), str(row.hash), state)
 
 
-def _sqlite_path(database: str | None, *, create: bool) -> Path:
+def _sqlite_path(url: sa.URL, *, create: bool) -> Path:
+    database = url.database
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise StoreError("an in-memory SQLite database cannot hold a durable ledger")
+    if "uri" in url.query:
+        # The writer lock is named after the path: a URI filename would give the same database
+        # a second name, hence a second lock, hence two writers.
+        raise StoreError(
+            f"{url.render_as_string(hide_password=True)}: give the file's path, not a SQLite URI"
+        )
     path = Path(database)
-    if path.is_dir():
+    try:
+        mode: int | None = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:  # a name too long, a parent that is a file, ...
+        raise StoreError(f"{path}: {error.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise StoreError(f"{path}: is a directory, not a database file")
-    if not create and not path.exists():
+    if mode is not None and not stat.S_ISREG(mode):
+        # SQLite would open a device or a pipe and fail later, half-way through a migration.
+        raise StoreError(f"{path}: is not a regular file (a device, pipe or socket)")
+    if not create and mode is None:
         raise StoreError(f"no ledger at {path} (create one with 'tokenmall ingest FILE.jsonl')")
     if create and not path.parent.exists():
         raise StoreError(f"{path}: directory {path.parent} does not exist")
@@ -521,7 +596,10 @@ def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
         return sa.create_engine(
             url, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5}
         )
-    engine = sa.create_engine(url)
+    with warnings.catch_warnings():
+        # An option the driver would ignore (a typo in ?busy_timout=...) is refused, not warned of.
+        warnings.simplefilter("error", sa.exc.SAWarning)
+        engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -548,7 +626,10 @@ def _alembic_config() -> AlembicConfig:
 
 
 def _lock_file(path: Path) -> Any:
-    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+    try:
+        handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+    except OSError as error:  # a read-only directory, a directory of that name, ...
+        raise StoreError(f"cannot create the writer lock {path}: {error.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -9,22 +9,30 @@ default, or to a Dask `distributed.Client` when a scheduler address is given.
 import csv
 import itertools
 import json
+import math
+import os
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tokenmall.sim import memory
 from tokenmall.sim.metrics import daily_rows, run_summary
 from tokenmall.sim.model import run
 from tokenmall.sim.scenario import Scenario, ScenarioError
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 RUNS_MAX = 10_000
 SWEEP_POINTS_MAX = 1_000
+DASK_CONNECT_TIMEOUT = "5s"  # Dask retries a refused connection until then
 ROWS_MAX = 2_000_000  # run-days in one metrics.csv: the rows are kept in memory until written
 
 Progress = Callable[[int], None]  # called with the number of run-days just finished
@@ -56,9 +64,10 @@ def points(
     scenario: Scenario, sweeps: dict[str, list[str]]
 ) -> list[tuple[dict[str, str], Scenario]]:
     """Every point of the grid with its scenario (checked now, before anything runs)."""
-    grid = list(itertools.product(*sweeps.values())) if sweeps else [()]
-    if len(grid) > SWEEP_POINTS_MAX:
-        raise ScenarioError(f"the sweep has {len(grid)} points; at most {SWEEP_POINTS_MAX}")
+    size = math.prod(len(values) for values in sweeps.values())
+    if size > SWEEP_POINTS_MAX:  # counted before the grid is built: 1000^3 points would not fit
+        raise ScenarioError(f"the sweep has {size:,} points; at most {SWEEP_POINTS_MAX:,}")
+    grid = list(itertools.product(*sweeps.values()))
     out = []
     for values in grid:
         point = dict(zip(sweeps, values, strict=True))
@@ -84,6 +93,20 @@ def jobs(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, seed: int)
     ]
 
 
+def check_memory(all_jobs: list[Job], workers: int | None, scheduler: str | None) -> None:
+    """ScenarioError, before anything runs, if the runs made here at once and the metrics rows
+    kept here would not fit in this machine's memory. Runs on a Dask cluster are not counted:
+    its workers' memory is not this machine's."""
+    if scheduler is not None:
+        runs_here = 0
+    elif workers == 1 or len(all_jobs) == 1:
+        runs_here = 1  # one after another, in this process (see `execute`)
+    else:
+        runs_here = min(workers or os.cpu_count() or 1, len(all_jobs))
+    scenario = all_jobs[0].scenario  # sweep points differ in parameters, not population
+    memory.check_memory(scenario, runs_here, len(all_jobs) * scenario.days)
+
+
 def run_job(
     job: Job, on_day: Progress | None = None
 ) -> tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]:
@@ -92,14 +115,33 @@ def run_job(
     return job.point, job.run, daily_rows(result, job.run, job.point), run_summary(result)
 
 
+@contextmanager
+def dask_client(scheduler: str | None) -> Iterator["Client | None"]:
+    """A client of the Dask scheduler at that address, connected now (so that an address that
+    does not answer is refused before anything is run or written); None without one."""
+    if scheduler is None:
+        yield None
+        return
+    from distributed import Client  # noqa: PLC0415 (imported only when a cluster is used)
+
+    try:
+        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, TypeError) as error:
+        # OSError: nobody answers; ValueError: not an address ('bogus', 'tcp://h:x');
+        # TypeError: a scheme that needs more set-up than an address (tls://, ucx://).
+        raise ScenarioError(f"cannot reach the Dask scheduler {scheduler!r}: {error}") from None
+    with client:
+        yield client
+
+
 def execute(
-    all_jobs: list[Job], workers: int | None, scheduler: str | None, progress: Progress
+    all_jobs: list[Job], workers: int | None, client: "Client | None", progress: Progress
 ) -> Iterator[tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]]:
-    """Each job's result as it finishes (any order). Progress counts run-days: day by day when
-    the runs are made here (one job, or --workers 1), a run's days at once from other
-    processes."""
-    if scheduler is not None:
-        yield from _on_dask(all_jobs, scheduler, progress)
+    """Each job's result as it finishes (any order), on the Dask cluster of `client` if there is
+    one. Progress counts run-days: day by day when the runs are made here (one job, or
+    --workers 1), a run's days at once from other processes."""
+    if client is not None:
+        yield from _on_dask(all_jobs, client, progress)
         return
     if workers == 1 or len(all_jobs) == 1:
         for job in all_jobs:
@@ -113,20 +155,14 @@ def execute(
 
 
 def _on_dask(
-    all_jobs: list[Job], scheduler: str, progress: Progress
+    all_jobs: list[Job], client: "Client", progress: Progress
 ) -> Iterator[tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]]:
-    from distributed import Client  # noqa: PLC0415 (imported only when a cluster is used)
     from distributed import as_completed as dask_completed  # noqa: PLC0415
 
-    try:
-        client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
-    except OSError as error:
-        raise ScenarioError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
-    with client:
-        futures = client.map(run_job, all_jobs, pure=False)
-        for future in dask_completed(futures):  # type: ignore[no-untyped-call]
-            yield future.result()
-            progress(all_jobs[0].scenario.days)
+    futures = client.map(run_job, all_jobs, pure=False)
+    for future in dask_completed(futures):  # type: ignore[no-untyped-call]
+        yield future.result()
+        progress(all_jobs[0].scenario.days)
 
 
 def summarize(

@@ -35,6 +35,7 @@ from tokenmall.core.params import Params
 
 DAYS_MAX = 3_650
 RATE_MAX = 1_000_000.0  # consumers or orders per day; far beyond what one run can hold
+FILE_BYTES_MAX = 1024 * 1024  # the shipped scenarios are 1-2 KiB
 
 
 class ScenarioError(ValueError):
@@ -149,17 +150,31 @@ class Scenario:
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read it: {error}") from None
+        document = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not TOML: {error}") from None
+    except RecursionError:  # tomllib recurses once per level of [ or {
+        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
     try:
         return scenario_of(document)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(FILE_BYTES_MAX + 1)  # /dev/zero would fill the memory
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(data) > FILE_BYTES_MAX:
+        raise ScenarioError(f"{path}: larger than {FILE_BYTES_MAX} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text") from None
 
 
 def scenario_of(document: dict[str, Any]) -> Scenario:
@@ -183,7 +198,7 @@ def scenario_of(document: dict[str, Any]) -> Scenario:
         name=name,
         days=days,
         params=params,
-        description=str(head.get("description", "")),
+        description=_string(head, "[scenario] description", "description"),
         arrivals=_arrivals(_table(document, "arrivals", required=False)),
         orders=_orders(orders_table),
         referral_probability=_number(
@@ -317,6 +332,13 @@ def _table(document: dict[str, Any], name: str, required: bool = True) -> dict[s
     if not isinstance(table, dict):
         raise ScenarioError(f"[{name}] must be a table")
     return table
+
+
+def _string(table: dict[str, Any], where: str, key: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where} must be a string")
+    return value
 
 
 def _no_unknown(where: str, table: dict[str, Any], known: set[str]) -> None:
