@@ -164,12 +164,17 @@ class Store:
             f"INSERT INTO statement_lines ({', '.join(StatementRow._fields)}) "
             f"VALUES ({', '.join([marker] * len(StatementRow._fields))})"
         )
+        made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
             with self.engine.connect():
                 pass
-        except sa.exc.DBAPIError as error:  # unreachable server, not a database file, ...
+        except Exception as error:
             self.engine.dispose()
-            raise StoreError(f"cannot open {display_url(url)}: {first_line(error)}") from None
+            if made and self.sqlite_path is not None:  # a refused option: leave nothing behind
+                self.sqlite_path.unlink(missing_ok=True)
+            if isinstance(error, sa.exc.DBAPIError):  # unreachable server, not a database, ...
+                raise StoreError(f"cannot open {display_url(url)}: {first_line(error)}") from None
+            raise
 
     def close(self) -> None:
         self.release_writer_lock()
@@ -575,20 +580,20 @@ def _sqlite_path(url: sa.URL, *, create: bool) -> Path:
         raise StoreError(f"no ledger at {path} (create one with 'tokenmall ingest FILE.jsonl')")
     if create and not path.parent.exists():
         raise StoreError(f"{path}: directory {path.parent} does not exist")
-    if create and not path.exists():
-        _create_private(path)
     return path
 
 
-def _create_private(path: Path) -> None:
-    """An empty file readable by its owner only (0600): a ledger holds every balance and the
-    token hashes. SQLite gives its -wal and -shm files the database file's mode."""
+def _create_private(path: Path) -> bool:
+    """An empty file readable by its owner only (0600), if there is none: a ledger holds every
+    balance and the token hashes. SQLite gives its -wal and -shm files the database file's
+    mode. True if this call made it."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:  # another process made it meanwhile: theirs is as good
-        pass
+    except FileExistsError:  # there already, or another process made it meanwhile
+        return False
     except OSError as error:
         raise StoreError(f"cannot create {path}: {error.strerror or error}") from None
+    return True
 
 
 def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
