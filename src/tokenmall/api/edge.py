@@ -54,7 +54,7 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                message["headers"] = [*message.get("headers", ()), *extra]  # ours to change
             await send(message)
 
         context = _notes.set(notes)

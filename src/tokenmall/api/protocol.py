@@ -4,8 +4,8 @@ uvicorn does not have:
 - the request line and headers are at most `header_bytes_max` bytes: beyond, 431 and the
   connection closes (uvicorn would buffer a 96 MB header and parse it for 20 s);
 - a request must arrive whole within `request_timeout_s` of its first byte (and a new
-  connection must send one within that time): after it, 408 and close; a client sending a byte
-  now and then cannot hold a connection;
+  connection must send one within that time; both checked every quarter of that time): after
+  it, 408 and close; a client sending a byte now and then cannot hold a connection;
 - at most `connections_max` connections are open at once: the next is answered 503 with
   Retry-After and closed, before it costs more.
 """
@@ -41,29 +41,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_headers = True  # the bytes coming belong to a request's line and headers
-        self._in_request = False  # a request has begun and not fully arrived
         self._header_bytes = 0
         self._tail = b""  # the last bytes seen, to find a header end split between reads
         self._refused = False
-        self._request_timer: asyncio.TimerHandle | None = None
+        # When the request now arriving must have arrived (the loop's clock), or None while
+        # none is arriving. One sweep a fraction of the timeout checks every connection: a
+        # timer per request (call_later and cancel) cost more than the rest of this class.
+        self._deadline: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.connections_max:
             self._refuse(503, "unavailable", "too many connections", retry_after_s=1)
             return
-        self._start_request_timer()  # a connection that never sends anything is closed too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_request_timer()
-        super().connection_lost(exc)
+        self._deadline = self.loop.time() + self.request_timeout_s  # it must send something
+        _start_sweeping(self.loop, self.connections, self.request_timeout_s)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if not self._in_request:
-            self._in_request = True
-            self._start_request_timer()
+        if self._deadline is None:
+            self._deadline = self.loop.time() + self.request_timeout_s
         if self._in_headers and self._headers_too_long(data):
             self._refuse(431, "headers_too_large", f"headers over {self.header_bytes_max} bytes")
             return
@@ -74,8 +72,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._stop_request_timer()
-        self._in_request = False
+        self._deadline = None
         self._in_headers, self._header_bytes, self._tail = True, 0, b""
         super().on_message_complete()
 
@@ -87,29 +84,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._tail = (self._tail + data)[-(len(HEADER_END) - 1) :]
         return self._header_bytes > self.header_bytes_max and HEADER_END not in probe
 
-    def _start_request_timer(self) -> None:
-        self._stop_request_timer()
-        self._request_timer = self.loop.call_later(self.request_timeout_s, self._timed_out)
-
-    def _stop_request_timer(self) -> None:
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
-
-    def _timed_out(self) -> None:
-        self._request_timer = None
-        if self.transport.is_closing():
+    def check_deadline(self, now: float) -> None:
+        """Called by the sweep: end a request (or a silent connection) that is late."""
+        if self._deadline is None or now < self._deadline or self.transport.is_closing():
             return
-        if self._in_request and self._in_headers:
+        self._deadline = None
+        if self._in_headers and self._header_bytes:
             detail = f"the request did not arrive within {self.request_timeout_s:g} s"
             self._refuse(408, "request_timeout", detail)
-        else:  # idle, or a body that stalled while the application waits for it
+        else:  # silent since it connected, or a body that stalled while the application waits
             self.transport.close()
 
     def _refuse(self, status: int, code: str, detail: str, retry_after_s: int = 0) -> None:
         """Answer with a problem, close the connection, and read nothing more from it."""
         self._refused = True
-        self._stop_request_timer()
+        self._deadline = None
         body = json.dumps(
             {"type": PROBLEM_TYPE + code, "title": code, "status": status, "code": code}
             | {"detail": detail}
@@ -127,3 +116,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             head.append(f"retry-after: {retry_after_s}")
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         self.transport.close()
+
+
+_sweeping: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
+
+
+def _start_sweeping(
+    loop: asyncio.AbstractEventLoop, connections: set[Any], timeout_s: float
+) -> None:
+    """Every timeout_s / 4, check every open connection's deadline (once per event loop): a
+    late request is ended at most a quarter of the timeout after its deadline."""
+    if loop in _sweeping:
+        return
+    interval_s = timeout_s / 4
+
+    def sweep() -> None:
+        now = loop.time()
+        for connection in list(connections):
+            if isinstance(connection, GuardedHttpProtocol):
+                connection.check_deadline(now)
+        _sweeping[loop] = loop.call_later(interval_s, sweep)
+
+    _sweeping[loop] = loop.call_later(interval_s, sweep)
