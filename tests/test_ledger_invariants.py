@@ -133,3 +133,23 @@ def test_a_server_whose_rules_break_an_invariant_stops_and_answers_503(tmp_path:
     audit = tokenmall("audit", "verify", cwd=tmp_path)
     assert audit.returncode == 0, audit.stdout
     assert f"ok: {committed} entries" in audit.stdout
+
+
+def test_an_ingest_whose_rules_break_an_invariant_stops_with_one_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "registrations.jsonl"
+    scenario.write_text(
+        "".join(json.dumps({"op": "register", "user": f"u{n}"}) + "\n" for n in range(1_500))
+    )
+    ingest = subprocess.run(
+        [sys.executable, str(BUGGY_SERVE), "ingest", str(scenario), "--batch-size", "100"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ingest.returncode == 1, ingest.stderr
+    (line,) = ingest.stderr.splitlines()
+    assert line.startswith("tokenmall: FATAL: SPEC §6 invariant violated: after entry 1000:")
+    audit = tokenmall("audit", "verify", cwd=tmp_path)  # what was committed is whole
+    assert audit.returncode == 0 and "ok: 900 entries" in audit.stdout, audit.stdout

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tokenmall import __version__
 from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.core.canonical import canonical_json
+from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.params import Params
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.demo import render_seed_example
@@ -718,6 +719,11 @@ def main() -> None:
         sys.exit(1)
     except (Interrupted, KeyboardInterrupt):
         _interrupted()
+    except InvariantViolation as error:
+        # A bug in the rules (an ingest stops before committing the batch that showed it):
+        # not bad input, so status 1, and one line to report.
+        click.echo(f"tokenmall: FATAL: SPEC §6 invariant violated: {error}", err=True)
+        sys.exit(EXIT_AUDIT_FAILED)
     except OSError as error:
         click.echo(f"tokenmall: error: cannot write the output ({error.strerror})", err=True)
         sys.exit(1)
