@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
 from tokenmall.api import reads
+from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
@@ -42,8 +43,6 @@ from tokenmall.ledger import ledger as ledger_module
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings, Submission
 from tokenmall.ledger.projections import (
-    CONSUMER_FIELDS,
-    MERCHANT_FIELDS,
     PriceDayRow,
     balances_of,
     decode_balances,

@@ -1,9 +1,11 @@
 """Property-based tests of the rules (SPEC §4-§6).
 
 A state machine drives random command sequences, valid and invalid, through the engine. After
-every step every SPEC §6 invariant must hold, and a rejected command must leave the canonical
-state byte-identical. At the end the whole run is replayed through an independent, literal
-reference implementation (tests/reference_model.py), which must reach the same state.
+every step every SPEC §6 invariant must hold, an applied command's postings and events must
+account for every balance it changed (asset by asset, tests/effects_check.py), and a rejected
+command must leave the canonical state byte-identical. At the end the whole run is replayed
+through an independent, literal reference implementation (tests/reference_model.py), which
+must reach the same state.
 """
 
 import json
@@ -13,6 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from tests.effects_check import capture, check_applied
 from tests.reference_model import replay_reference
 from tests.strategies import SETUP, as_line, commands, param_overrides
 from tokenmall.core.canonical import canonical_json, canonical_state
@@ -45,9 +48,11 @@ class EngineMachine(RuleBasedStateMachine):
         before = canonical_json(canonical_state(self.engine, []))
         self.lines.append(as_line(command))
         exits_before = self.engine.exits
+        balances_before = capture(self.engine)
         try:
-            self.engine.apply(command)
+            applied = self.engine.apply(command)
             event(f"applied {command.get('op')}")
+            check_applied(balances_before, self.engine, applied)
         except Rejected as rejected:
             event(f"rejected {rejected.code}")
             self.errors.append({"line": len(self.lines), "code": str(rejected.code)})

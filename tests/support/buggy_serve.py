@@ -10,20 +10,20 @@ Run as `python tests/support/buggy_serve.py serve ...`.
 from collections.abc import Mapping
 from typing import Any
 
+from tokenmall.core.effects import Applied
 from tokenmall.core.engine import Engine
-from tokenmall.core.errors import ErrorCode
 
-_correct_try_apply = Engine.try_apply
+_correct_apply = Engine.apply
 
 
-def _buggy_try_apply(self: Engine, command: Mapping[str, Any]) -> ErrorCode | None:
-    code = _correct_try_apply(self, command)
-    if code is None and command.get("op") == "register":
+def _buggy_apply(self: Engine, command: Mapping[str, Any]) -> Applied:
+    applied = _correct_apply(self, command)
+    if command.get("op") == "register":
         self.pool += 1
-    return code
+    return applied
 
 
-Engine.try_apply = _buggy_try_apply  # type: ignore[method-assign]
+Engine.apply = _buggy_apply  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     from tokenmall.cli import main

@@ -1,15 +1,35 @@
-"""Accounts and records of SPEC §3: mutable records with slots; the engine is their only writer."""
+"""The records of SPEC §3, and the one list of each record's balance fields.
+
+Every reader of balances (snapshots, the canonical state, the API's reads, the statements) uses
+CONSUMER_FIELDS and MERCHANT_FIELDS, in this order. Records are keyword-only. The rules change
+them (core/rules/), and say what they changed (core/effects.py).
+"""
 
 from dataclasses import dataclass
+
+# A consumer's balance fields, in the order statements and snapshots store them. Money and SP in
+# fen, EP in units of 1e-8; `level` a number, `exited` a flag.
+CONSUMER_FIELDS = (
+    "ep",
+    "sp",
+    "locked_sp",
+    "quota",
+    "level",
+    "cash_out",
+    "goods",
+    "dividends",
+    "exited",
+)
+MERCHANT_FIELDS = ("ep", "sp", "cash_out")
 
 
 class ConsumerBook:
     """The consumers' balances that a settlement touches, one list per field ("columns").
 
-    A settlement reads and writes these four numbers for every consumer. Kept in lists indexed
-    by `Consumer.slot`, one pass is a handful of C-level list operations over contiguous
-    memory instead of thousands of scattered object attribute updates (measured 2-3× faster on
-    10,000 consumers; see docs/architecture.md).
+    A settlement reads and writes these numbers for every consumer. Kept in lists indexed by
+    `Consumer.slot`, one pass is a handful of C-level list operations over contiguous memory
+    instead of thousands of scattered object attribute updates (measured 2-3× faster on 10,000
+    consumers; see docs/architecture.md).
     """
 
     __slots__ = ("dividends", "ep", "level", "owners", "quota", "sp", "trigger_key")
@@ -38,13 +58,13 @@ class ConsumerBook:
 class Consumer:
     """A consumer (消费者). Money and SP in fen, EP in units of 1e-8.
 
-    `ep`, `quota`, `sp`, `dividends` and `level` live in the engine's ConsumerBook at `slot`;
-    the properties below read and write them there (hot paths index the book directly).
+    `ep`, `quota`, `sp`, `dividends` and `level` live in the ConsumerBook at `slot`; the
+    properties below read and write them there (hot paths index the book directly).
     """
 
     __slots__ = ("book", "cash_out", "exited", "goods", "id", "locked_sp", "referrer", "slot")
 
-    def __init__(self, consumer_id: str, referrer: str | None, book: ConsumerBook) -> None:
+    def __init__(self, *, consumer_id: str, referrer: str | None, book: ConsumerBook) -> None:
         self.id = consumer_id
         self.referrer = referrer
         self.book = book
@@ -90,8 +110,23 @@ class Consumer:
     def level(self) -> int:
         return self.book.level[self.slot]
 
+    def balances(self) -> tuple[int, ...]:
+        """CONSUMER_FIELDS' values, in that order (`exited` as 0 or 1)."""
+        book, slot = self.book, self.slot
+        return (
+            book.ep[slot],
+            book.sp[slot],
+            self.locked_sp,
+            book.quota[slot],
+            book.level[slot],
+            self.cash_out,
+            self.goods,
+            book.dividends[slot],
+            int(self.exited),
+        )
 
-@dataclass(slots=True, eq=False)
+
+@dataclass(slots=True, eq=False, kw_only=True)
 class Merchant:
     """A merchant (商家): no quota, no level, no dividends, never force-exited."""
 
@@ -100,8 +135,12 @@ class Merchant:
     sp: int = 0
     cash_out: int = 0
 
+    def balances(self) -> tuple[int, ...]:
+        """MERCHANT_FIELDS' values, in that order."""
+        return (self.ep, self.sp, self.cash_out)
 
-@dataclass(slots=True, eq=False)
+
+@dataclass(slots=True, eq=False, kw_only=True)
 class Order:
     """An applied order, kept for duplicate-id checks and same-day refunds."""
 
@@ -118,7 +157,7 @@ class Order:
     refunded: bool = False
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class VestingGrant:
     """Locked SP released over the next `days_left` settlements (grant_stable, 分批释放)."""
 

@@ -3,50 +3,61 @@
 import json
 from typing import Any
 
-from tokenmall.core.engine import Engine
+from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.state import State
 from tokenmall.core.units import format_fen, format_price, format_units
 
 StateJson = dict[str, Any]
 
 
-def canonical_state(engine: Engine, errors: list[dict[str, Any]]) -> StateJson:
+def shown_balances(fields: tuple[str, ...], values: tuple[int, ...]) -> dict[str, Any]:
+    """Balances as SPEC §7 prints them (and the API shows them): EP with 8 decimals, money and
+    SP with 2, the level as a number, `exited` as a boolean."""
+    return {name: SHOW_FIELD[name](value) for name, value in zip(fields, values, strict=True)}
+
+
+SHOW_FIELD: dict[str, Any] = {
+    "ep": format_units,
+    "sp": format_fen,
+    "locked_sp": format_fen,
+    "quota": format_fen,
+    "level": int,
+    "cash_out": format_fen,
+    "goods": format_fen,
+    "dividends": format_fen,
+    "exited": bool,
+}
+
+
+def canonical_state(state: State, errors: list[dict[str, Any]]) -> StateJson:
     fen, units = format_fen, format_units
+
     users = {
-        c.id: {
-            "ep": units(c.ep),
-            "sp": fen(c.sp),
-            "locked_sp": fen(c.locked_sp),
-            "quota": fen(c.quota),
-            "level": c.level,
-            "cash_out": fen(c.cash_out),
-            "goods": fen(c.goods),
-            "dividends": fen(c.dividends),
-            "exited": c.exited,
-        }
-        for c in sorted(engine.consumers.values(), key=lambda c: c.id)
+        c.id: shown_balances(CONSUMER_FIELDS, c.balances())
+        for c in sorted(state.consumers.values(), key=lambda c: c.id)
     }
     merchants = {
-        m.id: {"ep": units(m.ep), "sp": fen(m.sp), "cash_out": fen(m.cash_out)}
-        for m in sorted(engine.merchants.values(), key=lambda m: m.id)
+        m.id: shown_balances(MERCHANT_FIELDS, m.balances())
+        for m in sorted(state.merchants.values(), key=lambda m: m.id)
     }
     return {
-        "price": format_price(engine.price()),
-        "pool": fen(engine.pool),
-        "supply": units(engine.supply),
-        "issued": units(engine.issued),
-        "burned": units(engine.burned),
-        "treasury": units(engine.treasury),
-        "unissued": units(engine.params.total_issuance_units - engine.issued),
-        "day": engine.day,
-        "day_sales": fen(engine.day_sales),
-        "carry": fen(engine.carry),
-        "sp_outstanding": fen(engine.sp_outstanding),
-        "sales": fen(engine.sales),
-        "refunds": fen(engine.refunds),
-        "contributions": fen(engine.contributions),
-        "dividends_paid": fen(engine.dividends_paid),
-        "mint_funding": fen(engine.mint_funding),
-        "exits": engine.exits,
+        "price": format_price(state.price()),
+        "pool": fen(state.pool),
+        "supply": units(state.supply),
+        "issued": units(state.issued),
+        "burned": units(state.burned),
+        "treasury": units(state.treasury),
+        "unissued": units(state.params.total_issuance_units - state.issued),
+        "day": state.day,
+        "day_sales": fen(state.day_sales),
+        "carry": fen(state.carry),
+        "sp_outstanding": fen(state.sp_outstanding),
+        "sales": fen(state.sales),
+        "refunds": fen(state.refunds),
+        "contributions": fen(state.contributions),
+        "dividends_paid": fen(state.dividends_paid),
+        "mint_funding": fen(state.mint_funding),
+        "exits": state.exits,
         "users": users,
         "merchants": merchants,
         "errors": errors,

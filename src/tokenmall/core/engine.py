@@ -1,117 +1,50 @@
-"""The engine: the state of SPEC §3 and the rules that run after every command (SPEC §5).
+"""The engine: dispatches a command to its rule (core/rules/) and runs what SPEC §5 says
+happens after every command: levels, then forced exits.
 
-`Engine.apply` takes one command (a JSON object as a dict), applies it completely or raises
-`Rejected` having changed nothing. Handlers for each op live in `commands.py` and `settlement.py`.
+`Engine.apply` takes one command (a JSON object as a dict), applies it completely and returns
+what it changed (`Applied`, core/effects.py), or raises `Rejected` having changed nothing. The
+engine is the state (core/state.py) plus this; rules import the state, never the engine.
 """
 
 from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
-from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, Order, VestingGrant
-from tokenmall.core.commands import HANDLERS
+from tokenmall.core.effects import Applied, Effects, Exited, Field, LevelReached
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.exits import ExitQueue
-from tokenmall.core.params import Params, Rates
-from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
+from tokenmall.core.rules import RULES
+from tokenmall.core.rules.points import sale_payout_fen
+from tokenmall.core.state import TOTALS, State
 
-# The platform's integer totals (SPEC §3) plus those kept to prove conservation (SPEC §6):
-# every one is a non-negative int attribute of Engine; snapshots save them all.
-TOTALS = (
-    "pool",
-    "supply",
-    "issued",
-    "burned",
-    "treasury",
-    "sp_outstanding",
-    "day",
-    "day_sales",
-    "carry",
-    "sales",
-    "refunds",
-    "contributions",
-    "dividends_paid",
-    "mint_funding",
-    "exits",
-    "refund_withdrawals",
-    "dividend_funds",
-    "leftover_to_pool",
-    "leftover_to_platform",
-)
+__all__ = ["TOTALS", "Engine"]
+
+EP, QUOTA, CASH_OUT = Field.EP, Field.QUOTA, Field.CASH_OUT
 
 
-class Engine:
-    """All state of one points economy. Deterministic: same commands, same state."""
+class Engine(State):
+    """All state of one points economy, and the one way to change it. Deterministic: same
+    commands, same state."""
 
-    def __init__(self, params: Params | None = None) -> None:
-        self.params = params if params is not None else Params()
-        self.rates = Rates(self.params)
-        # Platform totals (SPEC §3): money in fen, EP in units of 1e-8.
-        self.pool = 0
-        self.supply = 0
-        self.issued = 0
-        self.burned = 0
-        self.treasury = 0
-        self.sp_outstanding = 0
-        self.day = 0
-        self.day_sales = 0
-        self.carry = 0
-        self.sales = 0
-        self.refunds = 0
-        self.contributions = 0
-        self.dividends_paid = 0
-        self.mint_funding = 0
-        self.exits = 0
-        # Not printed, but needed to prove conservation of money (SPEC §6).
-        self.refund_withdrawals = 0
-        self.dividend_funds = 0
-        self.leftover_to_pool = 0
-        self.leftover_to_platform = 0
-        initial = self.params.initial_price
-        # CNY per EP -> fen per unit: × 100 fen / 10**8 units.
-        self.last_price: Price = (
-            initial.numerator * FEN_PER_CNY,
-            initial.denominator * UNITS_PER_EP,
-        )
-        self.consumers: dict[str, Consumer] = {}
-        self.book = ConsumerBook()
-        self.merchants: dict[str, Merchant] = {}
-        self.orders: dict[str, Order] = {}
-        self.vesting: list[VestingGrant] = []
-        # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
-        self.leveled: dict[int, Consumer] = {}
-        self.exit_queue = ExitQueue(self.params.total_issuance_units, self.book)
-        # Book rows (consumers' slots) whose ep or quota changed during the current command.
-        self.touched: list[int] = []
-        # Ids of the consumers forced out (出局), appended while a reader has set it to a list
-        # (the ledger's statements); None costs nothing.
-        self.exit_log: list[str] | None = None
-
-    # -- reads -------------------------------------------------------------------------------
-
-    def price(self) -> Price:
-        """P = pool / supply, or the last defined price while nothing circulates (SPEC §1)."""
-        if self.supply:
-            return (self.pool, self.supply)
-        return self.last_price
-
-    def account_exists(self, account_id: str) -> bool:
-        return account_id in self.consumers or account_id in self.merchants
-
-    # -- writes ------------------------------------------------------------------------------
-
-    def apply(self, command: Mapping[str, Any]) -> None:
-        """Apply one command completely, or raise Rejected having changed nothing."""
+    def apply(self, command: Mapping[str, Any]) -> Applied:
+        """Apply one command completely and say what it changed, or raise Rejected having
+        changed nothing."""
         if type(command) is not dict and not isinstance(command, Mapping):
             raise Rejected(ErrorCode.INVALID_COMMAND, "a command is a JSON object")
         if "op" not in command:
             raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
         op = command["op"]
-        handler = HANDLERS.get(op) if type(op) is str else None
-        if handler is None:
+        rule = RULES.get(op) if type(op) is str else None
+        if rule is None:
             raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
-        handler(self, command)
-        self._after_command()
+        thresholds = self.params.level_thresholds_units
+        fx = Effects()
+        rule(self, command, fx)
+        self._after_command(fx, thresholds is not self.params.level_thresholds_units)
+        # After _after_command the last defined price is the price, whether EP circulate or not.
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs for every command.
+        postings, events = tuple(fx.postings), tuple(fx.events)
+        fields = (op, postings, events, fx.payouts, self.pool, self.supply, self.last_price)
+        return tuple.__new__(Applied, fields)
 
     def try_apply(self, command: Mapping[str, Any]) -> ErrorCode | None:
         """Apply one command; the error code if it was rejected, else None."""
@@ -121,62 +54,60 @@ class Engine:
             return rejected.code
         return None
 
-    def replace_params(self, params: Params) -> None:
-        """Switch to a validated parameter set (set_params), keeping derived structures exact."""
-        thresholds_changed = params.level_thresholds_units != self.params.level_thresholds_units
-        self.params = params
-        self.rates = Rates(params)
-        self.exit_queue.widen(params.total_issuance_units)
-        if thresholds_changed:
-            self.touched.extend(range(len(self.book.owners)))
-
-    def _after_command(self) -> None:
+    def _after_command(self, fx: Effects, thresholds_changed: bool) -> None:
         """SPEC §5: (1) levels, (2) forced exits; then remember the price if it is defined."""
-        if self.touched:
-            self._update_touched()
+        if thresholds_changed:  # set_params: every consumer's level may rise
+            self._update_levels(range(len(self.book.owners)), fx)
+        elif fx.touched:
+            self._update_levels(fx.touched, fx)
         if self.params.exit_enabled:
-            self._run_forced_exits()
+            self._run_forced_exits(fx)
         if self.supply:
             self.last_price = (self.pool, self.supply)
 
-    def _update_touched(self) -> None:
-        """Levels (only rise) and exit-queue keys of the rows the command changed."""
+    def _update_levels(self, slots: Any, fx: Effects) -> None:
+        """Levels (only rise) and exit-queue keys of these rows: the consumers whose EP or
+        quota the command changed (`Effects.touched`; a settlement's payouts lower quotas too,
+        but it updates the exit queue for them itself and leaves EP, hence levels, alone)."""
         book = self.book
         ep, levels = book.ep, book.level
         thresholds = self.params.level_thresholds_units
-        for slot in self.touched:
+        for slot in slots:
             level = bisect_right(thresholds, ep[slot])
             if level > levels[slot]:
                 levels[slot] = level
                 self.leveled.setdefault(slot, book.owners[slot])
-        queue = self.exit_queue
-        queue.note_changes(self.touched)
-        self.touched.clear()
-        if queue.needs_compaction():
-            queue.rebuild()
+                fx.events.append(LevelReached(book.owners[slot].id, level))
+        self.exit_queue.note_changes(slots)
 
-    def _run_forced_exits(self) -> None:
+    def _run_forced_exits(self, fx: Effects) -> None:
         """Sell out, by trigger price, every consumer whose EP value reaches their quota."""
-        keep_numerator, keep_denominator = self.rates.sell_keep
-        ep, quota = self.book.ep, self.book.quota
+        keep = self.rates.sell_keep
+        book = self.book
+        ep, quota = book.ep, book.quota
         while True:
-            pool_fen, supply_units = self.price()
-            slot = self.exit_queue.first_due(pool_fen, supply_units)
+            price = (self.pool, self.supply) if self.supply else self.last_price  # self.price()
+            slot = self.exit_queue.first_due(*price)
             if slot is None:
                 return
-            consumer = self.book.owners[slot]
+            consumer = book.owners[slot]
             # The price this exit sells at is defined: it must survive a sale that empties supply.
-            self.last_price = (pool_fen, supply_units)
+            self.last_price = price
             units = ep[slot]
-            payout = units * pool_fen * keep_numerator // (supply_units * keep_denominator)
-            self.pool -= payout
+            payout_fen = sale_payout_fen(units, price, keep)
+            self.pool -= payout_fen
             self.supply -= units
             self.burned += units
-            consumer.cash_out += payout
+            consumer.cash_out += payout_fen
+            post = fx.postings.append
+            post((consumer.id, EP, -units))
+            if payout_fen:
+                post((consumer.id, CASH_OUT, payout_fen))
+            if quota[slot]:  # the sale consumes quota; the exit takes the rest
+                post((consumer.id, QUOTA, -quota[slot]))
             ep[slot] = 0
-            quota[slot] = 0  # the sale consumes quota; the exit takes the rest
+            quota[slot] = 0
             consumer.exited = True
-            self.book.trigger_key[slot] = None
+            book.trigger_key[slot] = None
             self.exits += 1
-            if self.exit_log is not None:
-                self.exit_log.append(consumer.id)
+            fx.events.append(Exited(consumer.id))

@@ -38,7 +38,8 @@ class ExitQueue:
         self._heap: list[tuple[int, str, int]] = []
 
     def note_changes(self, slots: Iterable[int]) -> None:
-        """Record that these rows' ep or quota changed (push only where the trigger fell)."""
+        """Record that these rows' ep or quota changed (push only where the trigger fell);
+        compact the heap when it has grown stale."""
         book = self._book
         ep, quota, trigger_key, owners = book.ep, book.quota, book.trigger_key, book.owners
         shift, offset, heap = self.shift, self.offset, self._heap
@@ -52,6 +53,8 @@ class ExitQueue:
             if bound is None or key < bound:
                 trigger_key[slot] = key
                 heapq.heappush(heap, (key, owners[slot].id, slot))
+        if len(heap) > ENTRIES_PER_CONSUMER_MAX * len(owners) + HEAP_SLACK:
+            self.rebuild()
 
     def lower_triggers(self, level_fen: int, level_units: int) -> None:
         """Every holder's trigger price fell by at most level_fen / level_units (a settlement)."""
@@ -96,10 +99,6 @@ class ExitQueue:
         if shift > self.shift:
             self.shift = shift
             self.rebuild()
-
-    def needs_compaction(self) -> bool:
-        rows = len(self._book.owners)
-        return len(self._heap) > ENTRIES_PER_CONSUMER_MAX * rows + HEAP_SLACK
 
 
 def _shift_for(max_holding_units: int) -> int:

@@ -6,6 +6,8 @@ from typing import Any
 from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.units import EP_DECIMALS, MONEY_DECIMALS, parse_scaled
 
+Command = Mapping[str, Any]  # one command, as decoded from its JSON object
+
 ID_CHARS_MAX = 64
 GRANT_DAYS_MAX = 3650
 

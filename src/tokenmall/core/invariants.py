@@ -6,12 +6,12 @@ Tests run it after every step; the ledger will run it at commit. A violation is 
 
 from bisect import bisect_right
 
-from tokenmall.core.engine import TOTALS, Engine
 from tokenmall.core.errors import InvariantViolation
+from tokenmall.core.state import TOTALS, State
 from tokenmall.core.units import Price
 
 
-def invariant_violations(engine: Engine, previous_price: Price | None = None) -> list[str]:
+def invariant_violations(engine: State, previous_price: Price | None = None) -> list[str]:
     """Every broken invariant, in words (empty when all hold)."""
     problems: list[str] = []
     _check_price(engine, previous_price, problems)
@@ -23,13 +23,13 @@ def invariant_violations(engine: Engine, previous_price: Price | None = None) ->
     return problems
 
 
-def check_invariants(engine: Engine, previous_price: Price | None = None) -> None:
+def check_invariants(engine: State, previous_price: Price | None = None) -> None:
     problems = invariant_violations(engine, previous_price)
     if problems:
         raise InvariantViolation("; ".join(problems))
 
 
-def _check_price(engine: Engine, previous: Price | None, problems: list[str]) -> None:
+def _check_price(engine: State, previous: Price | None, problems: list[str]) -> None:
     pool_fen, supply_units = engine.price()
     if pool_fen <= 0 or supply_units <= 0:
         problems.append(f"price {pool_fen}/{supply_units} is not positive")
@@ -42,7 +42,7 @@ def _check_price(engine: Engine, previous: Price | None, problems: list[str]) ->
 # over 10,000 consumers that is several times faster (bench/invariants.py).
 
 
-def _check_non_negative(engine: Engine, problems: list[str]) -> None:
+def _check_non_negative(engine: State, problems: list[str]) -> None:
     totals = {name: getattr(engine, name) for name in TOTALS}
     problems.extend(f"{name} = {value} < 0" for name, value in totals.items() if value < 0)
     book = engine.book
@@ -61,7 +61,7 @@ def _check_non_negative(engine: Engine, problems: list[str]) -> None:
             problems.append(f"merchant {merchant.id} has a negative balance")
 
 
-def _check_supply(engine: Engine, problems: list[str]) -> None:
+def _check_supply(engine: State, problems: list[str]) -> None:
     held = sum(engine.book.ep) + sum(m.ep for m in engine.merchants.values())
     if engine.supply != held + engine.treasury:
         problems.append(f"supply {engine.supply} != held {held} + treasury {engine.treasury}")
@@ -73,7 +73,7 @@ def _check_supply(engine: Engine, problems: list[str]) -> None:
         problems.append("EP circulate with an empty pool")
 
 
-def _check_stable_points(engine: Engine, problems: list[str]) -> None:
+def _check_stable_points(engine: State, problems: list[str]) -> None:
     held = sum(engine.book.sp) + sum(m.sp for m in engine.merchants.values())
     if engine.sp_outstanding != held:
         problems.append(f"sp_outstanding {engine.sp_outstanding} != SP held {held}")
@@ -83,7 +83,7 @@ def _check_stable_points(engine: Engine, problems: list[str]) -> None:
         problems.append(f"locked SP {locked} != SP still vesting {vesting}")
 
 
-def _check_money(engine: Engine, problems: list[str]) -> None:
+def _check_money(engine: State, problems: list[str]) -> None:
     cash_out = sum(c.cash_out for c in engine.book.owners)
     cash_out += sum(m.cash_out for m in engine.merchants.values())
     expected_pool = (
@@ -104,7 +104,7 @@ def _check_money(engine: Engine, problems: list[str]) -> None:
         problems.append(f"dividend funds {engine.dividend_funds} != paid + kept {accounted}")
 
 
-def _check_levels_and_exits(engine: Engine, problems: list[str]) -> None:
+def _check_levels_and_exits(engine: State, problems: list[str]) -> None:
     thresholds = engine.params.level_thresholds_units
     pool_fen, supply_units = engine.price()
     book = engine.book

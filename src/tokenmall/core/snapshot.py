@@ -9,12 +9,15 @@ Integers stay JSON integers: Python reads them back exactly.
 
 from typing import Any
 
-from tokenmall.core.accounts import Consumer, Merchant, Order, VestingGrant
-from tokenmall.core.engine import TOTALS, Engine
+from tokenmall.core.accounts import CONSUMER_FIELDS, Consumer, Merchant, Order, VestingGrant
+from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
+from tokenmall.core.state import TOTALS
 
-SNAPSHOT_VERSION = 1
-CONSUMER_FIELDS = [
+# Version 2 stores a consumer's balances in CONSUMER_FIELDS' order; version 1 (before issue 11)
+# had its own order, read back through V1_CONSUMER_FIELDS.
+SNAPSHOT_VERSION = 2
+V1_CONSUMER_FIELDS = (
     "ep",
     "quota",
     "sp",
@@ -24,7 +27,7 @@ CONSUMER_FIELDS = [
     "cash_out",
     "goods",
     "exited",
-]
+)
 
 
 class SnapshotError(ValueError):
@@ -32,8 +35,6 @@ class SnapshotError(ValueError):
 
 
 def take_snapshot(engine: Engine) -> dict[str, Any]:
-    if engine.touched:
-        raise RuntimeError("snapshot taken in the middle of a command")
     return {
         "version": SNAPSHOT_VERSION,
         "params": engine.params.as_json(),
@@ -41,7 +42,7 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
         "last_price": list(engine.last_price),
         # In slot order: a consumer's slot is its position here.
         "consumers": [_consumer_row(consumer) for consumer in engine.book.owners],
-        "merchants": [[m.id, m.ep, m.sp, m.cash_out] for m in engine.merchants.values()],
+        "merchants": [[m.id, *m.balances()] for m in engine.merchants.values()],
         "orders": [_order_row(order) for order in engine.orders.values()],
         "vesting": [
             [g.user, g.per_settlement_fen, g.days_left, g.locked_fen] for g in engine.vesting
@@ -58,9 +59,24 @@ def restore_snapshot(data: dict[str, Any]) -> Engine:
         raise SnapshotError(f"not a tokenmall snapshot: {error!r}") from None
 
 
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot in the current version's form (a version 1 snapshot's consumer rows
+    reordered); SnapshotError for a version this tokenmall does not know."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if version == SNAPSHOT_VERSION:
+        return data
+    if version != 1:
+        raise SnapshotError(f"snapshot version {version!r} is not supported")
+    positions = [V1_CONSUMER_FIELDS.index(name) for name in CONSUMER_FIELDS]
+    try:
+        consumers = [[*row[:2], *(row[2 + i] for i in positions)] for row in data["consumers"]]
+    except (KeyError, TypeError, IndexError) as error:
+        raise SnapshotError(f"not a tokenmall snapshot: {error!r}") from None
+    return {**data, "version": SNAPSHOT_VERSION, "consumers": consumers}
+
+
 def _restore(data: dict[str, Any]) -> Engine:
-    if data.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotError(f"snapshot version {data.get('version')!r} is not supported")
+    data = upgraded(data)
     params = Params().with_overrides(data["params"])
     engine = Engine(params)
     for name in TOTALS:
@@ -70,12 +86,16 @@ def _restore(data: dict[str, Any]) -> Engine:
     for row in data["consumers"]:
         _restore_consumer(engine, row)
     for merchant_id, ep, sp, cash_out in data["merchants"]:
-        engine.merchants[merchant_id] = Merchant(merchant_id, _int(ep), _int(sp), _int(cash_out))
+        engine.merchants[merchant_id] = Merchant(
+            id=merchant_id, ep=_int(ep), sp=_int(sp), cash_out=_int(cash_out)
+        )
     for row in data["orders"]:
         order = _order_from_row(row)
         engine.orders[order.id] = order
     engine.vesting = [
-        VestingGrant(user, _int(per), _int(days), _int(locked))
+        VestingGrant(
+            user=user, per_settlement_fen=_int(per), days_left=_int(days), locked_fen=_int(locked)
+        )
         for user, per, days, locked in data["vesting"]
     ]
     owners = engine.book.owners
@@ -85,22 +105,22 @@ def _restore(data: dict[str, Any]) -> Engine:
 
 
 def _consumer_row(consumer: Consumer) -> list[Any]:
-    return [consumer.id, consumer.referrer, *(getattr(consumer, f) for f in CONSUMER_FIELDS)]
+    *balances, exited = consumer.balances()
+    return [consumer.id, consumer.referrer, *balances, bool(exited)]
 
 
 def _restore_consumer(engine: Engine, row: list[Any]) -> None:
-    consumer_id, referrer, ep, quota, sp, dividends, level, locked_sp, cash_out, goods, exited = row
-    consumer = Consumer(consumer_id, referrer, engine.book)
+    consumer_id, referrer, *balances = row
+    values = dict(zip(CONSUMER_FIELDS, balances, strict=True))
+    consumer = Consumer(consumer_id=consumer_id, referrer=referrer, book=engine.book)
     engine.consumers[consumer_id] = consumer
     book, slot = engine.book, consumer.slot
-    book.ep[slot], book.quota[slot], book.sp[slot] = _int(ep), _int(quota), _int(sp)
-    book.dividends[slot], book.level[slot] = _int(dividends), _int(level)
-    consumer.locked_sp, consumer.cash_out, consumer.goods = (
-        _int(locked_sp),
-        _int(cash_out),
-        _int(goods),
-    )
-    consumer.exited = bool(exited)
+    book.ep[slot], book.quota[slot] = _int(values["ep"]), _int(values["quota"])
+    book.sp[slot], book.dividends[slot] = _int(values["sp"]), _int(values["dividends"])
+    book.level[slot] = _int(values["level"])
+    consumer.locked_sp = _int(values["locked_sp"])
+    consumer.cash_out, consumer.goods = _int(values["cash_out"]), _int(values["goods"])
+    consumer.exited = bool(values["exited"])
 
 
 def _order_row(order: Order) -> list[Any]:
@@ -121,16 +141,16 @@ def _order_row(order: Order) -> list[Any]:
 def _order_from_row(row: list[Any]) -> Order:
     order_id, user, amount, paid_cash, day, contribution, quota, buyer_units, grants, refunded = row
     return Order(
-        order_id,
-        user,
-        _int(amount),
-        bool(paid_cash),
-        _int(day),
-        _int(contribution),
-        _int(quota),
-        _int(buyer_units),
-        tuple((referrer, _int(units)) for referrer, units in grants),
-        bool(refunded),
+        id=order_id,
+        user=user,
+        amount_fen=_int(amount),
+        paid_cash=bool(paid_cash),
+        day=_int(day),
+        contribution_fen=_int(contribution),
+        quota_fen=_int(quota),
+        buyer_units=_int(buyer_units),
+        referrer_grants=tuple((referrer, _int(units)) for referrer, units in grants),
+        refunded=bool(refunded),
     )
 
 

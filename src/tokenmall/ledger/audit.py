@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.invariants import check_invariants
-from tokenmall.core.snapshot import take_snapshot
+from tokenmall.core.snapshot import SnapshotError, take_snapshot, upgraded
 from tokenmall.core.units import format_price
 from tokenmall.ledger.chain import (
     OUTCOME_OK,
@@ -121,7 +121,11 @@ def _outcome(engine: Engine, seq: int, command_text: str) -> str:
 
 
 def _check_snapshot(engine: Engine, snapshot: Snapshot, hash_hex: str) -> None:
-    if snapshot.hash != hash_hex or snapshot.state != take_snapshot(engine):
+    try:
+        stored = upgraded(snapshot.state)
+    except SnapshotError:
+        stored = None
+    if snapshot.hash != hash_hex or stored != take_snapshot(engine):
         raise _Tampered(
             f"the snapshot at entry {snapshot.seq} does not match the state recomputed "
             "from the journal"

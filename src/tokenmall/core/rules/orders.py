@@ -1,0 +1,163 @@
+"""order (cash or SP) and refund (SPEC §4)."""
+
+from tokenmall.core.accounts import Consumer, Order
+from tokenmall.core.effects import Effects, Field, Reentered
+from tokenmall.core.errors import ErrorCode, Rejected
+from tokenmall.core.fields import Command, money_fen, optional_id, require_id
+from tokenmall.core.state import State
+from tokenmall.core.units import Price, ceil_div
+
+SP = Field.SP
+
+
+def order(state: State, command: Command, fx: Effects) -> None:
+    order_id = require_id(command, "id")
+    user_id = require_id(command, "user")
+    if "amount" not in command:
+        raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'amount'")
+    merchant_id = optional_id(command, "merchant")
+    if order_id in state.orders:
+        raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")
+    buyer = state.consumers.get(user_id)
+    if buyer is None:
+        raise Rejected(ErrorCode.UNKNOWN_USER, f"no consumer {user_id!r}")
+    amount_fen = money_fen(command["amount"])
+    pay = command.get("pay", "cash")
+    if pay == "cash":
+        _cash_order(state, order_id, buyer, amount_fen, fx)
+    elif pay == "stable":
+        _stable_order(state, order_id, buyer, amount_fen, merchant_id, fx)
+    else:
+        raise Rejected(ErrorCode.INVALID_PAYMENT, f"pay must be cash or stable, got {pay!r}")
+
+
+def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, fx: Effects) -> None:
+    """SPEC §4 cash order: contribution to the pool, EP to the buyer and active referrers."""
+    rates = state.rates
+    pool_fen, supply_units = state.price()
+    contribution_fen = amount_fen * rates.contribution[0] // rates.contribution[1]
+    room_units = state.params.total_issuance_units - state.issued
+    # EP wanted = floor(c × share / P); P = pool/supply fen per unit, so c × share × supply / pool.
+    share_numerator, share_denominator = rates.buyer_share
+    want = contribution_fen * share_numerator * supply_units // (share_denominator * pool_fen)
+    buyer_units = want if want < room_units else room_units
+    room_units -= buyer_units
+    granted_units = buyer_units
+    referrer_grants: tuple[tuple[str, int], ...] = ()
+    referrer_id = buyer.referrer
+    if referrer_id is not None and room_units:
+        referrer_grants, referred_units = _referrer_grants(
+            state, referrer_id, contribution_fen, room_units, (pool_fen, supply_units), fx
+        )
+        granted_units += referred_units
+    # The buyer is posted after its referrers: the order in which consumers reach a level is
+    # kept in snapshots (`leveled`), and ledgers written before issue 11 noted referrers first.
+    fx.add_ep(buyer, buyer_units)
+    quota_fen = amount_fen * rates.quota_multiple[0] // rates.quota_multiple[1]
+    fx.add_quota(buyer, quota_fen)
+    state.pool += contribution_fen
+    state.supply += granted_units
+    state.issued += granted_units
+    if buyer.exited:
+        buyer.exited = False
+        fx.events.append(Reentered(buyer.id))
+    state.day_sales += amount_fen
+    state.sales += amount_fen
+    state.contributions += contribution_fen
+    state.orders[order_id] = Order(
+        id=order_id,
+        user=buyer.id,
+        amount_fen=amount_fen,
+        paid_cash=True,
+        day=state.day,
+        contribution_fen=contribution_fen,
+        quota_fen=quota_fen,
+        buyer_units=buyer_units,
+        referrer_grants=referrer_grants,
+    )
+
+
+def _referrer_grants(
+    state: State,
+    referrer_id: str,
+    contribution_fen: int,
+    room_units: int,
+    price: Price,
+    fx: Effects,
+) -> tuple[tuple[tuple[str, int], ...], int]:
+    """EP for the i-th referrer up the chain at the price before the order, if their rate is
+    > 0 and they are active: the grants, and the EP they add up to."""
+    pool_fen, supply_units = price
+    grants: list[tuple[str, int]] = []
+    granted_units = 0
+    consumers = state.consumers
+    quota = state.book.quota
+    for rate_numerator, rate_denominator in state.rates.referral:
+        referrer = consumers[referrer_id]
+        if rate_numerator and quota[referrer.slot] > 0:
+            want = contribution_fen * rate_numerator * supply_units // (rate_denominator * pool_fen)
+            granted = want if want < room_units else room_units
+            if granted:
+                room_units -= granted
+                granted_units += granted
+                fx.add_ep(referrer, granted)
+                grants.append((referrer_id, granted))
+        next_id = referrer.referrer
+        if next_id is None:
+            break
+        referrer_id = next_id
+    return tuple(grants), granted_units
+
+
+def _stable_order(
+    state: State,
+    order_id: str,
+    buyer: Consumer,
+    amount_fen: int,
+    merchant_id: str | None,
+    fx: Effects,
+) -> None:
+    merchant = state.merchants.get(merchant_id) if merchant_id is not None else None
+    if merchant is None:
+        raise Rejected(ErrorCode.UNKNOWN_MERCHANT, f"no merchant {merchant_id!r}")
+    if buyer.sp < amount_fen:
+        raise Rejected(ErrorCode.INSUFFICIENT_STABLE, "not enough SP")
+    buyer.sp -= amount_fen
+    merchant.sp += amount_fen
+    fx.postings += ((buyer.id, SP, -amount_fen), (merchant.id, SP, amount_fen))
+    state.orders[order_id] = Order(
+        id=order_id, user=buyer.id, amount_fen=amount_fen, paid_cash=False, day=state.day
+    )
+
+
+def refund(state: State, command: Command, fx: Effects) -> None:
+    order_id = require_id(command, "order")
+    refunded = state.orders.get(order_id)
+    if refunded is None:
+        raise Rejected(ErrorCode.UNKNOWN_ORDER, f"no order {order_id!r}")
+    if not refunded.paid_cash or refunded.refunded:
+        raise Rejected(ErrorCode.NOT_REFUNDABLE, "only an unrefunded cash order")
+    if refunded.day != state.day:
+        raise Rejected(ErrorCode.REFUND_WINDOW_CLOSED, "orders are refundable on their day only")
+    buyer = state.consumers[refunded.user]
+    if buyer.ep < refunded.buyer_units:
+        raise Rejected(ErrorCode.POINTS_ALREADY_USED, "the buyer no longer holds the EP")
+    pool_fen, supply_units = state.price()
+    reclaimed = refunded.buyer_units
+    fx.add_ep(buyer, -refunded.buyer_units)
+    for referrer_id, granted in refunded.referrer_grants:
+        referrer = state.consumers[referrer_id]
+        taken = min(granted, referrer.ep)
+        fx.add_ep(referrer, -taken)
+        reclaimed += taken
+    state.supply -= reclaimed
+    state.issued -= reclaimed
+    # Withdraw only what keeps pool ≥ P × supply: the price never falls.
+    floor_fen = ceil_div(pool_fen * state.supply, supply_units)
+    withdrawal_fen = min(refunded.contribution_fen, max(0, state.pool - floor_fen))
+    state.pool -= withdrawal_fen
+    state.refund_withdrawals += withdrawal_fen
+    fx.add_quota(buyer, -min(buyer.quota, refunded.quota_fen))
+    state.day_sales -= refunded.amount_fen
+    state.refunds += refunded.amount_fen
+    refunded.refunded = True

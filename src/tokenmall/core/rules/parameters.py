@@ -1,0 +1,24 @@
+"""set_params (SPEC §4): change any parameter but initial_price from now on."""
+
+from collections.abc import Mapping
+
+from tokenmall.core.effects import Effects
+from tokenmall.core.errors import ErrorCode, ParamsError, Rejected
+from tokenmall.core.fields import Command, require_present
+from tokenmall.core.state import State
+
+
+def set_params(state: State, command: Command, fx: Effects) -> None:
+    require_present(command, "params")
+    overrides = command["params"]
+    if not isinstance(overrides, Mapping):
+        raise Rejected(ErrorCode.INVALID_PARAMS, "params must be a JSON object")
+    if "initial_price" in overrides:
+        raise Rejected(ErrorCode.INVALID_PARAMS, "initial_price is fixed after start")
+    try:
+        params = state.params.with_overrides(overrides)
+    except ParamsError as error:
+        raise Rejected(ErrorCode.INVALID_PARAMS, str(error)) from None
+    if params.total_issuance_units < state.issued:
+        raise Rejected(ErrorCode.INVALID_PARAMS, "total_issuance below EP already issued")
+    state.replace_params(params)

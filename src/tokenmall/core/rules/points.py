@@ -1,0 +1,159 @@
+"""What holders do with their points (SPEC §4): sell (回购), redeem for goods, convert to SP, a
+merchant's SP back into EP, and locked SP for legacy members."""
+
+from tokenmall.core.accounts import Consumer, Merchant, VestingGrant
+from tokenmall.core.effects import Effects, Field
+from tokenmall.core.errors import ErrorCode, Rejected
+from tokenmall.core.fields import (
+    Command,
+    grant_days,
+    money_fen,
+    points_units,
+    require_id,
+    require_present,
+)
+from tokenmall.core.params import Ratio
+from tokenmall.core.state import State
+from tokenmall.core.units import Price, ceil_div
+
+EP, SP, CASH_OUT, GOODS = Field.EP, Field.SP, Field.CASH_OUT, Field.GOODS
+
+
+def sale_payout_fen(units: int, price: Price, keep: Ratio) -> int:
+    """What a sale of `units` pays at `price`, the sale fee kept in the pool:
+    floor(units × P × (1 − sell_fee_rate)). Sells and forced exits both use it."""
+    pool_fen, supply_units = price
+    keep_numerator, keep_denominator = keep
+    return units * pool_fen * keep_numerator // (supply_units * keep_denominator)
+
+
+def sell(state: State, command: Command, fx: Effects) -> None:
+    if ("user" in command) == ("merchant" in command):
+        raise Rejected(ErrorCode.INVALID_COMMAND, "sell needs exactly one of user, merchant")
+    seller: Consumer | Merchant
+    if "user" in command:
+        user_id = require_id(command, "user")
+        require_present(command, "points")
+        seller = consumer_named(state, user_id)
+    else:
+        merchant_id = require_id(command, "merchant")
+        require_present(command, "points")
+        seller = merchant_named(state, merchant_id)
+    units = _points_held(seller, command["points"])
+    payout_fen = sale_payout_fen(units, state.price(), state.rates.sell_keep)
+    state.pool -= payout_fen
+    state.supply -= units
+    state.burned += units
+    seller.cash_out += payout_fen
+    if isinstance(seller, Consumer):
+        fx.add_ep(seller, -units)
+        fx.add_quota(seller, -min(seller.quota, payout_fen))
+    else:
+        seller.ep -= units
+        fx.postings.append((seller.id, EP, -units))
+    if payout_fen:
+        fx.postings.append((seller.id, CASH_OUT, payout_fen))
+
+
+def redeem(state: State, command: Command, fx: Effects) -> None:
+    """EP for goods (兑换商品): burned at the current price, the pool unchanged."""
+    consumer, units = _consumer_points(state, command)
+    pool_fen, supply_units = state.price()
+    value_fen = units * pool_fen // supply_units
+    state.supply -= units
+    state.burned += units
+    fx.add_ep(consumer, -units)
+    consumer.goods += value_fen
+    if value_fen:
+        fx.postings.append((consumer.id, GOODS, value_fen))
+    fx.add_quota(consumer, -min(consumer.quota, value_fen))
+
+
+def convert(state: State, command: Command, fx: Effects) -> None:
+    """EP to SP (兑换恒定积分): the EP go to the treasury and keep circulating."""
+    consumer, units = _consumer_points(state, command)
+    pool_fen, supply_units = state.price()
+    sp_fen = units * pool_fen // supply_units
+    fx.add_ep(consumer, -units)
+    state.treasury += units
+    consumer.sp += sp_fen
+    state.sp_outstanding += sp_fen
+    if sp_fen:
+        fx.postings.append((consumer.id, SP, sp_fen))
+    fx.add_quota(consumer, -min(consumer.quota, sp_fen))
+
+
+def merchant_redeem(state: State, command: Command, fx: Effects) -> None:
+    """A merchant's SP into EP at par (商家等值兑换): treasury first, then minted and funded."""
+    merchant_id = require_id(command, "merchant")
+    require_present(command, "amount")
+    merchant = merchant_named(state, merchant_id)
+    amount_fen = money_fen(command["amount"])
+    if merchant.sp < amount_fen:
+        raise Rejected(ErrorCode.INSUFFICIENT_STABLE, "not enough SP")
+    pool_fen, supply_units = state.price()
+    units = amount_fen * supply_units // pool_fen
+    if units == 0:
+        raise Rejected(ErrorCode.INVALID_AMOUNT, "amount buys less than 1e-8 EP")
+    from_treasury = min(state.treasury, units)
+    minted = units - from_treasury
+    if state.issued + minted > state.params.total_issuance_units:
+        raise Rejected(ErrorCode.ISSUANCE_EXHAUSTED, "total issuance reached")
+    # The platform pays for minted EP at the current price, rounded up, so P cannot fall.
+    funding_fen = ceil_div(minted * pool_fen, supply_units)
+    state.treasury -= from_treasury
+    state.supply += minted
+    state.issued += minted
+    state.pool += funding_fen
+    state.mint_funding += funding_fen
+    merchant.ep += units
+    merchant.sp -= amount_fen
+    state.sp_outstanding -= amount_fen
+    fx.postings += ((merchant.id, EP, units), (merchant.id, SP, -amount_fen))
+
+
+def grant_stable(state: State, command: Command, fx: Effects) -> None:
+    """Locked SP for a legacy member (老会员转化), released over `days` settlements."""
+    user_id = require_id(command, "user")
+    require_present(command, "amount", "days")
+    consumer = consumer_named(state, user_id)
+    amount_fen = money_fen(command["amount"])
+    days = grant_days(command["days"])
+    consumer.locked_sp += amount_fen
+    state.vesting.append(
+        VestingGrant(
+            user=user_id,
+            per_settlement_fen=amount_fen // days,
+            days_left=days,
+            locked_fen=amount_fen,
+        )
+    )
+    fx.postings.append((user_id, Field.LOCKED_SP, amount_fen))
+
+
+def consumer_named(state: State, user_id: str) -> Consumer:
+    consumer = state.consumers.get(user_id)
+    if consumer is None:
+        raise Rejected(ErrorCode.UNKNOWN_USER, f"no consumer {user_id!r}")
+    return consumer
+
+
+def merchant_named(state: State, merchant_id: str) -> Merchant:
+    merchant = state.merchants.get(merchant_id)
+    if merchant is None:
+        raise Rejected(ErrorCode.UNKNOWN_MERCHANT, f"no merchant {merchant_id!r}")
+    return merchant
+
+
+def _points_held(holder: Consumer | Merchant, raw: object) -> int:
+    units = points_units(raw, holder.ep)
+    if units > holder.ep:
+        raise Rejected(ErrorCode.INSUFFICIENT_POINTS, "not enough EP")
+    return units
+
+
+def _consumer_points(state: State, command: Command) -> tuple[Consumer, int]:
+    user_id = require_id(command, "user")
+    require_present(command, "points")
+    consumer = consumer_named(state, user_id)
+    return consumer, _points_held(consumer, command["points"])

@@ -1,0 +1,97 @@
+"""The state of SPEC §3: the platform totals and every account. The rules (core/rules/) read
+and change it; the engine (core/engine.py) dispatches commands to them and runs SPEC §5 after
+each. Nothing here knows a command.
+"""
+
+from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, Order, VestingGrant
+from tokenmall.core.exits import ExitQueue
+from tokenmall.core.params import Params, Rates
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
+
+# The platform's integer totals (SPEC §3) plus those kept to prove conservation (SPEC §6):
+# every one is a non-negative int attribute of State; snapshots save them all.
+TOTALS = (
+    "pool",
+    "supply",
+    "issued",
+    "burned",
+    "treasury",
+    "sp_outstanding",
+    "day",
+    "day_sales",
+    "carry",
+    "sales",
+    "refunds",
+    "contributions",
+    "dividends_paid",
+    "mint_funding",
+    "exits",
+    "refund_withdrawals",
+    "dividend_funds",
+    "leftover_to_pool",
+    "leftover_to_platform",
+)
+
+
+class State:
+    """All state of one points economy."""
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else Params()
+        self.rates = Rates(self.params)
+        # Platform totals (SPEC §3): money in fen, EP in units of 1e-8.
+        self.pool = 0
+        self.supply = 0
+        self.issued = 0
+        self.burned = 0
+        self.treasury = 0
+        self.sp_outstanding = 0
+        self.day = 0
+        self.day_sales = 0
+        self.carry = 0
+        self.sales = 0
+        self.refunds = 0
+        self.contributions = 0
+        self.dividends_paid = 0
+        self.mint_funding = 0
+        self.exits = 0
+        # Not printed, but needed to prove conservation of money (SPEC §6).
+        self.refund_withdrawals = 0
+        self.dividend_funds = 0
+        self.leftover_to_pool = 0
+        self.leftover_to_platform = 0
+        initial = self.params.initial_price
+        # CNY per EP -> fen per unit: × 100 fen / 10**8 units.
+        self.last_price: Price = (
+            initial.numerator * FEN_PER_CNY,
+            initial.denominator * UNITS_PER_EP,
+        )
+        self.consumers: dict[str, Consumer] = {}
+        self.book = ConsumerBook()
+        self.merchants: dict[str, Merchant] = {}
+        self.orders: dict[str, Order] = {}
+        self.vesting: list[VestingGrant] = []
+        # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
+        self.leveled: dict[int, Consumer] = {}
+        self.exit_queue = ExitQueue(self.params.total_issuance_units, self.book)
+
+    def price(self) -> Price:
+        """P = pool / supply, or the last defined price while nothing circulates (SPEC §1)."""
+        if self.supply:
+            return (self.pool, self.supply)
+        return self.last_price
+
+    def account_exists(self, account_id: str) -> bool:
+        return account_id in self.consumers or account_id in self.merchants
+
+    def sp_backing_fen(self) -> int:
+        """What backs the SP outstanding: the EP the platform took in for them (the treasury),
+        at the price, floored to the fen."""
+        pool_fen, supply_units = self.price()
+        return self.treasury * pool_fen // supply_units
+
+    def replace_params(self, params: Params) -> None:
+        """Switch to a validated parameter set (set_params), keeping derived structures exact."""
+        self.params = params
+        self.rates = Rates(params)
+        self.exit_queue.widen(params.total_issuance_units)
