@@ -35,11 +35,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+# The repository's root: the command mixes and models in tests/support are shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.workload import MixGenerator
+
 from tokenmall.core.params import Params
 from tokenmall.ledger.group_commit import GroupCommitter
 from tokenmall.ledger.ledger import Ledger, Settings, Submission
 from tokenmall.runtime import tune_gc
-from tokenmall.workload import MixGenerator
 
 PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})
 PG_ADMIN_URL = os.environ.get("TOKENMALL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -16,14 +16,19 @@ import pstats
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# The repository's root: the command mixes and models in tests/support are shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.workload import MixGenerator
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
 from tokenmall.core.params import Params
-from tokenmall.replay import numbered_commands
+from tokenmall.jsonl import numbered_commands
 from tokenmall.runtime import tune_gc
-from tokenmall.workload import MixGenerator
 
 SETTLE_EVERY = 1000
 PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})

@@ -15,14 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The repository's root: the command mixes and models in tests/support are shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.workload import MixGenerator
 
 from durable import PARAMS, batched, measure
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.ledger.ledger import Settings
 from tokenmall.runtime import tune_gc
-from tokenmall.workload import MixGenerator
 
 NEVER = 10**15
 

@@ -14,13 +14,19 @@ exact rules engine (`tokenmall.sim.model.run`).
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+# The repository's root: the command mixes and models in tests/support are shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.orderonly import exact_prices, fast_prices, order_only_params
+
 from tokenmall.sim.model import run
-from tokenmall.sim.orderonly import exact_prices, fast_prices, order_only_params
 from tokenmall.sim.scenario import scenario_of
 
 AGENT_SCENARIO = {

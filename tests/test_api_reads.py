@@ -23,8 +23,8 @@ from tests.test_api import (
     start_server,
     tokenmall,
 )
-from tokenmall.api.reads import PAGE_MAX
 from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES
+from tokenmall.services.queries import PAGE_MAX
 
 server = test_api.server  # the fixture: pytest finds fixtures among a module's names
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tokenmall.core.params import Params
+from tokenmall.jsonl import replay_lines
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
 from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings
 from tokenmall.ledger.store import StoreError, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_state
-from tokenmall.replay import replay_lines
 
 CLIENTS = 40
 ORDERS_EACH = 5

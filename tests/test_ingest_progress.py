@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tokenmall.workload import MixGenerator
+from tests.support.workload import MixGenerator
 
 COMMANDS = 3_000
 

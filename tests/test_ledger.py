@@ -21,14 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
+from tests.support.workload import MixGenerator
 from tokenmall.core.canonical import StateJson, canonical_json
 from tokenmall.core.params import Params
+from tokenmall.jsonl import replay_lines
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import Store, StoreError, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
-from tokenmall.replay import replay_lines
-from tokenmall.workload import MixGenerator
 
 GOLDEN = Path(__file__).parent / "golden"
 EXIT_BAD_INPUT = 2

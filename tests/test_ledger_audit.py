@@ -30,6 +30,7 @@ from unittest.mock import patch
 import pytest
 import sqlalchemy as sa
 
+from tests.support.workload import MixGenerator
 from tokenmall.cli import main
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
@@ -39,7 +40,6 @@ from tokenmall.ledger.chain import OUTCOME_OK, canonical_command, entry_hash, ge
 from tokenmall.ledger.ledger import Ledger, Settings, Submission
 from tokenmall.ledger.store import JournalRow, StoreError, resolve_url, snapshot_digest
 from tokenmall.ledger.views import open_reader, read_state
-from tokenmall.workload import MixGenerator
 
 COMMANDS = 300
 BATCH = 16

@@ -27,17 +27,17 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from tests.support.workload import MixGenerator
 from tokenmall.core.canonical import StateJson, canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
+from tokenmall.jsonl import replay_lines
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.chain import OUTCOME_OK, canonical_command
 from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
 from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings
 from tokenmall.ledger.store import JournalRow, StoreError, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_state
-from tokenmall.replay import replay_lines
-from tokenmall.workload import MixGenerator
 
 Command = dict[str, Any]
 THREADS = 48

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.workload import MixGenerator
 from tokenmall.core.params import Params
+from tokenmall.jsonl import replay_lines
 from tokenmall.ledger.store import resolve_url
 from tokenmall.ledger.views import open_reader, read_state
-from tokenmall.replay import replay_lines
-from tokenmall.workload import MixGenerator
 
 COMMANDS = 30_000
 CONSUMERS = 2_000

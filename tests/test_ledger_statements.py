@@ -33,7 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
-from tokenmall.api import reads
+from tests.support.workload import MixGenerator
 from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import canonical_state
 from tokenmall.core.engine import Engine
@@ -51,7 +51,7 @@ from tokenmall.ledger.projections import (
 )
 from tokenmall.ledger.store import MIGRATIONS, Store, resolve_url
 from tokenmall.ledger.views import open_reader
-from tokenmall.workload import MixGenerator
+from tokenmall.services import queries as reads
 
 Command = dict[str, Any]
 Balances = tuple[int, ...]

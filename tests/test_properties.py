@@ -23,7 +23,7 @@ from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.params import Params
-from tokenmall.replay import numbered_commands, replay_lines
+from tokenmall.jsonl import numbered_commands, replay_lines
 
 
 class EngineMachine(RuleBasedStateMachine):

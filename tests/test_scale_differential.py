@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.reference_model import replay_reference
+from tests.support.workload import MixGenerator
 from tokenmall.core import exits
 from tokenmall.core.params import Params
-from tokenmall.replay import replay_lines
-from tokenmall.workload import MixGenerator
+from tokenmall.jsonl import replay_lines
 
 PARAM_SETS: dict[str, dict[str, Any]] = {
     "bench": {"referral_rates": ["0.10", "0.05"]},

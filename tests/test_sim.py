@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.orderonly import closed_form_price
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.sim import memory, runner
 from tokenmall.sim.metrics import gini
 from tokenmall.sim.model import run
-from tokenmall.sim.orderonly import closed_form_price
 from tokenmall.sim.scenario import Arrivals, Scenario, ScenarioError, load_scenario, scenario_of
 
 SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"

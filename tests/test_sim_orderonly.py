@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenmall.core.params import Params
-from tokenmall.sim.orderonly import (
+from tests.support.orderonly import (
     FAST_PATH_RELATIVE_TOLERANCE,
     closed_form_price,
     exact_prices,
     fast_prices,
     order_only_params,
 )
+from tokenmall.core.params import Params
 
 SEEDS_FIGURES = {1: "1.4286", 2: "1.6807", 3: "1.8674", 4: "2.0188", 100: "5.1731"}
 

@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
+from tests.support.workload import MixGenerator
 from tokenmall.core.canonical import canonical_json, canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.params import Params
 from tokenmall.core.snapshot import SnapshotError, restore_snapshot, take_snapshot
-from tokenmall.workload import MixGenerator
 
 
 def _apply_all(engine: Engine, batch: list[dict[str, Any]]) -> None:

@@ -22,12 +22,12 @@ from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.params import Params
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.demo import render_seed_example
+from tokenmall.jsonl import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ingest import check_file, plan_ingest, run_ingest
 from tokenmall.ledger.ledger import Ledger, Settings, utc_now
 from tokenmall.ledger.store import Store, StoreError, display_url, first_line, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
-from tokenmall.replay import InputError, open_input, read_params, replay_lines, scenario_lines
 from tokenmall.runtime import tune_gc
 
 EXIT_BAD_INPUT = 2
@@ -397,7 +397,8 @@ def serve(
 
     from tokenmall.api.app import create_app  # noqa: PLC0415
     from tokenmall.api.protocol import guarded_protocol  # noqa: PLC0415
-    from tokenmall.api.writer import WriterClient  # noqa: PLC0415
+    from tokenmall.ledger.writer import WriterClient  # noqa: PLC0415
+    from tokenmall.services.queries import ENGINE_QUERIES  # noqa: PLC0415
     from tokenmall.services.tokens import has_tokens  # noqa: PLC0415
 
     try:
@@ -418,8 +419,8 @@ def serve(
     if refusal is not None:
         _fail(refusal)
     try:
-        client = WriterClient(db, queue_max=limits.queue_max)  # its own process: opens,
-        # migrates and loads the ledger
+        # The writer's own process opens, migrates and loads the ledger.
+        client = WriterClient(db, queue_max=limits.queue_max, queries=ENGINE_QUERIES)
     except StoreError as error:
         _fail(str(error))
     try:

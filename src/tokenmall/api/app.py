@@ -24,7 +24,6 @@ from litestar.types import Receive, Scope, Send
 
 from tokenmall import __version__
 from tokenmall.api import openapi as openapi_schema_module
-from tokenmall.api import reads
 from tokenmall.api.edge import Edge, note_request
 from tokenmall.api.limits import Limits
 from tokenmall.api.problems import (
@@ -45,14 +44,15 @@ from tokenmall.api.resources import (
     mount_prefixes,
 )
 from tokenmall.api.schemas import KEY_CHARS_MAX
-from tokenmall.api.writer import WriterBusy, WriterClient, WriterStopped
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
+from tokenmall.jsonl import decode_command
 from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
 from tokenmall.ledger.store import Store, StoreError
 from tokenmall.ledger.views import read_state
-from tokenmall.replay import decode_command
+from tokenmall.ledger.writer import WriterBusy, WriterClient, WriterStopped
+from tokenmall.services import queries
 from tokenmall.services.payment_codes import (
     TTL_DEFAULT_S,
     CodeRefused,
@@ -423,9 +423,9 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         account_id: str,
         after: int = Parameter(
-            default=0, ge=0, le=reads.SEQ_MAX, description="the last seq already seen"
+            default=0, ge=0, le=queries.SEQ_MAX, description="the last seq already seen"
         ),
-        limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
+        limit: int = Parameter(default=100, ge=1, le=queries.PAGE_MAX),
     ) -> Response[Any]:
         """Every change to an account's balances, by journal entry, oldest first, with who
         submitted it (admin, integration, or the account's own token). Continue with `after` =
@@ -433,7 +433,7 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
         who = account_reader(request, account_id)
         if isinstance(who, Problem):
             return who.response()
-        page = await asyncio.to_thread(reads.statement, api.store, account_id, after, limit)
+        page = await asyncio.to_thread(queries.statement, api.store, account_id, after, limit)
         if page is None:
             return problem(404, "unknown_account", f"no account {account_id!r}")
         refused = kind_problem(who, page["kind"], account_id)
@@ -443,15 +443,15 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
     async def get_price_history(
         request: Request[Any, Any, Any],
         after_day: int = Parameter(
-            default=-1, ge=-1, le=reads.SEQ_MAX, description="the last day already seen"
+            default=-1, ge=-1, le=queries.SEQ_MAX, description="the last day already seen"
         ),
-        limit: int = Parameter(default=100, ge=1, le=reads.PAGE_MAX),
+        limit: int = Parameter(default=100, ge=1, le=queries.PAGE_MAX),
     ) -> Response[Any]:
         """The price at each daily settlement (any token), and the day in progress."""
         who = api.principal(request.scope)
         if isinstance(who, Problem):
             return who.response()
-        history = await asyncio.to_thread(reads.price_history, api.store, after_day, limit)
+        history = await asyncio.to_thread(queries.price_history, api.store, after_day, limit)
         today = await api.query("today")
         return respond(today if isinstance(today, Problem) else {**history, "today": today})
 

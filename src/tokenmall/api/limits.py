@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from tokenmall.ledger.writer import QUEUE_MAX_DEFAULT
 from tokenmall.services.tokens import Role
 
 # Requests per second per token, by role (a burst of 2 s worth). 0: no limit. A consumer's app
@@ -21,4 +22,4 @@ class Limits:
     header_bytes_max: int = 16 * 1024  # request line and headers; 431 above
     request_timeout_s: float = 10.0  # from a request's first byte to its last; 408 after
     connections_max: int = 1_000  # open connections; more are answered 503 and closed
-    queue_max: int = 16_384  # commands and reads waiting for the writer; 503 above
+    queue_max: int = QUEUE_MAX_DEFAULT  # commands and reads waiting for the writer; 503 above

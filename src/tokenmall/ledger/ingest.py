@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenmall.core.errors import ErrorCode
-from tokenmall.ledger.chain import ACTOR_CHARS_MAX
-from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Ledger, Result, Submission
-from tokenmall.replay import (
+from tokenmall.jsonl import (
     JSON_WHITESPACE,
     InputError,
     decode_command,
     open_input,
     scenario_lines,
 )
+from tokenmall.ledger.chain import ACTOR_CHARS_MAX
+from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Ledger, Result, Submission
 
 Progress = Callable[[int], None]  # called with the number of commands just done
 BLANK = JSON_WHITESPACE.encode()

@@ -18,16 +18,13 @@ import multiprocessing
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tokenmall.api import reads
-from tokenmall.api.limits import Limits
-from tokenmall.core.engine import Engine
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
@@ -39,14 +36,11 @@ STOP_TIMEOUT_S = 60.0
 Queued = tuple[str, str | None, str | None]  # a command's canonical text, key and actor
 Reply = tuple[Any, ...]
 
-# Reads the engine answers between batches; each takes the engine and JSON arguments.
-QUERIES: dict[str, Callable[..., Any]] = {
-    "market": reads.market,
-    "account": reads.account,
-    "top_holders": reads.top_holders,
-    "levels": reads.levels,
-    "today": reads.today,
-}
+# Reads the engine answers between batches, by name: each takes the engine and JSON-ready
+# arguments and returns JSON-ready data. The server gives its own (services/queries.py); they
+# reach the writer process by reference, so they must be module-level functions.
+Queries = Mapping[str, Callable[..., Any]]
+QUEUE_MAX_DEFAULT = 16_384  # commands and queries waiting; WriterBusy beyond
 
 
 class WriterStopped(StoreError):
@@ -57,7 +51,9 @@ class WriterBusy(StoreError):
     """The queue to the writer is full: try again in a moment (nothing was queued)."""
 
 
-def run_writer(connection: Connection, db: str | None, settings: Settings) -> None:
+def run_writer(
+    connection: Connection, db: str | None, settings: Settings, queries: Queries
+) -> None:
     """The writer process: open the ledger, then apply message after message until the pipe
     closes; then close the ledger and exit."""
     # SIGINT from a terminal reaches the whole process group: the writer must not die in the
@@ -73,11 +69,11 @@ def run_writer(connection: Connection, db: str | None, settings: Settings) -> No
         connection.send(("ready", ledger.head_seq))
         while True:
             try:
-                commands, queries = connection.recv()
+                commands, asked = connection.recv()
             except EOFError:
                 return
             try:
-                connection.send(_answer(ledger, commands, queries))
+                connection.send(_answer(ledger, commands, asked, queries))
             except InvariantViolation as error:
                 # Fail-stop: a broken invariant is a bug in the rules. Nothing of this batch was
                 # committed; the server answers 503 from now on, until someone looks.
@@ -95,7 +91,9 @@ def _open_failure(error: Exception) -> str:
     return f"cannot open the ledger: {type(error).__name__}: {first_line(error)}"
 
 
-def _answer(ledger: Ledger, commands: list[Queued], queries: list[tuple[str, tuple[Any]]]) -> Reply:
+def _answer(
+    ledger: Ledger, commands: list[Queued], asked: list[tuple[str, tuple[Any]]], queries: Queries
+) -> Reply:
     results: list[tuple[int | None, str, bool]] | str
     try:
         batch = [Submission(json.loads(text), text, key, actor) for text, key, actor in commands]
@@ -107,12 +105,8 @@ def _answer(ledger: Ledger, commands: list[Queued], queries: list[tuple[str, tup
     except Exception as error:  # a bug: the ledger has reloaded; keep serving the others
         traceback.print_exc()
         results = f"the ledger's writer failed on this batch (nothing applied): {error!r}"
-    answers = [_query(ledger.engine, name, arguments) for name, arguments in queries]
+    answers = [queries[name](ledger.engine, *arguments) for name, arguments in asked]
     return ("done", results, answers, ledger.head_seq)
-
-
-def _query(engine: Engine, name: str, arguments: tuple[Any]) -> Any:
-    return QUERIES[name](engine, *arguments)
 
 
 @dataclass
@@ -131,7 +125,8 @@ class WriterClient:
         self,
         db: str | None,
         settings: Settings | None = None,
-        queue_max: int = Limits.queue_max,
+        queue_max: int = QUEUE_MAX_DEFAULT,
+        queries: Queries | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.queue_max = queue_max  # commands and queries waiting; WriterBusy beyond
@@ -139,7 +134,7 @@ class WriterClient:
         self._pipe, child_end = context.Pipe()
         self._process = context.Process(
             target=run_writer,
-            args=(child_end, db, self.settings),
+            args=(child_end, db, self.settings, dict(queries or {})),
             name="tokenmall-writer",
             daemon=False,
         )
@@ -183,7 +178,8 @@ class WriterClient:
         return future
 
     def query(self, name: str, *arguments: Any) -> "asyncio.Future[Any]":
-        """A read of the engine (one of QUERIES), after every command submitted before it."""
+        """A read of the engine (one of the client's queries, by name), after every command
+        submitted before it."""
         future = self._new_future()
         if not future.done():
             self._queued.queries.append((name, arguments))

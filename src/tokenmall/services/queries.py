@@ -1,9 +1,11 @@
-"""Reads for the API: JSON-ready dicts. Reads of the engine run in the writer process between
-batches, so what they see is a committed state, never a batch half applied; statements and the
-price history come from the store, whose read transactions see only committed batches."""
+"""Reads for the entry points (the HTTP API now, the web pages later): JSON-ready dicts. Reads
+of the engine run in the ledger's writer process between batches, so what they see is a
+committed state, never a batch half applied; statements and the price history come from the
+store, whose read transactions see only committed batches."""
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from tokenmall.core.engine import Engine
@@ -159,3 +161,13 @@ def today(engine: Engine) -> dict[str, Any]:
         "supply": format_units(engine.supply),
         "sales": format_fen(engine.day_sales),
     }
+
+
+# The reads the ledger's writer process answers from its engine, between batches, by name.
+ENGINE_QUERIES: dict[str, Callable[..., Any]] = {
+    "market": market,
+    "account": account,
+    "top_holders": top_holders,
+    "levels": levels,
+    "today": today,
+}
