@@ -167,6 +167,18 @@ class Effects:
             self.postings.append((consumer.id, _EP, units))
             self.touched.append(consumer.slot)
 
+    def add_ep_and_quota(self, consumer: "Consumer", units: int, fen: int) -> None:
+        """add_ep and add_quota in one call (a cash order's buyer: every order)."""
+        slot = consumer.slot
+        if units:
+            consumer.book.ep[slot] += units
+            self.postings.append((consumer.id, _EP, units))
+        if fen:
+            consumer.book.quota[slot] += fen
+            self.postings.append((consumer.id, _QUOTA, fen))
+        if units or fen:
+            self.touched.append(slot)
+
     def add_quota(self, consumer: "Consumer", fen: int) -> None:
         if fen:
             consumer.book.quota[consumer.slot] += fen

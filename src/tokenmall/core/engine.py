@@ -36,11 +36,25 @@ class Engine(State):
         rule = RULES.get(op) if type(op) is str else None
         if rule is None:
             raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
-        thresholds = self.params.level_thresholds_units
+        params = self.params
         fx = Effects()
         rule(self, command, fx)
-        self._after_command(fx, thresholds is not self.params.level_thresholds_units)
-        # After _after_command the last defined price is the price, whether EP circulate or not.
+        # SPEC §5, inline (this runs for every command): (1) levels of the consumers whose EP
+        # or quota changed, or of everyone when set_params changed the thresholds; (2) forced
+        # exits, if any is due; then the price, if defined, is the last defined price.
+        if params is not self.params and (
+            params.level_thresholds_units != self.params.level_thresholds_units
+        ):
+            self._update_levels(range(len(self.book.owners)), fx)
+        elif fx.touched:
+            self._update_levels(fx.touched, fx)
+        if self.params.exit_enabled:
+            price = (self.pool, self.supply) if self.supply else self.last_price
+            if self.exit_queue.first_due(*price) is not None:
+                self._run_forced_exits(fx)
+        if self.supply:
+            self.last_price = (self.pool, self.supply)
+        # After this the last defined price is the price, whether EP circulate or not.
         # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs for every command.
         postings, events = tuple(fx.postings), tuple(fx.events)
         fields = (op, postings, events, fx.payouts, self.pool, self.supply, self.last_price)
@@ -53,17 +67,6 @@ class Engine(State):
         except Rejected as rejected:
             return rejected.code
         return None
-
-    def _after_command(self, fx: Effects, thresholds_changed: bool) -> None:
-        """SPEC §5: (1) levels, (2) forced exits; then remember the price if it is defined."""
-        if thresholds_changed:  # set_params: every consumer's level may rise
-            self._update_levels(range(len(self.book.owners)), fx)
-        elif fx.touched:
-            self._update_levels(fx.touched, fx)
-        if self.params.exit_enabled:
-            self._run_forced_exits(fx)
-        if self.supply:
-            self.last_price = (self.pool, self.supply)
 
     def _update_levels(self, slots: Any, fx: Effects) -> None:
         """Levels (only rise) and exit-queue keys of these rows: the consumers whose EP or

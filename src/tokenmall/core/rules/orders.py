@@ -3,7 +3,7 @@
 from tokenmall.core.accounts import Consumer, Order
 from tokenmall.core.effects import Effects, Field, Reentered
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.fields import Command, money_fen, optional_id, require_id
+from tokenmall.core.fields import Command, money_fen, optional_id, require_id, require_ids
 from tokenmall.core.state import State
 from tokenmall.core.units import Price, ceil_div
 
@@ -11,8 +11,7 @@ SP = Field.SP
 
 
 def order(state: State, command: Command, fx: Effects) -> None:
-    order_id = require_id(command, "id")
-    user_id = require_id(command, "user")
+    order_id, user_id = require_ids(command, "id", "user")
     if "amount" not in command:
         raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'amount'")
     merchant_id = optional_id(command, "merchant")
@@ -52,9 +51,8 @@ def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, f
         granted_units += referred_units
     # The buyer is posted after its referrers: the order in which consumers reach a level is
     # kept in snapshots (`leveled`), and ledgers written before issue 11 noted referrers first.
-    fx.add_ep(buyer, buyer_units)
     quota_fen = amount_fen * rates.quota_multiple[0] // rates.quota_multiple[1]
-    fx.add_quota(buyer, quota_fen)
+    fx.add_ep_and_quota(buyer, buyer_units, quota_fen)
     state.pool += contribution_fen
     state.supply += granted_units
     state.issued += granted_units
