@@ -75,9 +75,14 @@ class Engine(State):
         book = self.book
         ep, levels = book.ep, book.level
         thresholds = self.params.level_thresholds_units
+        top = len(thresholds)
         for slot in slots:
+            # Most rows stay below their next threshold: one comparison instead of a search.
+            current = levels[slot]
+            if current >= top or ep[slot] < thresholds[current]:
+                continue
             level = bisect_right(thresholds, ep[slot])
-            if level > levels[slot]:
+            if level > current:
                 levels[slot] = level
                 self.leveled.setdefault(slot, book.owners[slot])
                 fx.events.append(LevelReached(book.owners[slot].id, level))

@@ -1,6 +1,7 @@
 """The daily settlement (当天赚的当天分红, SPEC §4 settle_day)."""
 
-from operator import add, ge, sub
+from itertools import repeat
+from operator import add, floordiv, ge, mul, sub, truth
 
 from tokenmall.core.effects import DaySettled, Effects, Field, Payouts
 from tokenmall.core.fields import Command
@@ -34,7 +35,8 @@ def _pay_holding_fund(state: State, fund_fen: int) -> list[int]:
     slot (zeros included). Works on the book's columns: a consumer's weight is its EP if it
     has quota, else 0."""
     book = state.book
-    weights = [units if fen else 0 for units, fen in zip(book.ep, book.quota, strict=True)]
+    # ep × (quota != 0), as C-level maps rather than a Python loop over every consumer.
+    weights = list(map(mul, book.ep, map(truth, book.quota)))
     weight_total = sum(weights)
     if fund_fen <= 0 or weight_total == 0:
         return []
@@ -55,7 +57,7 @@ def _fast_payments(
     fund_fen: int, weights: list[int], weight_total: int, quotas: list[int]
 ) -> list[int] | None:
     """The first round of water-filling, if nobody reaches a cap in it (the ordinary day)."""
-    payments = [fund_fen * weight // weight_total for weight in weights]
+    payments = list(map(floordiv, map(mul, weights, repeat(fund_fen)), repeat(weight_total)))
     # Caps are whole fen, so share >= cap exactly when floor(share) >= cap. Rows without weight
     # pay 0 and count here only when their quota is 0 too; subtract those.
     reaching_cap = sum(map(ge, payments, quotas)) - quotas.count(0)
@@ -84,22 +86,24 @@ def _pay_level_funds(state: State, fund_fen: int) -> list[tuple[list[int], list[
     part_fen = fund_fen // levels
     paid: list[tuple[list[int], list[int]]] = []
     book = state.book
-    # Highest level first, so each level's candidates are a prefix of this list.
-    by_level = sorted(state.leveled.values(), key=lambda c: -c.level)
+    quota, level_of = book.quota, book.level
+    # Highest level first (a stable sort: ties keep the order they reached a level), so each
+    # level's candidates are a prefix of this list of slots.
+    by_level = sorted(state.leveled, key=level_of.__getitem__, reverse=True)
     candidates = len(by_level)
     for level in range(1, levels + 1):
-        while candidates and by_level[candidates - 1].level < level:
+        while candidates and level_of[by_level[candidates - 1]] < level:
             candidates -= 1
-        slots = [c.slot for c in by_level[:candidates] if book.quota[c.slot] > 0]
+        slots = [slot for slot in by_level[:candidates] if quota[slot] > 0]
         if slots:
-            fill = water_fill(part_fen, [1] * len(slots), [book.quota[s] for s in slots])
+            fill = water_fill(part_fen, [1] * len(slots), [quota[slot] for slot in slots])
             for slot, fen in zip(slots, fill.payments, strict=True):
-                book.quota[slot] -= fen
+                quota[slot] -= fen
                 book.sp[slot] += fen
                 book.dividends[slot] += fen
             paid.append((slots, fill.payments))
     # Level dividends are not proportional to EP: these triggers are updated one by one.
-    state.exit_queue.note_changes([c.slot for c in by_level])
+    state.exit_queue.note_changes(by_level)
     return paid
 
 
