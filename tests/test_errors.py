@@ -56,9 +56,10 @@ def build(setup: list[Command], params: dict[str, Any] | None = None) -> Engine:
 def snapshot(engine: Engine) -> str:
     """Canonical state plus what it does not print: params, orders, vesting, hidden totals."""
     orders = {
-        order_id: (order.refunded, order.day, order.buyer_units, order.referrer_grants)
-        for order_id, order in engine.orders.items()
+        order.id: (order.refunded, order.day, order.buyer_units, order.referrer_grants)
+        for order in engine.orders.records(engine.day)
     }
+    closed = list(engine.orders.closed)
     vesting = [(g.user, g.per_settlement_fen, g.days_left, g.locked_fen) for g in engine.vesting]
     hidden = (
         engine.refund_withdrawals,
@@ -67,7 +68,7 @@ def snapshot(engine: Engine) -> str:
         engine.leftover_to_platform,
         engine.last_price,
     )
-    extra = json.dumps([engine.params.as_json(), orders, vesting, hidden], sort_keys=True)
+    extra = json.dumps([engine.params.as_json(), orders, closed, vesting, hidden], sort_keys=True)
     return canonical_json(canonical_state(engine, [])) + extra
 
 

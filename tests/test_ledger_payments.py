@@ -35,4 +35,4 @@ def test_a_payment_is_credited_once(db_url: str) -> None:
         again = reopened.execute([order("o6", "wx-5"), order("o7", "wx-7")])
         assert [(r.seq, r.outcome) for r in again] == [(None, DUPLICATE_PAYMENT), (6, "ok")]
         assert reopened.engine.consumers["alice"].ep > 0
-        assert set(reopened.engine.orders) == {"o1", "o3", "o5", "o7"}
+        assert set(reopened.engine.orders.ids()) == {"o1", "o3", "o5", "o7"}

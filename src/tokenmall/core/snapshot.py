@@ -43,7 +43,9 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
         # In slot order: a consumer's slot is its position here.
         "consumers": [_consumer_row(consumer) for consumer in engine.book.owners],
         "merchants": [[m.id, *m.balances()] for m in engine.merchants.values()],
-        "orders": [_order_row(order) for order in engine.orders.values()],
+        "orders": [_order_row(order) for order in engine.orders.records(engine.day)],
+        # Earlier days' orders: their ids, each with 1 if it was a cash order never refunded.
+        "closed_orders": [[order_id, flag] for order_id, flag in engine.orders.closed],
         "vesting": [
             [g.user, g.per_settlement_fen, g.days_left, g.locked_fen] for g in engine.vesting
         ],
@@ -70,9 +72,19 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
     positions = [V1_CONSUMER_FIELDS.index(name) for name in CONSUMER_FIELDS]
     try:
         consumers = [[*row[:2], *(row[2 + i] for i in positions)] for row in data["consumers"]]
+        # Version 1 kept every order whole; an order of an earlier day is now its id only.
+        today = data["totals"]["day"]
+        orders = [row for row in data["orders"] if row[4] == today]
+        closed = [row for row in data["orders"] if row[4] != today]
     except (KeyError, TypeError, IndexError) as error:
         raise SnapshotError(f"not a tokenmall snapshot: {error!r}") from None
-    return {**data, "version": SNAPSHOT_VERSION, "consumers": consumers}
+    return {
+        **data,
+        "version": SNAPSHOT_VERSION,
+        "consumers": consumers,
+        "orders": orders,
+        "closed_orders": [[row[0], int(row[3] and not row[9])] for row in closed],
+    }
 
 
 def _restore(data: dict[str, Any]) -> Engine:
@@ -89,9 +101,25 @@ def _restore(data: dict[str, Any]) -> Engine:
         engine.merchants[merchant_id] = Merchant(
             id=merchant_id, ep=_int(ep), sp=_int(sp), cash_out=_int(cash_out)
         )
+    orders = engine.orders
     for row in data["orders"]:
         order = _order_from_row(row)
-        engine.orders[order.id] = order
+        if order.paid_cash:
+            orders.add_cash(
+                order.id,
+                order.user,
+                order.amount_fen,
+                order.contribution_fen,
+                order.quota_fen,
+                order.buyer_units,
+                order.referrer_grants,
+            )
+        else:
+            orders.add_stable(order.id, order.user, order.amount_fen)
+        if order.refunded:
+            orders.mark_refunded(order.id)
+    closed = data["closed_orders"]
+    orders.closed.add_all([_text(i) for i, _ in closed], [_int(flag) for _, flag in closed])
     engine.vesting = [
         VestingGrant(
             user=user, per_settlement_fen=_int(per), days_left=_int(days), locked_fen=_int(locked)
@@ -152,6 +180,12 @@ def _order_from_row(row: list[Any]) -> Order:
         referrer_grants=tuple((referrer, _int(units)) for referrer, units in grants),
         refunded=bool(refunded),
     )
+
+
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise SnapshotError(f"expected a string, got {value!r}")
+    return value
 
 
 def _int(value: object) -> int:

@@ -3,8 +3,9 @@ and change it; the engine (core/engine.py) dispatches commands to them and runs 
 each. Nothing here knows a command.
 """
 
-from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, Order, VestingGrant
+from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, VestingGrant
 from tokenmall.core.exits import ExitQueue
+from tokenmall.core.orders import OrderBook
 from tokenmall.core.params import Params, Rates
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
 
@@ -69,7 +70,7 @@ class State:
         self.consumers: dict[str, Consumer] = {}
         self.book = ConsumerBook()
         self.merchants: dict[str, Merchant] = {}
-        self.orders: dict[str, Order] = {}
+        self.orders = OrderBook()
         self.vesting: list[VestingGrant] = []
         # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
         self.leveled: dict[int, Consumer] = {}

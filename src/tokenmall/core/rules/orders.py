@@ -1,9 +1,10 @@
 """order (cash or SP) and refund (SPEC §4)."""
 
-from tokenmall.core.accounts import Consumer, Order
+from tokenmall.core.accounts import Consumer
 from tokenmall.core.effects import Effects, Field, Reentered
 from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.fields import Command, money_fen, optional_id, require_id, require_ids
+from tokenmall.core.orders import REFUNDABLE
 from tokenmall.core.state import State
 from tokenmall.core.units import Price, ceil_div
 
@@ -16,7 +17,8 @@ def order(state: State, command: Command, fx: Effects) -> None:
         raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'amount'")
     # A merchant id is checked wherever it appears (SPEC §4), but a cash order seldom has one.
     merchant_id = optional_id(command, "merchant") if "merchant" in command else None
-    if order_id in state.orders:
+    orders = state.orders
+    if order_id in orders.today or order_id in orders.closed:
         raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")
     buyer = state.consumers.get(user_id)
     if buyer is None:
@@ -63,16 +65,8 @@ def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, f
     state.day_sales += amount_fen
     state.sales += amount_fen
     state.contributions += contribution_fen
-    state.orders[order_id] = Order(
-        id=order_id,
-        user=buyer.id,
-        amount_fen=amount_fen,
-        paid_cash=True,
-        day=state.day,
-        contribution_fen=contribution_fen,
-        quota_fen=quota_fen,
-        buyer_units=buyer_units,
-        referrer_grants=referrer_grants,
+    state.orders.add_cash(
+        order_id, buyer.id, amount_fen, contribution_fen, quota_fen, buyer_units, referrer_grants
     )
 
 
@@ -124,20 +118,21 @@ def _stable_order(
     buyer.sp -= amount_fen
     merchant.sp += amount_fen
     fx.postings += ((buyer.id, SP, -amount_fen), (merchant.id, SP, amount_fen))
-    state.orders[order_id] = Order(
-        id=order_id, user=buyer.id, amount_fen=amount_fen, paid_cash=False, day=state.day
-    )
+    state.orders.add_stable(order_id, buyer.id, amount_fen)
 
 
 def refund(state: State, command: Command, fx: Effects) -> None:
     order_id = require_id(command, "order")
-    refunded = state.orders.get(order_id)
-    if refunded is None:
-        raise Rejected(ErrorCode.UNKNOWN_ORDER, f"no order {order_id!r}")
+    refunded = state.orders.get(order_id, state.day)
+    if refunded is None:  # not today's: an earlier day's, or none at all
+        flag = state.orders.closed.flag(order_id)
+        if flag is None:
+            raise Rejected(ErrorCode.UNKNOWN_ORDER, f"no order {order_id!r}")
+        if flag != REFUNDABLE:
+            raise Rejected(ErrorCode.NOT_REFUNDABLE, "only an unrefunded cash order")
+        raise Rejected(ErrorCode.REFUND_WINDOW_CLOSED, "orders are refundable on their day only")
     if not refunded.paid_cash or refunded.refunded:
         raise Rejected(ErrorCode.NOT_REFUNDABLE, "only an unrefunded cash order")
-    if refunded.day != state.day:
-        raise Rejected(ErrorCode.REFUND_WINDOW_CLOSED, "orders are refundable on their day only")
     buyer = state.consumers[refunded.user]
     if buyer.ep < refunded.buyer_units:
         raise Rejected(ErrorCode.POINTS_ALREADY_USED, "the buyer no longer holds the EP")
@@ -159,4 +154,4 @@ def refund(state: State, command: Command, fx: Effects) -> None:
     fx.add_quota(buyer, -min(buyer.quota, refunded.quota_fen))
     state.day_sales -= refunded.amount_fen
     state.refunds += refunded.amount_fen
-    refunded.refunded = True
+    state.orders.mark_refunded(order_id)

@@ -26,6 +26,7 @@ def settle_day(state: State, command: Command, fx: Effects) -> None:
     _dispose_leftover(state, available_fen - paid_fen)
     _release_vesting(state, fx)
     fx.events.append(DaySettled(state.day, net_fen, paid_fen))
+    state.orders.close_day()  # no order of this day can be refunded any more
     state.day_sales = 0
     state.day += 1
 

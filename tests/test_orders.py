@@ -1,0 +1,52 @@
+"""The order book keeps earlier days' orders as ids only (issue 11: at most 32 bytes an old
+order): the set of ids must stay exact, whatever the ids are."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenmall.core.fields import ID_CHARS_MAX
+from tokenmall.core.orders import REFUNDABLE, IdSet, OrderBook
+
+ids = st.text(min_size=1, max_size=ID_CHARS_MAX)  # SPEC v1 ids: any characters
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(ids, max_size=40), max_size=30), probes=st.lists(ids))
+def test_an_id_set_is_exact_and_keeps_the_order_added(
+    batches: list[list[str]], probes: list[str]
+) -> None:
+    id_set, reference = IdSet(), dict[str, int]()
+    for batch in batches:
+        fresh = list(dict.fromkeys(key for key in batch if key not in reference))
+        flags = [len(key) % 2 for key in fresh]
+        id_set.add_all(fresh, flags)
+        reference.update(zip(fresh, flags, strict=True))
+    assert len(id_set) == len(reference)
+    assert list(id_set) == list(reference.items())
+    for key in [*reference, *probes]:
+        assert (key in id_set) == (key in reference)
+        assert id_set.flag(key) == reference.get(key)
+
+
+def test_an_id_set_grows_and_stays_small() -> None:
+    id_set = IdSet()
+    keys = [f"o-{n:09d}" for n in range(50_000)]  # 11 characters, like real order ids
+    for start in range(0, len(keys), 1_000):
+        id_set.add_all(keys[start : start + 1_000], [0] * 1_000)
+    assert all(key in id_set for key in keys[::97])
+    assert "o-000050000" not in id_set
+    assert id_set.nbytes() / len(keys) < 32
+
+
+def test_a_day_closed_keeps_each_order_as_its_id_and_whether_it_could_be_refunded() -> None:
+    book = OrderBook()
+    book.add_cash("cash", "alice", 1000, 300, 2000, 21, ())
+    book.add_cash("refunded", "alice", 1000, 300, 2000, 21, ())
+    book.mark_refunded("refunded")
+    book.add_stable("sp", "alice", 500)
+    order = book.get("cash", day=4)
+    assert order is not None and order.day == 4 and order.quota_fen == 2000
+    book.close_day()
+    assert book.get("cash", day=5) is None and "cash" in book and len(book) == 3
+    flags = [book.closed.flag(i) for i in ("cash", "refunded", "sp", "nothing")]
+    assert flags == [REFUNDABLE, 0, 0, None]
