@@ -12,6 +12,8 @@ Today's orders are plain tuples in one dict (a record built with keywords for ev
 
 from array import array
 from collections.abc import Iterator
+from itertools import accumulate, chain, repeat
+from operator import add, and_, lshift, methodcaller, mod, or_, rshift
 
 from tokenmall.core.accounts import Order
 
@@ -19,7 +21,14 @@ from tokenmall.core.accounts import Order
 # buyer_units, referrer_grants, refunded). Positional in this module only.
 _Stored = tuple[str, int, bool, int, int, int, tuple[tuple[str, int], ...], bool]
 
-LOAD_MAX = 3 / 4  # of the table's slots in use before it doubles
+LOAD_MAX = 3 / 4  # of the table's slots in use before it grows
+# An id's two leading bytes, by (flag << 9 | UTF-8 length, 1-256): the flag, then the length
+# less one.
+_PREFIXES = [
+    bytes((code >> 9, (code & 0x1FF) - 1)) if 1 <= code & 0x1FF <= 256 else b""
+    for code in range(1024)
+]
+_ENCODE = methodcaller("encode", "utf-8", "surrogatepass")
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
 
 
@@ -86,26 +95,29 @@ class IdSet:
         return None
 
     def add_all(self, keys: list[str], flags: list[int]) -> None:
-        """Add ids that are not in the set yet (the caller checked), each with its flag."""
+        """Add ids that are not in the set yet (the caller checked), each with its flag.
+
+        Everything but placing each id in the table runs as C-level maps over the batch: a
+        day closes with every order of the day, and this is most of the cost of keeping them."""
         while self._count + len(keys) > LOAD_MAX * self._size:
             self._grow()
         blob = self._blob
-        encoded = [key.encode("utf-8", "surrogatepass") for key in keys]
-        if len(blob) + sum(map(len, encoded)) + 2 * len(keys) >= 2**32:
+        encoded = list(map(_ENCODE, keys))
+        sizes = list(map(len, encoded))
+        if len(blob) + sum(sizes) + 2 * len(keys) >= 2**32:
             raise MemoryError("an IdSet holds at most 4 GiB of ids")
+        offsets = accumulate(map(add, sizes, repeat(2)), initial=len(blob))
+        lows = list(map(and_, map(hash, keys), repeat(0xFFFFFFFF)))
+        entries = map(or_, map(lshift, lows, repeat(32)), offsets)
         table, size = self._table, self._size
-        offset = len(blob)
-        for key, data in zip(keys, encoded, strict=True):
-            low = hash(key) & 0xFFFFFFFF
+        for low, entry in zip(lows, entries, strict=True):
             slot = low % size
             while table[slot]:
                 slot = slot + 1 if slot + 1 < size else 0
-            table[slot] = low << 32 | offset
-            offset += 2 + len(data)
+            table[slot] = entry
         # The bytes in one piece: a flag, the length less one, the id; for every id.
-        blob += b"".join(
-            bytes((flag, len(data) - 1)) + data for data, flag in zip(encoded, flags, strict=True)
-        )
+        prefixes = map(_PREFIXES.__getitem__, map(or_, map(lshift, flags, repeat(9)), sizes))
+        blob += b"".join(chain.from_iterable(zip(prefixes, encoded, strict=True)))
         self._count += len(keys)
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
@@ -125,11 +137,12 @@ class IdSet:
         """Make the table half as large again, placing every entry again by the hash bits it
         keeps. (Half, not double: the table then stays between half and three quarters full,
         which keeps an id at most about 29 bytes.)"""
-        entries = [entry for entry in self._table if entry]
+        entries = list(filter(None, self._table))
         size = self._size * 3 // 2
+        homes = map(mod, map(rshift, entries, repeat(32)), repeat(size))
         table = array("Q", bytes(8 * size))
-        for entry in entries:
-            slot = (entry >> 32) % size
+        for home, entry in zip(homes, entries, strict=True):
+            slot = home
             while table[slot]:
                 slot = slot + 1 if slot + 1 < size else 0
             table[slot] = entry
