@@ -15,6 +15,7 @@ refunds and forced exits), which run on SQLite only to stay fast; the fixed scen
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -159,11 +160,28 @@ def reader(url: str) -> Iterator[Store]:
         store.close()
 
 
-def read_tables(url: str) -> Tables:
+def unstored(account: str) -> str:
+    """The inverse of projections.stored_account."""
+    return re.sub(r"\\(.)", lambda match: "\x00" if match[1] == "0" else match[1], account)
+
+
+def read_tables(url: str, page: int = 3) -> Tables:
+    """Every statement line as the store gives it out (dividend lines derived from the
+    settlements' blocks), read in pages of `page` lines, so that every page boundary is
+    crossed: the balances before a page are folded from the blocks too."""
     with reader(url) as store, store.reading() as connection:
-        line_rows = connection.execute(
-            sa.text("SELECT account, seq, op, balances FROM statement_lines")
-        ).all()
+        accounts = connection.execute(
+            sa.text("SELECT DISTINCT account FROM statement_lines")
+        ).scalars()
+        line_rows = []
+        for stored in accounts:
+            account, after = unstored(str(stored)), 0
+            while True:
+                _, lines = Store.statement(connection, account, after, page)
+                line_rows.extend((stored, seq, op, text) for seq, _, _, op, text in lines)
+                if len(lines) < page:
+                    break
+                after = lines[-1][0]
         day_rows = connection.execute(
             sa.text(
                 "SELECT day, seq, price, pool, supply, sales, dividends FROM price_days "

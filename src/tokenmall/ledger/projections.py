@@ -6,20 +6,35 @@ Both are written from what the engine says each command changed (`Applied`, core
 a statement line for every account a command posted to or named in an event (a registration,
 a level, an exit), holding its balances *after* the entry; a price day for every settlement.
 The change shown for a line is the difference to the line before it, at read time.
+
+A settlement pays every holder, which would make a line per holder and day (most of the rows,
+and most of a durable ingest's time). Instead it writes what it paid as `DividendBlock` rows:
+one 8-byte little-endian integer of fen per consumer slot, BLOCK_SLOTS slots a row, blocks that
+paid nobody left out. A dividend line is derived on read (`with_dividend`): the account's
+balances after its line before, plus the payment (SP and dividends up, quota down). That is
+exact because any other change to the account writes a line of its own: a holder that also
+changed otherwise in the settlement (an exit, a vesting release) has a line at that entry,
+which already holds the payment, and the derived one is not shown.
 """
 
+import sys
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import SHOW_FIELD
-from tokenmall.core.effects import Applied, DaySettled
+from tokenmall.core.effects import Applied, DaySettled, Payouts, Registered
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
 from tokenmall.core.units import format_fen, format_price, format_units
 
 Balances = tuple[int, ...]
+
+BLOCK_SLOTS = 1024  # consumer slots per dividend row: a statement reads 8 KiB of a settlement
+PAYMENT_BYTES = 8
+_SP, _QUOTA, _DIVIDENDS = (CONSUMER_FIELDS.index(name) for name in ("sp", "quota", "dividends"))
 
 
 class StatementRow(NamedTuple):
@@ -41,12 +56,27 @@ class PriceDayRow(NamedTuple):
     dividends: str  # paid by this settlement
 
 
+class DividendBlock(NamedTuple):
+    """What a settlement (entry `seq`) paid the consumers of slots block × BLOCK_SLOTS on."""
+
+    block: int
+    seq: int
+    payments: bytes  # PAYMENT_BYTES a slot, unsigned little-endian fen; as many slots as then
+
+
+class SlotRow(NamedTuple):
+    account: str  # stored_account(id)
+    slot: int
+
+
 @dataclass
 class Projection:
     """What one batch adds to the read models."""
 
     statement: list[StatementRow] = field(default_factory=list)
     price_days: list[PriceDayRow] = field(default_factory=list)
+    dividends: list[DividendBlock] = field(default_factory=list)
+    slots: list[SlotRow] = field(default_factory=list)
 
 
 def stored_account(account_id: str) -> str:
@@ -84,16 +114,59 @@ class Projector:
 
 
 def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
-    """The rows of one applied command: a statement line per account it changed, and the
-    day it settled, if it did."""
-    rows = out.statement
-    for account in applied.accounts():
-        balances = balances_of(engine, account)
-        if balances is not None:
-            rows.append(StatementRow(stored_account(account), seq, applied.op, _encode(balances)))
+    """The rows of one applied command: a statement line per account it changed other than
+    by a dividend, a settlement's dividends as blocks, and the day it settled, if it did."""
+    accounts = [posting[0] for posting in applied.postings]
     for event in applied.events:
         if isinstance(event, DaySettled):
             out.price_days.append(_price_day(applied, event, seq))
+        else:
+            accounts.append(event.account)
+            if isinstance(event, Registered) and event.kind == "consumer":
+                out.slots.append(SlotRow(stored_account(event.account), _slot(engine, event)))
+    if applied.payouts is not None and not _record_payouts(applied.payouts, seq, out):
+        accounts.extend(applied.payouts.accounts())  # too large for the blocks: lines instead
+    rows = out.statement
+    for account in dict.fromkeys(accounts):
+        balances = balances_of(engine, account)
+        if balances is not None:
+            rows.append(StatementRow(stored_account(account), seq, applied.op, _encode(balances)))
+
+
+def _slot(engine: Engine, event: Registered) -> int:
+    return engine.consumers[event.account].slot
+
+
+def _record_payouts(payouts: Payouts, seq: int, out: Projection) -> bool:
+    """Add the settlement's payments per slot as blocks; False if one does not fit 8 bytes."""
+    totals = list(payouts.holding) or [0] * len(payouts.owners)
+    for slots, payments in payouts.levels:
+        for slot, fen in zip(slots, payments, strict=True):
+            totals[slot] += fen
+    blocks = []
+    for block, start in enumerate(range(0, len(totals), BLOCK_SLOTS)):
+        part = totals[start : start + BLOCK_SLOTS]
+        if not any(part):
+            continue
+        try:
+            packed = array("Q", part)
+        except OverflowError:  # a payment of 2**64 fen or more: not in this world, but exact
+            return False
+        if sys.byteorder == "big":
+            packed.byteswap()
+        blocks.append(DividendBlock(block, seq, packed.tobytes()))
+    out.dividends.extend(blocks)
+    return True
+
+
+def with_dividend(balances: str, fen: int) -> str:
+    """A consumer's stored balances after a dividend of `fen` (SP and dividends up, quota
+    down): the balances of a derived statement line."""
+    values = [int(part) for part in balances.split(",")]
+    values[_SP] += fen
+    values[_QUOTA] -= fen
+    values[_DIVIDENDS] += fen
+    return _encode(tuple(values))
 
 
 def _encode(balances: Balances) -> str:

@@ -13,6 +13,8 @@ Only `journal` is the record; the other tables are bookkeeping around it:
 - `statement_lines`, `price_days`: read models for the HTTP API (each account's balances after
   every entry that changed them; each settled day's closing price), written in the same
   transaction as the entries they come from; `ledger_head.projected_seq` says how far they go.
+  A settlement's dividends are not statement lines: `dividend_blocks` holds what it paid each
+  consumer slot, `consumer_slots` each consumer's slot, and the lines are derived on read.
 - `ingest_sources`: how far `tokenmall ingest` got in each file (by content digest), updated in
   the same transaction as the entries it applied, so that a killed ingest resumes exactly.
 """
@@ -112,4 +114,20 @@ price_days = Table(
     Column("supply", Text, nullable=False),
     Column("sales", Text, nullable=False),
     Column("dividends", Text, nullable=False),
+)
+
+consumer_slots = Table(
+    "consumer_slots",
+    metadata,
+    Column("account", Text, primary_key=True),  # stored_account(id)
+    Column("slot", BigInteger, nullable=False),
+)
+
+dividend_blocks = Table(
+    "dividend_blocks",
+    metadata,
+    # block first: a statement reads one block of every settlement (projections.BLOCK_SLOTS).
+    Column("block", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("payments", LargeBinary, nullable=False),
 )

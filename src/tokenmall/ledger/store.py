@@ -27,8 +27,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError as AlembicCommandError
 
-from tokenmall.ledger.projections import PriceDayRow, Projection, StatementRow, stored_account
+from tokenmall.ledger.projections import (
+    BLOCK_SLOTS,
+    PAYMENT_BYTES,
+    PriceDayRow,
+    Projection,
+    StatementRow,
+    stored_account,
+    with_dividend,
+)
 from tokenmall.ledger.schema import (
+    consumer_slots,
+    dividend_blocks,
     ingest_sources,
     journal,
     ledger_head,
@@ -163,6 +173,13 @@ class Store:
         self._insert_statement_sql = (
             f"INSERT INTO statement_lines ({', '.join(StatementRow._fields)}) "
             f"VALUES ({', '.join([marker] * len(StatementRow._fields))})"
+        )
+        self._insert_slot_sql = (
+            f"INSERT INTO consumer_slots (account, slot) VALUES ({marker}, {marker})"
+        )
+        self._insert_dividends_sql = (
+            "INSERT INTO dividend_blocks (block, seq, payments) "
+            f"VALUES ({marker}, {marker}, {marker})"
         )
         made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
@@ -347,15 +364,16 @@ class Store:
         connection: sa.Connection, account: str, after_seq: int, limit: int
     ) -> tuple[str | None, list[tuple[int, str, str | None, str, str]]]:
         """An account's balances as of `after_seq` (None: no line yet) and its next `limit`
-        lines after it: (seq, recorded_at, actor, op, balances)."""
+        lines after it: (seq, recorded_at, actor, op, balances). Dividend lines are derived
+        from the settlements' blocks (ledger/projections.py)."""
         account = stored_account(account)
         before = connection.execute(
-            sa.select(statement_lines.c.balances)
+            sa.select(statement_lines.c.seq, statement_lines.c.balances)
             .where(statement_lines.c.account == account, statement_lines.c.seq <= after_seq)
             .order_by(statement_lines.c.seq.desc())
             .limit(1)
-        ).scalar_one_or_none()
-        lines = connection.execute(
+        ).one_or_none()
+        written = connection.execute(
             sa.select(
                 statement_lines.c.seq,
                 journal.c.recorded_at,
@@ -368,8 +386,62 @@ class Store:
             .order_by(statement_lines.c.seq)
             .limit(limit)
         ).all()
-        return before, [
-            (int(seq), str(at), actor, str(op), str(text)) for seq, at, actor, op, text in lines
+        lines: list[tuple[int, str, str | None, str, str | None, int]] = [
+            (int(seq), str(at), actor, str(op), str(text), 0)
+            for seq, at, actor, op, text in written
+        ]
+        before_text = None if before is None else str(before.balances)
+        slot = connection.execute(
+            sa.select(consumer_slots.c.slot).where(consumer_slots.c.account == account)
+        ).scalar_one_or_none()
+        if before is not None and slot is not None:  # dividends since its last line up to after_seq
+            paid = Store._dividends(connection, int(slot), int(before.seq), after_seq, None)
+            before_text = with_dividend(str(before.balances), sum(fen for _, _, _, fen in paid))
+        if slot is not None and (before is not None or lines):
+            shown = {line[0] for line in lines}
+            for seq, at, actor, fen in Store._dividends(
+                connection, int(slot), after_seq, None, limit
+            ):
+                if seq not in shown:
+                    lines.append((seq, at, actor, "settle_day", None, fen))
+            lines.sort(key=_first)
+        out, text = [], before_text
+        for seq, at, actor, op, balances, fen in lines[:limit]:
+            text = balances if balances is not None else with_dividend(text or "", fen)
+            out.append((seq, at, actor, op, text))
+        return before_text, out
+
+    @staticmethod
+    def _dividends(
+        connection: sa.Connection,
+        slot: int,
+        after_seq: int,
+        upto_seq: int | None,
+        limit: int | None,
+    ) -> list[tuple[int, str, str | None, int]]:
+        """(seq, recorded_at, actor, fen) of each settlement in (after_seq, upto_seq] that paid
+        `slot` something, in order."""
+        payment = sa.func.substr(
+            dividend_blocks.c.payments, slot % BLOCK_SLOTS * PAYMENT_BYTES + 1, PAYMENT_BYTES
+        )
+        query = (
+            sa.select(dividend_blocks.c.seq, journal.c.recorded_at, journal.c.actor, payment)
+            .join(journal, journal.c.seq == dividend_blocks.c.seq)
+            .where(
+                dividend_blocks.c.block == slot // BLOCK_SLOTS,
+                dividend_blocks.c.seq > after_seq,
+                # Nonzero: greater than eight zero bytes (a slot past the end reads empty).
+                payment > sa.literal(bytes(PAYMENT_BYTES), sa.LargeBinary),
+            )
+            .order_by(dividend_blocks.c.seq)
+        )
+        if upto_seq is not None:
+            query = query.where(dividend_blocks.c.seq <= upto_seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return [
+            (int(seq), str(at), actor, int.from_bytes(bytes(data), "little"))
+            for seq, at, actor, data in connection.execute(query)
         ]
 
     @staticmethod
@@ -492,8 +564,8 @@ class Store:
         """Read models of entries already in the journal (a ledger made before them)."""
         with self.writing() as connection:
             if upto_seq == 0:
-                connection.execute(statement_lines.delete())
-                connection.execute(price_days.delete())
+                for table in (statement_lines, price_days, consumer_slots, dividend_blocks):
+                    connection.execute(table.delete())
             self._write_projection(connection, projection)
             connection.execute(
                 ledger_head.update().where(ledger_head.c.id == 1).values(projected_seq=upto_seq)
@@ -502,6 +574,10 @@ class Store:
     def _write_projection(self, connection: sa.Connection, projection: Projection) -> None:
         if projection.statement:
             connection.exec_driver_sql(self._insert_statement_sql, projection.statement)
+        if projection.slots:
+            connection.exec_driver_sql(self._insert_slot_sql, projection.slots)
+        if projection.dividends:
+            connection.exec_driver_sql(self._insert_dividends_sql, projection.dividends)
         if projection.price_days:
             connection.execute(
                 price_days.insert(), [row._asdict() for row in projection.price_days]
@@ -523,6 +599,10 @@ class Store:
             connection.execute(
                 snapshots.delete().where(snapshots.c.seq.not_in(kept.scalar_subquery()))
             )
+
+
+def _first(line: tuple[Any, ...]) -> Any:
+    return line[0]
 
 
 def _upsert_progress(connection: sa.Connection, progress: dict[str, Any]) -> None:
