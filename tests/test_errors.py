@@ -59,7 +59,7 @@ def snapshot(engine: Engine) -> str:
         order.id: (order.refunded, order.day, order.buyer_units, order.referrer_grants)
         for order in engine.orders.records(engine.day)
     }
-    closed = list(engine.orders.closed)
+    closed = engine.orders.closed_items()
     vesting = [(g.user, g.per_settlement_fen, g.days_left, g.locked_fen) for g in engine.vesting]
     hidden = (
         engine.refund_withdrawals,

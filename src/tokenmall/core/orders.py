@@ -4,16 +4,16 @@ An order can be refunded only on its day (SPEC §4 refund), so an order needs it
 until the next settle_day; after that the rules ask one thing of it: does the id exist (a
 duplicate order), and was it a cash order never refunded (its refund is refund_window_closed,
 any other is not_refundable). A year of 100,000 orders a day kept as records would take over
-15 GB; kept as ids in an `IdSet`, about 25 bytes an order (bench/memory.py).
+15 GB; kept as ids in an `IdSet`, about 16 bytes an order (bench/memory.py).
 
 Today's orders are plain tuples in one dict (a record built with keywords for every order cost
 2,500 instructions more, callgrind); `OrderBook.get` gives them as `Order` records.
 """
 
-from array import array
+import sys
 from collections.abc import Iterator
-from itertools import accumulate, chain, repeat
-from operator import add, and_, lshift, methodcaller, mod, or_, rshift
+from itertools import repeat
+from operator import and_
 
 from tokenmall.core.accounts import Order
 
@@ -21,132 +21,98 @@ from tokenmall.core.accounts import Order
 # buyer_units, referrer_grants, refunded). Positional in this module only.
 _Stored = tuple[str, int, bool, int, int, int, tuple[tuple[str, int], ...], bool]
 
-LOAD_MAX = 3 / 4  # of the table's slots in use before it grows
-# An id's two leading bytes, by (flag << 9 | UTF-8 length, 1-256): the flag, then the length
-# less one.
-_PREFIXES = [
-    bytes((code >> 9, (code & 0x1FF) - 1)) if 1 <= code & 0x1FF <= 256 else b""
-    for code in range(1024)
-]
-_ENCODE = methodcaller("encode", "utf-8", "surrogatepass")
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
+
+# UTF-8 (with surrogates passed) never has a byte above 0xF4, so _SEP, which IdSet writes
+# before and after every id, never occurs inside one.
+_SEP = b"\xfd"
+IDS_PER_BUCKET_MAX = 32  # on average: the buckets double when there are more
+_BUCKETS_MIN = 64
 
 
 class IdSet:
-    """An exact set of ids (strings of 1-64 characters), each with a one-byte flag, in 25-30
-    bytes an id of 12 characters (bench/memory.py), with no false answers: a hash only finds
-    where to look, and an id is found only where its bytes are.
+    """An exact set of ids (any strings), in about 15 bytes an id of 12 characters
+    (bench/memory.py), with no false answers: the hash only picks a bucket, and an id is found
+    only where its bytes are.
 
-    The ids are packed in one bytearray: a flag byte, a byte holding the UTF-8 length less
-    one, then the bytes. An open-addressing table finds them; each slot holds the low 32 bits
-    of the id's hash and its offset in the bytearray, `hash << 32 | offset`, 0 when empty.
-    Most lookups of an absent id end at an empty slot or on those 32 bits without reading the
-    bytearray, and the table grows without hashing the ids again. (Python's own set would
-    take about 75 bytes an id: a str object and a slot.) Ids come back in the order they were
-    added, which snapshots keep. Offsets are 32 bits: 4 GiB of ids, some 250 million."""
+    The ids live in buckets, each one bytes object `_SEP id _SEP id _SEP ... _SEP` (UTF-8); an
+    id's hash picks its bucket, which holds 16-32 ids on average. A lookup is one C-level
+    search for `_SEP id _SEP` in one bucket, exact because `_SEP` never occurs inside UTF-8.
+    Adding a day's ids encodes them in one call and appends each to its bucket: one bytes
+    concatenation an id. (A Python set would take about 75 bytes an id, a str object and a
+    slot; an open-addressing table filled by a Python loop took 4-5 times the instructions,
+    callgrind.) Ids come back sorted by their UTF-8 bytes, whatever order they were added in,
+    so that a snapshot does not depend on the process's hash seed."""
 
-    __slots__ = ("_blob", "_count", "_size", "_table")
+    __slots__ = ("_buckets", "_count", "_mask")
 
     def __init__(self) -> None:
-        self._blob = bytearray(b"\0")  # offset 0 is no id: a table slot of 0 is empty
-        self._size = 1024
-        self._table = array("Q", bytes(8 * self._size))
+        self._buckets: list[bytes] = [_SEP] * _BUCKETS_MIN
+        self._mask = _BUCKETS_MIN - 1
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
     def __contains__(self, key: str) -> bool:
-        # flag()'s probe written out: every new order asks this, and a call costs as much.
-        low = hash(key) & 0xFFFFFFFF
-        table, size = self._table, self._size
-        slot = low % size
-        while entry := table[slot]:
-            if entry >> 32 == low:
-                offset = entry & 0xFFFFFFFF
-                data = key.encode("utf-8", "surrogatepass")
-                blob = self._blob
-                length = len(data)
-                if (
-                    blob[offset + 1] == length - 1
-                    and blob[offset + 2 : offset + 2 + length] == data
-                ):
-                    return True
-            slot = slot + 1 if slot + 1 < size else 0
-        return False
+        return (
+            _SEP + key.encode("utf-8", "surrogatepass") + _SEP
+            in self._buckets[hash(key) & self._mask]
+        )
 
-    def flag(self, key: str) -> int | None:
-        """The flag `key` was added with, or None if it is not in the set."""
-        low = hash(key) & 0xFFFFFFFF
-        table, size = self._table, self._size
-        slot = low % size
-        while entry := table[slot]:
-            if entry >> 32 == low:
-                offset = entry & 0xFFFFFFFF
-                data = key.encode("utf-8", "surrogatepass")
-                blob = self._blob
-                length = len(data)
-                if (
-                    blob[offset + 1] == length - 1
-                    and blob[offset + 2 : offset + 2 + length] == data
-                ):
-                    return blob[offset]
-            slot = slot + 1 if slot + 1 < size else 0
-        return None
-
-    def add_all(self, keys: list[str], flags: list[int]) -> None:
-        """Add ids that are not in the set yet (the caller checked), each with its flag.
-
-        Everything but placing each id in the table runs as C-level maps over the batch: a
-        day closes with every order of the day, and this is most of the cost of keeping them."""
-        while self._count + len(keys) > LOAD_MAX * self._size:
-            self._grow()
-        blob = self._blob
-        encoded = list(map(_ENCODE, keys))
-        sizes = list(map(len, encoded))
-        if len(blob) + sum(sizes) + 2 * len(keys) >= 2**32:
-            raise MemoryError("an IdSet holds at most 4 GiB of ids")
-        offsets = accumulate(map(add, sizes, repeat(2)), initial=len(blob))
-        lows = list(map(and_, map(hash, keys), repeat(0xFFFFFFFF)))
-        entries = map(or_, map(lshift, lows, repeat(32)), offsets)
-        table, size = self._table, self._size
-        for low, entry in zip(lows, entries, strict=True):
-            slot = low % size
-            while table[slot]:
-                slot = slot + 1 if slot + 1 < size else 0
-            table[slot] = entry
-        # The bytes in one piece: a flag, the length less one, the id; for every id.
-        prefixes = map(_PREFIXES.__getitem__, map(or_, map(lshift, flags, repeat(9)), sizes))
-        blob += b"".join(chain.from_iterable(zip(prefixes, encoded, strict=True)))
+    def add_all(self, keys: list[str]) -> None:
+        """Add ids that are not in the set yet (the caller checked)."""
+        buckets, mask = self._buckets, self._mask
+        for index, entry in zip(
+            map(and_, map(hash, keys), repeat(mask)), _terminated(keys), strict=True
+        ):
+            buckets[index] += entry
         self._count += len(keys)
+        if self._count > IDS_PER_BUCKET_MAX * len(buckets):
+            self._spread(2 * len(buckets))
 
-    def __iter__(self) -> Iterator[tuple[str, int]]:
-        """(id, flag) in the order added."""
-        blob, offset, end = self._blob, 1, len(self._blob)
-        while offset < end:
-            size = blob[offset + 1] + 1
-            key = blob[offset + 2 : offset + 2 + size].decode("utf-8", "surrogatepass")
-            yield key, blob[offset]
-            offset += 2 + size
+    def __iter__(self) -> Iterator[str]:
+        """The ids, sorted by their UTF-8 bytes."""
+        for data in sorted(self._encoded()):
+            yield data.decode("utf-8", "surrogatepass")
 
     def nbytes(self) -> int:
-        """The memory the ids take (bytearray and table; the objects' headers left out)."""
-        return len(self._blob) + self._table.itemsize * len(self._table)
+        """The memory the ids take: the buckets' bytes objects and the list of them."""
+        header = sys.getsizeof(b"")
+        return sum(map(len, self._buckets)) + (header + 8) * len(self._buckets) + 56
 
-    def _grow(self) -> None:
-        """Make the table half as large again, placing every entry again by the hash bits it
-        keeps. (Half, not double: the table then stays between half and three quarters full,
-        which keeps an id at most about 29 bytes.)"""
-        entries = list(filter(None, self._table))
-        size = self._size * 3 // 2
-        homes = map(mod, map(rshift, entries, repeat(32)), repeat(size))
-        table = array("Q", bytes(8 * size))
-        for home, entry in zip(homes, entries, strict=True):
-            slot = home
-            while table[slot]:
-                slot = slot + 1 if slot + 1 < size else 0
-            table[slot] = entry
-        self._table, self._size = table, size
+    def _encoded(self) -> list[bytes]:
+        """Every id, UTF-8 encoded, in no particular order."""
+        return list(filter(None, b"".join(self._buckets).split(_SEP)))
+
+    def _spread(self, buckets: int) -> None:
+        """Put every id again into `buckets` buckets (a power of two)."""
+        encoded = self._encoded()
+        keys = _decoded(encoded)
+        mask = buckets - 1
+        groups: list[list[bytes]] = [[] for _ in range(buckets)]
+        for index, data in zip(map(and_, map(hash, keys), repeat(mask)), encoded, strict=True):
+            groups[index].append(data)
+        self._buckets = [_SEP.join([b"", *group, b""]) if group else _SEP for group in groups]
+        self._mask = mask
+
+
+def _terminated(keys: list[str]) -> list[bytes]:
+    """Each id's UTF-8 bytes followed by _SEP. Encoded in one call when no id holds a NUL
+    (which then separates them); one call an id otherwise."""
+    text = "\x00".join(keys)
+    if text.count("\x00") == len(keys) - 1:
+        data = (text + "\x00").encode("utf-8", "surrogatepass")
+        return data.replace(b"\x00", _SEP + b"\x00").split(b"\x00")[:-1]
+    return [key.encode("utf-8", "surrogatepass") + _SEP for key in keys]
+
+
+def _decoded(encoded: list[bytes]) -> list[str]:
+    """The ids of UTF-8 bytes, decoded in one call when none holds a NUL."""
+    data = b"\x00".join(encoded)
+    if data.count(b"\x00") == len(encoded) - 1 and encoded:
+        return data.decode("utf-8", "surrogatepass").split("\x00")
+    return [item.decode("utf-8", "surrogatepass") for item in encoded]
 
 
 class OrderBook:
@@ -154,11 +120,14 @@ class OrderBook:
     flagged REFUNDABLE when it was a cash order never refunded (its refund is then
     refund_window_closed rather than not_refundable)."""
 
-    __slots__ = ("closed", "today")
+    __slots__ = ("closed", "today", "unrefundable")
 
     def __init__(self) -> None:
         self.today: dict[str, _Stored] = {}
         self.closed = IdSet()  # every order of an earlier day
+        # Those of them that were not refundable cash orders (SP orders, refunded ones): the
+        # fewer, so the flag costs less kept this way than as a byte an order.
+        self.unrefundable = IdSet()
 
     def __contains__(self, order_id: str) -> bool:
         return order_id in self.today or order_id in self.closed
@@ -215,9 +184,28 @@ class OrderBook:
     def close_day(self) -> None:
         """The day ends (settle_day): today's orders can no longer be refunded; keep their
         ids only."""
-        flags = [REFUNDABLE if s[2] and not s[-1] else 0 for s in self.today.values()]
-        self.closed.add_all(list(self.today), flags)
+        self.closed.add_all(list(self.today))
+        unrefundable = [key for key, s in self.today.items() if not s[2] or s[-1]]
+        if unrefundable:
+            self.unrefundable.add_all(unrefundable)
         self.today = {}
+
+    def closed_flag(self, order_id: str) -> int | None:
+        """For an order of an earlier day: REFUNDABLE if it was a cash order never refunded,
+        else 0; None if there is no such order."""
+        if order_id not in self.closed:
+            return None
+        return 0 if order_id in self.unrefundable else REFUNDABLE
+
+    def closed_items(self) -> list[tuple[str, int]]:
+        """(id, flag) of every order of an earlier day, sorted by id (UTF-8 bytes)."""
+        unrefundable = set(self.unrefundable)
+        return [(key, 0 if key in unrefundable else REFUNDABLE) for key in self.closed]
+
+    def add_closed(self, items: list[tuple[str, int]]) -> None:
+        """Orders of earlier days, as closed_items gives them (a snapshot)."""
+        self.closed.add_all([key for key, _ in items])
+        self.unrefundable.add_all([key for key, flag in items if flag != REFUNDABLE])
 
     def records(self, day: int) -> Iterator[Order]:
         """Today's orders as records, in the order they were placed."""
@@ -228,6 +216,5 @@ class OrderBook:
 
     def ids(self) -> Iterator[str]:
         """Every order's id: earlier days' first, in the order placed."""
-        for order_id, _ in self.closed:
-            yield order_id
+        yield from self.closed
         yield from self.today

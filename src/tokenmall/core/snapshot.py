@@ -45,7 +45,7 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
         "merchants": [[m.id, *m.balances()] for m in engine.merchants.values()],
         "orders": [_order_row(order) for order in engine.orders.records(engine.day)],
         # Earlier days' orders: their ids, each with 1 if it was a cash order never refunded.
-        "closed_orders": [[order_id, flag] for order_id, flag in engine.orders.closed],
+        "closed_orders": [[order_id, flag] for order_id, flag in engine.orders.closed_items()],
         "vesting": [
             [g.user, g.per_settlement_fen, g.days_left, g.locked_fen] for g in engine.vesting
         ],
@@ -119,7 +119,7 @@ def _restore(data: dict[str, Any]) -> Engine:
         if order.refunded:
             orders.mark_refunded(order.id)
     closed = data["closed_orders"]
-    orders.closed.add_all([_text(i) for i, _ in closed], [_int(flag) for _, flag in closed])
+    orders.add_closed([(_text(i), _int(flag)) for i, flag in closed])
     engine.vesting = [
         VestingGrant(
             user=user, per_settlement_fen=_int(per), days_left=_int(days), locked_fen=_int(locked)

@@ -116,6 +116,21 @@ class Projector:
 def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
     """The rows of one applied command: a statement line per account it changed other than
     by a dividend, a settlement's dividends as blocks, and the day it settled, if it did."""
+    if applied.events or applied.payouts is not None:
+        accounts = _accounts_and_events(engine, applied, seq, out)
+    else:  # most commands: an order, a sale, a grant
+        accounts = [posting[0] for posting in applied.postings]
+    consumers, merchants, op = engine.consumers, engine.merchants, applied.op
+    append = out.statement.append
+    for account in dict.fromkeys(accounts):
+        holder = consumers.get(account) or merchants.get(account)
+        if holder is not None:
+            balances = ",".join(map(str, holder.balances()))
+            append(StatementRow(stored_account(account), seq, op, balances))
+
+
+def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projection) -> list[str]:
+    """The accounts to write lines for; the price day, slots and dividend blocks recorded."""
     accounts = [posting[0] for posting in applied.postings]
     for event in applied.events:
         if isinstance(event, DaySettled):
@@ -126,11 +141,7 @@ def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
                 out.slots.append(SlotRow(stored_account(event.account), _slot(engine, event)))
     if applied.payouts is not None and not _record_payouts(applied.payouts, seq, out):
         accounts.extend(applied.payouts.accounts())  # too large for the blocks: lines instead
-    rows = out.statement
-    for account in dict.fromkeys(accounts):
-        balances = balances_of(engine, account)
-        if balances is not None:
-            rows.append(StatementRow(stored_account(account), seq, applied.op, _encode(balances)))
+    return accounts
 
 
 def _slot(engine: Engine, event: Registered) -> int:

@@ -125,7 +125,7 @@ def refund(state: State, command: Command, fx: Effects) -> None:
     order_id = require_id(command, "order")
     refunded = state.orders.get(order_id, state.day)
     if refunded is None:  # not today's: an earlier day's, or none at all
-        flag = state.orders.closed.flag(order_id)
+        flag = state.orders.closed_flag(order_id)
         if flag is None:
             raise Rejected(ErrorCode.UNKNOWN_ORDER, f"no order {order_id!r}")
         if flag != REFUNDABLE:
