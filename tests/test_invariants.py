@@ -8,6 +8,7 @@ import pytest
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import invariant_violations
 from tokenmall.core.params import Params
+from tokenmall.core.units import Fen
 
 
 def busy_engine() -> Engine:
@@ -56,11 +57,11 @@ def lower_level(engine: Engine) -> None:
 
 
 def exit_due(engine: Engine) -> None:
-    engine.consumers["b"].quota = 0
+    engine.consumers["b"].quota = Fen(0)
 
 
 def negative_merchant(engine: Engine) -> None:
-    engine.merchants["m"].cash_out = -1
+    engine.merchants["m"].cash_out = Fen(-1)
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Engine], None], str]] = {

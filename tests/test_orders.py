@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from tokenmall.core.fields import ID_CHARS_MAX
 from tokenmall.core.orders import REFUNDABLE, IdSet, OrderBook
+from tokenmall.core.units import Fen, Units
 
 ids = st.text(min_size=1, max_size=ID_CHARS_MAX)  # SPEC v1 ids: any characters
 
@@ -70,10 +71,10 @@ def test_an_id_set_grows_and_stays_small() -> None:
 
 def test_a_day_closed_keeps_each_order_as_its_id_and_whether_it_could_be_refunded() -> None:
     book = OrderBook()
-    book.add_cash("cash", "alice", 1000, 300, 2000, 21, ())
-    book.add_cash("refunded", "alice", 1000, 300, 2000, 21, ())
+    book.add_cash("cash", "alice", Fen(1000), Fen(300), Fen(2000), Units(21), ())
+    book.add_cash("refunded", "alice", Fen(1000), Fen(300), Fen(2000), Units(21), ())
     book.mark_refunded("refunded")
-    book.add_stable("sp", "alice", 500)
+    book.add_stable("sp", "alice", Fen(500))
     order = book.get("cash", day=4)
     assert order is not None and order.day == 4 and order.quota_fen == 2000
     book.close_day()

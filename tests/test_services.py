@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tokenmall.core.units import Fen
 from tokenmall.services import payment_codes
 from tokenmall.services.payment_codes import (
     LIVE_PER_CONSUMER_MAX,
@@ -32,7 +33,7 @@ def codes_with_clock() -> tuple[PaymentCodes, Clock]:
 
 def test_a_code_pays_once_for_its_consumer_until_it_expires() -> None:
     codes, clock = codes_with_clock()
-    issued = codes.issue("alice", "tk_alice", 60, max_fen=500)
+    issued = codes.issue("alice", "tk_alice", 60, max_fen=Fen(500))
     assert issued.expires_at == "2026-11-30T12:01:00.000000Z"
     with pytest.raises(CodeRefused, match="limit"):
         codes.spend(issued.code, "tk_shop", None, 501)  # over the cap: refused, not spent

@@ -14,6 +14,7 @@ import pytest
 from tests.support.orderonly import closed_form_price
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
+from tokenmall.core.units import Price
 from tokenmall.sim import memory, runner
 from tokenmall.sim.metrics import gini
 from tokenmall.sim.model import run
@@ -197,7 +198,7 @@ def test_every_shipped_scenario_keeps_the_invariants(path: Path) -> None:
     """SPEC §6 after each day of 60 (price never falls, conservation of EP, SP and money)."""
     scenario = replace(load_scenario(path), days=60)
     engine = Engine(scenario.params)
-    prices: list[tuple[int, int]] = []
+    prices: list[Price] = []
 
     def check(_days: int) -> None:
         check_invariants(engine, prices[-1] if prices else None)

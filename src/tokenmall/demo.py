@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import (
     UNITS_PER_EP,
+    Fen,
+    Units,
     format_fen,
     format_price,
     format_scaled,
@@ -16,12 +18,12 @@ from tokenmall.core.units import (
 DISPLAY_PRICE_DECIMALS = 4  # as the seeds print prices (SPEC §1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DemoRow:
     order_number: int
-    granted_units: int
-    supply_units: int
-    pool_fen: int
+    granted_units: Units
+    supply_units: Units
+    pool_fen: Fen
     price_text: str
 
 
@@ -35,11 +37,11 @@ def run_seed_example(orders: int, amount: str = "100.00") -> tuple[Engine, list[
         engine.apply({"op": "order", "id": f"o{number}", "user": user, "amount": amount})
         rows.append(
             DemoRow(
-                number,
-                engine.consumers[user].ep,
-                engine.supply,
-                engine.pool,
-                format_price(engine.price(), DISPLAY_PRICE_DECIMALS),
+                order_number=number,
+                granted_units=engine.consumers[user].ep,
+                supply_units=engine.supply,
+                pool_fen=engine.pool,
+                price_text=format_price(engine.price(), DISPLAY_PRICE_DECIMALS),
             )
         )
     return engine, rows

@@ -45,7 +45,7 @@ from tokenmall.api.resources import (
 )
 from tokenmall.api.schemas import KEY_CHARS_MAX
 from tokenmall.core.canonical import canonical_json
-from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
+from tokenmall.core.units import MONEY_DECIMALS, Fen, format_fen, parse_scaled
 from tokenmall.jsonl import decode_command
 from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
@@ -200,11 +200,11 @@ class Api:
             return make_problem(503, "unavailable", str(error))
 
 
-def parse_money(text: object) -> int | None:
+def parse_money(text: object) -> Fen | None:
     return parse_scaled(text, MONEY_DECIMALS)
 
 
-def order_fen(command: dict[str, Any]) -> int | None:
+def order_fen(command: dict[str, Any]) -> Fen | None:
     """An order's amount in fen, if it is a well-formed amount."""
     return parse_money(command.get("amount"))
 

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from tokenmall.core.units import FEN_PER_CNY, Fen
 from tokenmall.ledger.writer import QUEUE_MAX_DEFAULT
 from tokenmall.services.tokens import Role
 
@@ -17,7 +18,7 @@ RATES_PER_S_DEFAULT: Mapping[str, float] = MappingProxyType(
 
 @dataclass(frozen=True)
 class Limits:
-    order_max_fen: int = 10_000_000  # 100,000.00 CNY: the largest single order
+    order_max_fen: Fen = 100_000 * FEN_PER_CNY  # 100,000.00 CNY: the largest single order
     rates_per_s: Mapping[str, float] = field(default_factory=lambda: RATES_PER_S_DEFAULT)
     header_bytes_max: int = 16 * 1024  # request line and headers; 431 above
     request_timeout_s: float = 10.0  # from a request's first byte to its last; 408 after

@@ -7,6 +7,8 @@ them (core/rules/), and say what they changed (core/effects.py).
 
 from dataclasses import dataclass
 
+from tokenmall.core.units import ZERO_FEN, ZERO_UNITS, Fen, Units
+
 # A consumer's balance fields, in the order statements and snapshots store them. Money and SP in
 # fen, EP in units of 1e-8; `level` a number, `exited` a flag.
 CONSUMER_FIELDS = (
@@ -35,20 +37,20 @@ class ConsumerBook:
     __slots__ = ("dividends", "ep", "level", "owners", "quota", "sp", "trigger_key")
 
     def __init__(self) -> None:
-        self.ep: list[int] = []  # EP held, units of 1e-8
-        self.quota: list[int] = []  # dividend quota left, fen
-        self.sp: list[int] = []  # stable points, fen
-        self.dividends: list[int] = []  # dividends received so far, fen
+        self.ep: list[Units] = []  # EP held, units of 1e-8
+        self.quota: list[Fen] = []  # dividend quota left, fen
+        self.sp: list[Fen] = []  # stable points, fen
+        self.dividends: list[Fen] = []  # dividends received so far, fen
         self.level: list[int] = []  # 股东等级, only rises
         # The exit-queue key of the row's newest heap entry, or None while it holds no EP.
         self.trigger_key: list[int | None] = []
         self.owners: list[Consumer] = []
 
     def add_row(self, owner: "Consumer") -> int:
-        self.ep.append(0)
-        self.quota.append(0)
-        self.sp.append(0)
-        self.dividends.append(0)
+        self.ep.append(ZERO_UNITS)
+        self.quota.append(ZERO_FEN)
+        self.sp.append(ZERO_FEN)
+        self.dividends.append(ZERO_FEN)
         self.level.append(0)
         self.trigger_key.append(None)
         self.owners.append(owner)
@@ -69,41 +71,41 @@ class Consumer:
         self.referrer = referrer
         self.book = book
         self.slot = book.add_row(self)
-        self.locked_sp = 0
-        self.cash_out = 0
-        self.goods = 0
+        self.locked_sp: Fen = ZERO_FEN
+        self.cash_out: Fen = ZERO_FEN
+        self.goods: Fen = ZERO_FEN
         self.exited = False
 
     @property
-    def ep(self) -> int:
+    def ep(self) -> Units:
         return self.book.ep[self.slot]
 
     @ep.setter
-    def ep(self, units: int) -> None:
+    def ep(self, units: Units) -> None:
         self.book.ep[self.slot] = units
 
     @property
-    def quota(self) -> int:
+    def quota(self) -> Fen:
         return self.book.quota[self.slot]
 
     @quota.setter
-    def quota(self, fen: int) -> None:
+    def quota(self, fen: Fen) -> None:
         self.book.quota[self.slot] = fen
 
     @property
-    def sp(self) -> int:
+    def sp(self) -> Fen:
         return self.book.sp[self.slot]
 
     @sp.setter
-    def sp(self, fen: int) -> None:
+    def sp(self, fen: Fen) -> None:
         self.book.sp[self.slot] = fen
 
     @property
-    def dividends(self) -> int:
+    def dividends(self) -> Fen:
         return self.book.dividends[self.slot]
 
     @dividends.setter
-    def dividends(self, fen: int) -> None:
+    def dividends(self, fen: Fen) -> None:
         self.book.dividends[self.slot] = fen
 
     @property
@@ -131,9 +133,9 @@ class Merchant:
     """A merchant (商家): no quota, no level, no dividends, never force-exited."""
 
     id: str
-    ep: int = 0
-    sp: int = 0
-    cash_out: int = 0
+    ep: Units = ZERO_UNITS
+    sp: Fen = ZERO_FEN
+    cash_out: Fen = ZERO_FEN
 
     def balances(self) -> tuple[int, ...]:
         """MERCHANT_FIELDS' values, in that order."""
@@ -146,14 +148,14 @@ class Order:
 
     id: str
     user: str
-    amount_fen: int
+    amount_fen: Fen
     paid_cash: bool
     day: int
-    contribution_fen: int = 0
-    quota_fen: int = 0
-    buyer_units: int = 0
+    contribution_fen: Fen = ZERO_FEN
+    quota_fen: Fen = ZERO_FEN
+    buyer_units: Units = ZERO_UNITS
     # (referrer id, EP units granted), first-level referrer first.
-    referrer_grants: tuple[tuple[str, int], ...] = ()
+    referrer_grants: tuple[tuple[str, Units], ...] = ()
     refunded: bool = False
 
 
@@ -162,6 +164,6 @@ class VestingGrant:
     """Locked SP released over the next `days_left` settlements (grant_stable, 分批释放)."""
 
     user: str
-    per_settlement_fen: int
+    per_settlement_fen: Fen
     days_left: int
-    locked_fen: int
+    locked_fen: Fen

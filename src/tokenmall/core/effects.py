@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from enum import IntEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from tokenmall.core.units import Price
+from tokenmall.core.units import Fen, Price, Units
 
 if TYPE_CHECKING:
     from tokenmall.core.accounts import Consumer
@@ -77,8 +77,8 @@ class DaySettled(NamedTuple):
     """A settle_day closed `day` (the market right after it is the Applied's)."""
 
     day: int
-    sales_fen: int  # the day's net sales the dividends came from
-    dividends_fen: int
+    sales_fen: Fen  # the day's net sales the dividends came from
+    dividends_fen: Fen
 
 
 Event = Registered | LevelReached | Exited | Reentered | DaySettled
@@ -127,8 +127,8 @@ class Applied(NamedTuple):
     postings: tuple[Posting, ...]
     events: tuple[Event, ...]
     payouts: Payouts | None
-    pool_fen: int
-    supply_units: int
+    pool_fen: Fen
+    supply_units: Units
     price: Price
 
     def all_postings(self) -> Iterator[Posting]:
@@ -161,13 +161,13 @@ class Effects:
         self.payouts: Payouts | None = None
         self.touched: list[int] = []
 
-    def add_ep(self, consumer: "Consumer", units: int) -> None:
+    def add_ep(self, consumer: "Consumer", units: Units) -> None:
         if units:
             consumer.book.ep[consumer.slot] += units
             self.postings.append((consumer.id, _EP, units))
             self.touched.append(consumer.slot)
 
-    def add_ep_and_quota(self, consumer: "Consumer", units: int, fen: int) -> None:
+    def add_ep_and_quota(self, consumer: "Consumer", units: Units, fen: Fen) -> None:
         """add_ep and add_quota in one call (a cash order's buyer: every order)."""
         slot = consumer.slot
         if units:
@@ -179,7 +179,7 @@ class Effects:
         if units or fen:
             self.touched.append(slot)
 
-    def add_quota(self, consumer: "Consumer", fen: int) -> None:
+    def add_quota(self, consumer: "Consumer", fen: Fen) -> None:
         if fen:
             consumer.book.quota[consumer.slot] += fen
             self.postings.append((consumer.id, _QUOTA, fen))

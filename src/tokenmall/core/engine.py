@@ -15,6 +15,7 @@ from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.rules import RULES
 from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.state import TOTALS, State
+from tokenmall.core.units import ZERO_FEN, ZERO_UNITS
 
 __all__ = ["TOTALS", "Engine"]
 
@@ -113,8 +114,8 @@ class Engine(State):
                 post((consumer.id, CASH_OUT, payout_fen))
             if quota[slot]:  # the sale consumes quota; the exit takes the rest
                 post((consumer.id, QUOTA, -quota[slot]))
-            ep[slot] = 0
-            quota[slot] = 0
+            ep[slot] = ZERO_UNITS
+            quota[slot] = ZERO_FEN
             consumer.exited = True
             book.trigger_key[slot] = None
             self.exits += 1

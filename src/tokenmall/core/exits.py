@@ -21,7 +21,7 @@ import heapq
 from collections.abc import Iterable
 
 from tokenmall.core.accounts import ConsumerBook
-from tokenmall.core.units import ceil_div
+from tokenmall.core.units import Fen, Units, ceil_div
 
 # Rebuild when the heap holds this many entries per consumer (stale ones): bounds its memory.
 ENTRIES_PER_CONSUMER_MAX = 4
@@ -29,7 +29,7 @@ HEAP_SLACK = 1024
 
 
 class ExitQueue:
-    def __init__(self, max_holding_units: int, book: ConsumerBook) -> None:
+    def __init__(self, max_holding_units: Units, book: ConsumerBook) -> None:
         self.shift = _shift_for(max_holding_units)
         self.offset = 0
         self._book = book
@@ -61,7 +61,7 @@ class ExitQueue:
         if level_fen:
             self.offset += ceil_div(level_fen << self.shift, level_units)
 
-    def first_due(self, pool_fen: int, supply_units: int) -> int | None:
+    def first_due(self, pool_fen: Fen, supply_units: Units) -> int | None:
         """The slot of the holder with the smallest trigger price (ties: smallest id), if ≤ P."""
         heap = self._heap
         ep, quota, trigger_key = self._book.ep, self._book.quota, self._book.trigger_key
@@ -93,7 +93,7 @@ class ExitQueue:
         self._heap = []
         self.note_changes(range(len(book.owners)))
 
-    def widen(self, max_holding_units: int) -> None:
+    def widen(self, max_holding_units: Units) -> None:
         """Keep keys exact after total_issuance is raised."""
         shift = _shift_for(max_holding_units)
         if shift > self.shift:

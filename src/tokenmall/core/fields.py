@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.units import EP_DECIMALS, MONEY_DECIMALS, parse_scaled
+from tokenmall.core.units import EP_DECIMALS, MONEY_DECIMALS, Fen, Units, parse_scaled
 
 Command = Mapping[str, Any]  # one command, as decoded from its JSON object
 
@@ -41,7 +41,7 @@ def require_present(command: Mapping[str, Any], *fields: str) -> None:
             raise Rejected(ErrorCode.INVALID_COMMAND, f"missing field {field!r}")
 
 
-def money_fen(raw: object) -> int:
+def money_fen(raw: object) -> Fen:
     """A positive money/SP amount string with at most 2 decimals, in fen."""
     fen = parse_scaled(raw, MONEY_DECIMALS)
     if not fen:
@@ -49,7 +49,7 @@ def money_fen(raw: object) -> int:
     return fen
 
 
-def points_units(raw: object, held_units: int) -> int:
+def points_units(raw: object, held_units: Units) -> Units:
     """A positive EP quantity string with at most 8 decimals, or "all" of what is held."""
     if raw == "all":
         if held_units <= 0:

@@ -84,7 +84,7 @@ def _check_stable_points(engine: State, problems: list[str]) -> None:
 
 
 def _check_money(engine: State, problems: list[str]) -> None:
-    cash_out = sum(c.cash_out for c in engine.book.owners)
+    cash_out: int = sum(c.cash_out for c in engine.book.owners)
     cash_out += sum(m.cash_out for m in engine.merchants.values())
     expected_pool = (
         engine.contributions

@@ -16,10 +16,11 @@ from itertools import repeat
 from operator import and_
 
 from tokenmall.core.accounts import Order
+from tokenmall.core.units import ZERO_FEN, ZERO_UNITS, Fen, Units
 
 # A stored order of today: (user, amount_fen, paid_cash, contribution_fen, quota_fen,
 # buyer_units, referrer_grants, refunded). Positional in this module only.
-_Stored = tuple[str, int, bool, int, int, int, tuple[tuple[str, int], ...], bool]
+_Stored = tuple[str, Fen, bool, Fen, Fen, Units, tuple[tuple[str, Units], ...], bool]
 
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
 
@@ -139,11 +140,11 @@ class OrderBook:
         self,
         order_id: str,
         user: str,
-        amount_fen: int,
-        contribution_fen: int,
-        quota_fen: int,
-        buyer_units: int,
-        referrer_grants: tuple[tuple[str, int], ...],
+        amount_fen: Fen,
+        contribution_fen: Fen,
+        quota_fen: Fen,
+        buyer_units: Units,
+        referrer_grants: tuple[tuple[str, Units], ...],
     ) -> None:
         self.today[order_id] = (
             user,
@@ -156,8 +157,8 @@ class OrderBook:
             False,
         )
 
-    def add_stable(self, order_id: str, user: str, amount_fen: int) -> None:
-        self.today[order_id] = (user, amount_fen, False, 0, 0, 0, (), False)
+    def add_stable(self, order_id: str, user: str, amount_fen: Fen) -> None:
+        self.today[order_id] = (user, amount_fen, False, ZERO_FEN, ZERO_FEN, ZERO_UNITS, (), False)
 
     def get(self, order_id: str, day: int) -> Order | None:
         """Today's order `order_id` as a record (its `day` is today's), or None."""

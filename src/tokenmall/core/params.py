@@ -11,6 +11,7 @@ from tokenmall.core.errors import ParamsError
 from tokenmall.core.units import (
     EP_DECIMALS,
     UNITS_PER_EP,
+    Units,
     format_units,
     parse_fraction,
     parse_scaled,
@@ -29,7 +30,7 @@ _QUOTE.maxstring = _QUOTE.maxother = 80
 _QUOTE.maxlevel = 3
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Params:
     """One valid parameter set. Rates are exact fractions; EP quantities are integer units."""
 
@@ -37,13 +38,13 @@ class Params:
     contribution_rate: Fraction = Fraction(3, 10)
     buyer_share: Fraction = Fraction(7, 10)
     referral_rates: tuple[Fraction, ...] = (ZERO, ZERO)
-    total_issuance_units: int = 100_000_000 * UNITS_PER_EP
+    total_issuance_units: Units = 100_000_000 * UNITS_PER_EP
     sell_fee_rate: Fraction = Fraction(1, 10)
     quota_multiple: Fraction = Fraction(2)
     exit_enabled: bool = True
     dividend_rate: Fraction = Fraction(2, 10)
     level_dividend_rate: Fraction = Fraction(1, 10)
-    level_thresholds_units: tuple[int, ...] = tuple(
+    level_thresholds_units: tuple[Units, ...] = tuple(
         ep * UNITS_PER_EP
         for ep in (100, 300, 1000, 3000, 10000, 30000, 100000, 300000, 1000000, 3000000)
     )
@@ -102,7 +103,7 @@ def _decimal(name: str, raw: object) -> Fraction:
     return value
 
 
-def _ep_units(name: str, raw: object) -> int:
+def _ep_units(name: str, raw: object) -> Units:
     units = parse_scaled(raw, EP_DECIMALS)
     if units is None:
         raise ParamsError(

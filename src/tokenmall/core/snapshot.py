@@ -13,6 +13,7 @@ from tokenmall.core.accounts import CONSUMER_FIELDS, Consumer, Merchant, Order, 
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
 from tokenmall.core.state import TOTALS
+from tokenmall.core.units import Fen, Units
 
 # Version 2 stores a consumer's balances in CONSUMER_FIELDS' order; version 1 (before issue 11)
 # had its own order, read back through V1_CONSUMER_FIELDS.
@@ -94,12 +95,12 @@ def _restore(data: dict[str, Any]) -> Engine:
     for name in TOTALS:
         setattr(engine, name, _int(data["totals"][name]))
     fen, units = data["last_price"]
-    engine.last_price = (_int(fen), _int(units))
+    engine.last_price = (_fen(fen), _units(units))
     for row in data["consumers"]:
         _restore_consumer(engine, row)
     for merchant_id, ep, sp, cash_out in data["merchants"]:
         engine.merchants[merchant_id] = Merchant(
-            id=merchant_id, ep=_int(ep), sp=_int(sp), cash_out=_int(cash_out)
+            id=merchant_id, ep=_units(ep), sp=_fen(sp), cash_out=_fen(cash_out)
         )
     orders = engine.orders
     for row in data["orders"]:
@@ -122,7 +123,7 @@ def _restore(data: dict[str, Any]) -> Engine:
     orders.add_closed([(_text(i), _int(flag)) for i, flag in closed])
     engine.vesting = [
         VestingGrant(
-            user=user, per_settlement_fen=_int(per), days_left=_int(days), locked_fen=_int(locked)
+            user=user, per_settlement_fen=_fen(per), days_left=_int(days), locked_fen=_fen(locked)
         )
         for user, per, days, locked in data["vesting"]
     ]
@@ -143,11 +144,11 @@ def _restore_consumer(engine: Engine, row: list[Any]) -> None:
     consumer = Consumer(consumer_id=consumer_id, referrer=referrer, book=engine.book)
     engine.consumers[consumer_id] = consumer
     book, slot = engine.book, consumer.slot
-    book.ep[slot], book.quota[slot] = _int(values["ep"]), _int(values["quota"])
-    book.sp[slot], book.dividends[slot] = _int(values["sp"]), _int(values["dividends"])
+    book.ep[slot], book.quota[slot] = _units(values["ep"]), _fen(values["quota"])
+    book.sp[slot], book.dividends[slot] = _fen(values["sp"]), _fen(values["dividends"])
     book.level[slot] = _int(values["level"])
-    consumer.locked_sp = _int(values["locked_sp"])
-    consumer.cash_out, consumer.goods = _int(values["cash_out"]), _int(values["goods"])
+    consumer.locked_sp = _fen(values["locked_sp"])
+    consumer.cash_out, consumer.goods = _fen(values["cash_out"]), _fen(values["goods"])
     consumer.exited = bool(values["exited"])
 
 
@@ -171,13 +172,13 @@ def _order_from_row(row: list[Any]) -> Order:
     return Order(
         id=order_id,
         user=user,
-        amount_fen=_int(amount),
+        amount_fen=_fen(amount),
         paid_cash=bool(paid_cash),
         day=_int(day),
-        contribution_fen=_int(contribution),
-        quota_fen=_int(quota),
-        buyer_units=_int(buyer_units),
-        referrer_grants=tuple((referrer, _int(units)) for referrer, units in grants),
+        contribution_fen=_fen(contribution),
+        quota_fen=_fen(quota),
+        buyer_units=_units(buyer_units),
+        referrer_grants=tuple((referrer, _units(units)) for referrer, units in grants),
         refunded=bool(refunded),
     )
 
@@ -192,3 +193,11 @@ def _int(value: object) -> int:
     if type(value) is not int:
         raise SnapshotError(f"expected an integer, got {value!r}")
     return value
+
+
+def _fen(value: object) -> Fen:
+    return Fen(_int(value))
+
+
+def _units(value: object) -> Units:
+    return Units(_int(value))

@@ -7,7 +7,7 @@ from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, VestingGra
 from tokenmall.core.exits import ExitQueue
 from tokenmall.core.orders import OrderBook
 from tokenmall.core.params import Params, Rates
-from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Price
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, ZERO_FEN, ZERO_UNITS, Fen, Price, Units
 
 # The platform's integer totals (SPEC §3) plus those kept to prove conservation (SPEC §6):
 # every one is a non-negative int attribute of State; snapshots save them all.
@@ -41,26 +41,26 @@ class State:
         self.params = params if params is not None else Params()
         self.rates = Rates(self.params)
         # Platform totals (SPEC §3): money in fen, EP in units of 1e-8.
-        self.pool = 0
-        self.supply = 0
-        self.issued = 0
-        self.burned = 0
-        self.treasury = 0
-        self.sp_outstanding = 0
+        self.pool: Fen = ZERO_FEN
+        self.supply: Units = ZERO_UNITS
+        self.issued: Units = ZERO_UNITS
+        self.burned: Units = ZERO_UNITS
+        self.treasury: Units = ZERO_UNITS
+        self.sp_outstanding: Fen = ZERO_FEN
         self.day = 0
-        self.day_sales = 0
-        self.carry = 0
-        self.sales = 0
-        self.refunds = 0
-        self.contributions = 0
-        self.dividends_paid = 0
-        self.mint_funding = 0
+        self.day_sales: Fen = ZERO_FEN
+        self.carry: Fen = ZERO_FEN
+        self.sales: Fen = ZERO_FEN
+        self.refunds: Fen = ZERO_FEN
+        self.contributions: Fen = ZERO_FEN
+        self.dividends_paid: Fen = ZERO_FEN
+        self.mint_funding: Fen = ZERO_FEN
         self.exits = 0
         # Not printed, but needed to prove conservation of money (SPEC §6).
-        self.refund_withdrawals = 0
-        self.dividend_funds = 0
-        self.leftover_to_pool = 0
-        self.leftover_to_platform = 0
+        self.refund_withdrawals: Fen = ZERO_FEN
+        self.dividend_funds: Fen = ZERO_FEN
+        self.leftover_to_pool: Fen = ZERO_FEN
+        self.leftover_to_platform: Fen = ZERO_FEN
         initial = self.params.initial_price
         # CNY per EP -> fen per unit: × 100 fen / 10**8 units.
         self.last_price: Price = (
@@ -85,7 +85,7 @@ class State:
     def account_exists(self, account_id: str) -> bool:
         return account_id in self.consumers or account_id in self.merchants
 
-    def sp_backing_fen(self) -> int:
+    def sp_backing_fen(self) -> Fen:
         """What backs the SP outstanding: the EP the platform took in for them (the treasury),
         at the price, floored to the fen."""
         pool_fen, supply_units = self.price()

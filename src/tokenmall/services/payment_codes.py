@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tokenmall.core.units import Fen
 from tokenmall.ledger.ledger import timestamp, utc_now
 
 CODE_DIGITS = 18  # as the codes of Alipay and WeChat Pay: a barcode of 18 digits
@@ -48,7 +49,7 @@ class Consent:
 class _Code:
     consent: Consent
     expires_at_s: float  # monotonic
-    max_fen: int | None
+    max_fen: Fen | None
     used_by: tuple[str, str | None] | None = None  # (merchant token id, its idempotency key)
 
 
@@ -58,7 +59,7 @@ class Issued:
     user: str
     expires_in_s: int
     expires_at: str
-    max_fen: int | None
+    max_fen: Fen | None
 
 
 class CodeRefused(Exception):
@@ -77,7 +78,7 @@ class PaymentCodes:
     _expiries: list[tuple[float, str]] = field(default_factory=list)  # a heap
     _by_user: dict[str, list[str]] = field(default_factory=dict)  # live codes, oldest first
 
-    def issue(self, user: str, issued_by: str, ttl_s: int, max_fen: int | None) -> Issued:
+    def issue(self, user: str, issued_by: str, ttl_s: int, max_fen: Fen | None) -> Issued:
         """A new code for `user`, issued by that consumer's token `issued_by`."""
         now_s, now = self.monotonic(), self.wall_clock()
         self._forget_expired(now_s)

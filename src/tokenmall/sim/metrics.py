@@ -54,7 +54,7 @@ def consumer_returns(result: RunResult) -> list[tuple[int, int, int, int, int, i
     """Per consumer: (entry week, money in, cash out, SP, goods, EP value), all in fen."""
     engine = result.engine
     pool_fen, supply_units = engine.price()
-    rows = []
+    rows: list[tuple[int, int, int, int, int, int]] = []
     for agent in result.agents:
         consumer = engine.consumers[agent.id]
         ep_value = consumer.ep * pool_fen // supply_units

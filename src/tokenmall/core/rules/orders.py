@@ -6,7 +6,7 @@ from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.fields import Command, money_fen, optional_id, require_id, require_ids
 from tokenmall.core.orders import REFUNDABLE
 from tokenmall.core.state import State
-from tokenmall.core.units import Price, ceil_div
+from tokenmall.core.units import ZERO_UNITS, Fen, Price, Units, ceil_div
 
 SP = Field.SP
 
@@ -33,7 +33,7 @@ def order(state: State, command: Command, fx: Effects) -> None:
         raise Rejected(ErrorCode.INVALID_PAYMENT, f"pay must be cash or stable, got {pay!r}")
 
 
-def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, fx: Effects) -> None:
+def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: Fen, fx: Effects) -> None:
     """SPEC §4 cash order: contribution to the pool, EP to the buyer and active referrers."""
     rates = state.rates
     pool_fen, supply_units = state.price()
@@ -45,7 +45,7 @@ def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, f
     buyer_units = want if want < room_units else room_units
     room_units -= buyer_units
     granted_units = buyer_units
-    referrer_grants: tuple[tuple[str, int], ...] = ()
+    referrer_grants: tuple[tuple[str, Units], ...] = ()
     referrer_id = buyer.referrer
     if referrer_id is not None and room_units:
         referrer_grants, referred_units = _referrer_grants(
@@ -73,16 +73,16 @@ def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: int, f
 def _referrer_grants(
     state: State,
     referrer_id: str,
-    contribution_fen: int,
-    room_units: int,
+    contribution_fen: Fen,
+    room_units: Units,
     price: Price,
     fx: Effects,
-) -> tuple[tuple[tuple[str, int], ...], int]:
+) -> tuple[tuple[tuple[str, Units], ...], Units]:
     """EP for the i-th referrer up the chain at the price before the order, if their rate is
     > 0 and they are active: the grants, and the EP they add up to."""
     pool_fen, supply_units = price
-    grants: list[tuple[str, int]] = []
-    granted_units = 0
+    grants: list[tuple[str, Units]] = []
+    granted_units = ZERO_UNITS
     consumers = state.consumers
     quota = state.book.quota
     for rate_numerator, rate_denominator in state.rates.referral:
@@ -106,7 +106,7 @@ def _stable_order(
     state: State,
     order_id: str,
     buyer: Consumer,
-    amount_fen: int,
+    amount_fen: Fen,
     merchant_id: str | None,
     fx: Effects,
 ) -> None:

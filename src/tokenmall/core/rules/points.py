@@ -14,12 +14,12 @@ from tokenmall.core.fields import (
 )
 from tokenmall.core.params import Ratio
 from tokenmall.core.state import State
-from tokenmall.core.units import Price, ceil_div
+from tokenmall.core.units import Fen, Price, Units, ceil_div
 
 EP, SP, CASH_OUT, GOODS = Field.EP, Field.SP, Field.CASH_OUT, Field.GOODS
 
 
-def sale_payout_fen(units: int, price: Price, keep: Ratio) -> int:
+def sale_payout_fen(units: Units, price: Price, keep: Ratio) -> Fen:
     """What a sale of `units` pays at `price`, the sale fee kept in the pool:
     floor(units × P × (1 − sell_fee_rate)). Sells and forced exits both use it."""
     pool_fen, supply_units = price
@@ -145,14 +145,14 @@ def merchant_named(state: State, merchant_id: str) -> Merchant:
     return merchant
 
 
-def _points_held(holder: Consumer | Merchant, raw: object) -> int:
+def _points_held(holder: Consumer | Merchant, raw: object) -> Units:
     units = points_units(raw, holder.ep)
     if units > holder.ep:
         raise Rejected(ErrorCode.INSUFFICIENT_POINTS, "not enough EP")
     return units
 
 
-def _consumer_points(state: State, command: Command) -> tuple[Consumer, int]:
+def _consumer_points(state: State, command: Command) -> tuple[Consumer, Units]:
     user_id = require_id(command, "user")
     require_present(command, "points")
     consumer = consumer_named(state, user_id)

@@ -1,11 +1,13 @@
 """The daily settlement (当天赚的当天分红, SPEC §4 settle_day)."""
 
+from collections.abc import Sequence
 from itertools import repeat
 from operator import add, floordiv, ge, mul, sub, truth
 
 from tokenmall.core.effects import DaySettled, Effects, Field, Payouts
 from tokenmall.core.fields import Command
 from tokenmall.core.state import State
+from tokenmall.core.units import ZERO_FEN, Fen
 from tokenmall.core.waterfill import fill_with_caps, water_fill
 
 
@@ -19,7 +21,7 @@ def settle_day(state: State, command: Command, fx: Effects) -> None:
     available_fen = holding_fund_fen + state.carry + level_fund_fen
     holding = _pay_holding_fund(state, holding_fund_fen + state.carry)
     levels = _pay_level_funds(state, level_fund_fen)
-    paid_fen = sum(holding) + sum(sum(payments) for _, payments in levels)
+    paid_fen = Fen(sum(holding) + sum(sum(payments) for _, payments in levels))
     fx.payouts = Payouts(state.book.owners, holding, levels)
     state.sp_outstanding += paid_fen
     state.dividends_paid += paid_fen
@@ -27,11 +29,11 @@ def settle_day(state: State, command: Command, fx: Effects) -> None:
     _release_vesting(state, fx)
     fx.events.append(DaySettled(state.day, net_fen, paid_fen))
     state.orders.close_day()  # no order of this day can be refunded any more
-    state.day_sales = 0
+    state.day_sales = ZERO_FEN
     state.day += 1
 
 
-def _pay_holding_fund(state: State, fund_fen: int) -> list[int]:
+def _pay_holding_fund(state: State, fund_fen: Fen) -> list[int]:
     """Pro rata to EP held, among consumers with quota and EP (持股分红): one payment per
     slot (zeros included). Works on the book's columns: a consumer's weight is its EP if it
     has quota, else 0."""
@@ -55,7 +57,7 @@ def _pay_holding_fund(state: State, fund_fen: int) -> list[int]:
 
 
 def _fast_payments(
-    fund_fen: int, weights: list[int], weight_total: int, quotas: list[int]
+    fund_fen: Fen, weights: list[int], weight_total: int, quotas: Sequence[Fen]
 ) -> list[int] | None:
     """The first round of water-filling, if nobody reaches a cap in it (the ordinary day)."""
     payments = list(map(floordiv, map(mul, weights, repeat(fund_fen)), repeat(weight_total)))
@@ -65,7 +67,7 @@ def _fast_payments(
     return payments if reaching_cap == 0 else None
 
 
-def _capped_payments(state: State, fund_fen: int, weights: list[int]) -> list[int]:
+def _capped_payments(state: State, fund_fen: Fen, weights: list[int]) -> list[int]:
     """Full water-filling over the eligible rows, scattered back to one payment per row."""
     quotas = state.book.quota
     eligible = [slot for slot, weight in enumerate(weights) if weight]
@@ -78,7 +80,7 @@ def _capped_payments(state: State, fund_fen: int, weights: list[int]) -> list[in
     return payments
 
 
-def _pay_level_funds(state: State, fund_fen: int) -> list[tuple[list[int], list[int]]]:
+def _pay_level_funds(state: State, fund_fen: Fen) -> list[tuple[list[int], list[int]]]:
     """Equal shares per level (等级分红); a level-j holder takes part in levels 1..j. The
     payments of each level paid: (slots, fen)."""
     levels = len(state.params.level_thresholds_units)
@@ -108,9 +110,9 @@ def _pay_level_funds(state: State, fund_fen: int) -> list[tuple[list[int], list[
     return paid
 
 
-def _dispose_leftover(state: State, leftover_fen: int) -> None:
+def _dispose_leftover(state: State, leftover_fen: Fen) -> None:
     mode = state.params.dividend_remainder
-    state.carry = 0
+    state.carry = ZERO_FEN
     if mode == "carry":
         state.carry = leftover_fen
     elif mode == "pool":
