@@ -173,15 +173,15 @@ def read_tables(url: str, page: int = 3) -> Tables:
         accounts = connection.execute(
             sa.text("SELECT DISTINCT account FROM statement_lines")
         ).scalars()
-        line_rows = []
+        line_rows: list[tuple[str, int, str, str]] = []
         for stored in accounts:
             account, after = unstored(str(stored)), 0
             while True:
-                _, lines = Store.statement(connection, account, after, page)
-                line_rows.extend((stored, seq, op, text) for seq, _, _, op, text in lines)
-                if len(lines) < page:
+                _, got = Store.statement(connection, account, after, page)
+                line_rows.extend((stored, seq, op, text) for seq, _, _, op, text in got)
+                if len(got) < page:
                     break
-                after = lines[-1][0]
+                after = got[-1][0]
         day_rows = connection.execute(
             sa.text(
                 "SELECT day, seq, price, pool, supply, sales, dividends FROM price_days "

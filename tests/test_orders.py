@@ -40,9 +40,9 @@ def test_closed_orders_keep_whether_they_could_be_refunded(
             if key in book:
                 continue
             if kind == "sp":
-                book.add_stable(key, "alice", 100)
+                book.add_stable(key, "alice", Fen(100))
             else:
-                book.add_cash(key, "alice", 100, 30, 200, 2, ())
+                book.add_cash(key, "alice", Fen(100), Fen(30), Fen(200), Units(2), ())
                 if kind == "refunded":
                     book.mark_refunded(key)
             reference[key] = REFUNDABLE if kind == "cash" else 0
