@@ -1,6 +1,7 @@
 """Snapshots: stopping anywhere, saving, restoring and going on is the same as never stopping."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from tokenmall.core.canonical import canonical_json, canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.params import Params
-from tokenmall.core.snapshot import SnapshotError, restore_snapshot, take_snapshot
+from tokenmall.core.snapshot import SnapshotError, restore_snapshot, take_snapshot, upgraded
 
 
 def _apply_all(engine: Engine, batch: list[dict[str, Any]]) -> None:
@@ -90,3 +91,31 @@ def test_a_snapshot_with_a_non_integer_balance_is_refused() -> None:
     data["consumers"][0][2] = "12.5"
     with pytest.raises(SnapshotError):
         restore_snapshot(data)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_version_1_snapshot_reads_as_the_snapshot_this_build_takes() -> None:
+    """snapshot-v1.json was written by the build before issue 11 (38107e4, tests/data/README)
+    after the commands beside it: three days of orders with ids in no sorted order, SP
+    orders, refunds and non-ASCII ids. Read now, it must equal what this build takes after
+    the same commands, closed orders, flags and order included (the audit compares them)."""
+    fixture = json.loads((DATA / "snapshot-v1.json").read_text())
+    lines = (DATA / "snapshot-v1-commands.jsonl").read_text().splitlines()
+    engine = Engine(Params().with_overrides(fixture["params"]))
+    codes = [engine.try_apply(json.loads(line)) for line in lines]
+    assert [None if code is None else str(code) for code in codes] == fixture["codes"]
+    old = fixture["snapshot"]
+    assert old["version"] == 1
+    now = json.loads(json.dumps(take_snapshot(engine)))
+    assert len(now["closed_orders"]) == 26 and sorted({f for _, f in now["closed_orders"]}) == [
+        0,
+        1,
+    ]
+    assert upgraded(old) == now
+    restored = restore_snapshot(old)
+    assert canonical_json(canonical_state(restored, [])) == canonical_json(
+        canonical_state(engine, [])
+    )
+    assert json.loads(json.dumps(take_snapshot(restored))) == now

@@ -84,8 +84,15 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
         "version": SNAPSHOT_VERSION,
         "consumers": consumers,
         "orders": orders,
-        "closed_orders": [[row[0], int(row[3] and not row[9])] for row in closed],
+        # Listed as the order book lists them now: sorted by id (core/orders.py).
+        "closed_orders": sorted(
+            ([row[0], int(row[3] and not row[9])] for row in closed), key=_utf8_of_first
+        ),
     }
+
+
+def _utf8_of_first(row: list[Any]) -> bytes:
+    return str(row[0]).encode("utf-8", "surrogatepass")
 
 
 def _restore(data: dict[str, Any]) -> Engine:
