@@ -147,7 +147,8 @@ class Result:
 
 
 class Ledger:
-    """The one writer of a store. Not thread-safe: use GroupCommitter for concurrent callers."""
+    """The one writer of a store. Not thread-safe: one caller at a time (`tokenmall serve`
+    drives it from its writer process, ledger/writer.py, which batches concurrent requests)."""
 
     def __init__(self, store: Store, settings: Settings, params: Params | None = None) -> None:
         self.store = store
