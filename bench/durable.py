@@ -3,15 +3,17 @@
     .venv/bin/python bench/durable.py [--commands 200000] [--runs 3] [--backends sqlite,postgresql]
 
 For each backend and run, a fresh database gets the engine benchmark's command mix (see
-bench/engine.py), three ways, each timed from command dicts to committed journal entries
+bench/engine.py), four ways, each timed from command dicts to committed journal entries
 (canonical bytes, rules, hash chain, insert, fsync'd commit):
 
 - group commit, batched: `Ledger.execute` with batches of --batch commands, the path of
   `tokenmall ingest` (one writer thread, many commands per durable write);
-- group commit, coroutines: --clients coroutines on one event loop (what an async HTTP server
-  has), each submitting one command at a time through `GroupCommitter`, which commits whatever
-  has queued up as one transaction;
-- group commit, threads: the same with --clients OS threads;
+- the same with the read models deferred (`ingest --defer-read-models`);
+- the server's writer process: --clients coroutines on one event loop, each submitting one
+  command at a time through `WriterClient` to the writer process (ledger/writer.py), the path
+  of `tokenmall serve` without its HTTP layer (bench/http.py measures the whole server). What
+  queued up while the writer applied one message is the next message, one transaction. Timed
+  from the first submission to the last result; the process is started before;
 - baseline: one transaction per command (batches of 1), over the first --baseline-commands.
 
 PostgreSQL: the server at $TOKENMALL_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres);
@@ -24,7 +26,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,13 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.workload import MixGenerator
 
 from tokenmall.core.params import Params
-from tokenmall.ledger.group_commit import GroupCommitter
 from tokenmall.ledger.ledger import Ledger, Settings, Submission
+from tokenmall.ledger.writer import WriterClient
 from tokenmall.runtime import tune_gc
 
 PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})
 PG_ADMIN_URL = os.environ.get("TOKENMALL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 Command = dict[str, Any]
+Mode = Callable[[], tuple[float, int]]  # one measurement: commands/s, transactions
 
 
 @contextmanager
@@ -75,40 +77,33 @@ def batched(ledger: Ledger, commands: list[Command], batch: int) -> int:
     return -(-len(commands) // batch)
 
 
-def threaded(ledger: Ledger, commands: list[Command], threads: int) -> int:
-    """Returns the number of transactions the committer used."""
-    committer = GroupCommitter(ledger)
-
-    def client(share: list[Command]) -> None:
-        for command in share:
-            committer.submit_prepared(Submission.decoded(command))
-
-    workers = [
-        threading.Thread(target=client, args=(commands[index::threads],))
-        for index in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    committer.close()
-    return committer.batches
+def through_the_writer(
+    backend: str, commands: list[Command], settings: Settings, clients: int
+) -> tuple[float, int]:
+    """Commands/s and transactions with `clients` coroutines submitting to the writer process."""
+    with scratch_database(backend) as url:
+        Ledger.open(url, settings, PARAMS).close()  # a new ledger with the benchmark's params
+        return asyncio.run(submit_to_the_writer(url, commands, settings, clients))
 
 
-def coroutines(ledger: Ledger, commands: list[Command], clients: int) -> int:
-    """Like `threaded`, with coroutines on one event loop (as an async HTTP server has)."""
-    committer = GroupCommitter(ledger)
+async def submit_to_the_writer(
+    url: str, commands: list[Command], settings: Settings, clients: int
+) -> tuple[float, int]:
+    writer = WriterClient(url, settings)  # returns once the writer process has loaded the ledger
+    writer.attach()
+    try:
 
-    async def client(share: list[Command]) -> None:
-        for command in share:
-            await committer.submit_prepared_async(Submission.decoded(command))
+        async def client(share: list[Command]) -> None:
+            for command in share:
+                await writer.submit(Submission.decoded(command))
 
-    async def all_clients() -> None:
+        start = time.perf_counter()
         await asyncio.gather(*(client(commands[index::clients]) for index in range(clients)))
-
-    asyncio.run(all_clients())
-    committer.close()
-    return committer.batches
+        elapsed = time.perf_counter() - start
+        assert writer.head_seq == len(commands), "every command must have a journal entry"
+    finally:
+        await writer.close()
+    return len(commands) / elapsed, writer.batches
 
 
 def measure(
@@ -127,34 +122,33 @@ def bench_backend(backend: str, commands: list[Command], args: argparse.Namespac
     deferred = Settings(batch_max=args.batch, snapshot_every=args.snapshot_every, read_models=False)
     first = commands[: args.baseline_commands]
     baseline = f"baseline, one transaction per command ({len(first):,} commands)"
-    modes: dict[str, tuple[list[Command], Settings, Callable[[Ledger], int]]] = {
+    modes: dict[str, tuple[list[Command], Mode]] = {
         f"group commit, batches of {args.batch:,}": (
             commands,
-            settings,
-            lambda ledger: batched(ledger, commands, args.batch),
+            lambda: measure(
+                backend, commands, settings, lambda ledger: batched(ledger, commands, args.batch)
+            ),
         ),
         f"group commit, batches of {args.batch:,}, read models deferred": (
             commands,
-            deferred,
-            lambda ledger: batched(ledger, commands, args.batch),
+            lambda: measure(
+                backend, commands, deferred, lambda ledger: batched(ledger, commands, args.batch)
+            ),
         ),
-        f"group commit, {args.clients} coroutines": (
+        f"the server's writer process, {args.clients} coroutines": (
             commands,
-            settings,
-            lambda ledger: coroutines(ledger, commands, args.clients),
+            lambda: through_the_writer(backend, commands, settings, args.clients),
         ),
-        f"group commit, {args.clients} threads": (
-            commands,
-            settings,
-            lambda ledger: threaded(ledger, commands, args.clients),
+        baseline: (
+            first,
+            lambda: measure(backend, first, settings, lambda ledger: batched(ledger, first, 1)),
         ),
-        baseline: (first, settings, lambda ledger: batched(ledger, first, 1)),
     }
     rates: dict[str, list[float]] = {label: [] for label in modes}
     sizes: dict[str, list[float]] = {label: [] for label in modes}
     for _ in range(args.runs):  # interleaved, so that the machine's drift hits every mode alike
-        for label, (mode_commands, mode_settings, run) in modes.items():
-            rate, transactions = measure(backend, mode_commands, mode_settings, run)
+        for label, (mode_commands, mode) in modes.items():
+            rate, transactions = mode()
             rates[label].append(rate)
             sizes[label].append(len(mode_commands) / transactions)
     print(f"{backend}:")
@@ -176,7 +170,9 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4_096)
-    parser.add_argument("--clients", type=int, default=64, help="coroutines or threads")
+    parser.add_argument(
+        "--clients", type=int, default=64, help="coroutines submitting to the writer process"
+    )
     parser.add_argument("--baseline-commands", type=int, default=3_000)
     parser.add_argument("--snapshot-every", type=int, default=Settings.snapshot_every)
     parser.add_argument("--backends", default="sqlite,postgresql")

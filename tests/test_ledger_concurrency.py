@@ -1,25 +1,29 @@
-"""Concurrency of the durable ledger, on both backends: many threads through one GroupCommitter,
-the bounded queue, shutting down under load, store failures inside a batch, and several
-`tokenmall ingest` processes racing for one database.
+"""Concurrency of the durable ledger, on both backends, through the writer `tokenmall serve`
+runs (ledger/writer.py: the ledger in a process of its own, fed by coroutines on one event loop
+through a pipe): many concurrent clients and group commit, closing and kill -9 under load, a
+store failure inside a batch, a failed snapshot, a writer that lost its PostgreSQL lock; and
+several `tokenmall ingest` processes racing for one database.
 
-Nothing here is mocked. Where a test needs the writer thread at an exact point it holds it with a
-SQLAlchemy event listener that only waits (`Gate`); the failures are the databases' own: a write
-lock held by another connection (SQLite), backends terminated by the server (PostgreSQL), or a
-trigger that refuses a row.
+Nothing here is mocked. Batches are formed as the server forms them: a command goes to the
+writer at once if nothing is in flight, else it queues for the next message. The failures are
+the databases' own (a trigger that refuses a row, a backend terminated by the server) or the
+operating system's (SIGKILL).
 """
 
+import asyncio
 import json
-import re
+import os
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing
-from dataclasses import dataclass, field
-from functools import partial
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +32,26 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.workload import MixGenerator
+from tests.support.writer_queries import WRITER_QUERIES
 from tokenmall.core.canonical import StateJson, canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
 from tokenmall.jsonl import replay_lines
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.chain import OUTCOME_OK, canonical_command
-from tokenmall.ledger.group_commit import GroupCommitter, LedgerClosed
-from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings
+from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import JournalRow, StoreError, resolve_url
 from tokenmall.ledger.views import export_lines, open_reader, read_state
+from tokenmall.ledger.writer import LedgerClosed, WriterClient, WriterStopped
 
 Command = dict[str, Any]
-THREADS = 48
+CLIENTS = 48
+BURST = 200  # commands sent at once: more than a batch of 64 holds
 WAIT_S = 60.0
 CLI_TIMEOUT_S = 120
 
 
-# -- helpers: submitting from threads ---------------------------------------------------------
+# -- helpers: submitting through the writer ---------------------------------------------------
 
 
 @dataclass
@@ -58,9 +64,9 @@ class Submitted:
     result: Result | None = None
     error: BaseException | None = None
 
-    def run(self, committer: GroupCommitter) -> None:
+    async def run(self, client: WriterClient) -> None:
         try:
-            self.result = committer.submit(self.command, self.key)
+            self.result = await client.submit(Submission.of(self.command, self.key))
         except Exception as error:
             self.error = error
 
@@ -75,113 +81,35 @@ class Submitted:
         return self.result is not None and self.result.seq is not None and not self.result.replayed
 
 
-def run_threads(targets: list[Callable[[], None]]) -> None:
-    """Start every target at once (a barrier) and wait for all of them."""
-    barrier = threading.Barrier(len(targets))
-    failures: list[BaseException] = []
-
-    def body(target: Callable[[], None]) -> None:
-        try:
-            barrier.wait(WAIT_S)
-            target()
-        except BaseException as error:  # a broken test thread must fail the test
-            failures.append(error)
-
-    threads = [threading.Thread(target=body, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_S)
-        assert not thread.is_alive(), "a submitter never returned"
-    assert not failures, failures
+@asynccontextmanager
+async def running_writer(
+    db_url: str, settings: Settings | None = None
+) -> AsyncIterator[WriterClient]:
+    """A writer process on `db_url` and its client in this event loop, as `tokenmall serve` has
+    them; closed at the end, unless the test closed it (what was submitted commits, then the
+    process exits)."""
+    client = WriterClient(db_url, settings, queries=WRITER_QUERIES)
+    client.attach()
+    try:
+        yield client
+    finally:
+        if not client._closing:
+            await client.close()
 
 
-def submit_in_thread(committer: GroupCommitter, submitted: Submitted) -> threading.Thread:
-    thread = threading.Thread(target=submitted.run, args=(committer,))
-    thread.start()
-    return thread
+async def one_by_one(client: WriterClient, plan: list[Submitted]) -> None:
+    """A client that waits for each answer before it sends its next command."""
+    for submitted in plan:
+        await submitted.run(client)
 
 
-def queued_is(committer: GroupCommitter, count: int) -> bool:
-    return committer._queued == count
+async def all_at_once(client: WriterClient, submitted: list[Submitted]) -> None:
+    await asyncio.gather(*(s.run(client) for s in submitted))
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.001)
-
-
-def rows_of(parameters: Any, executemany: bool) -> int:
-    """Rows in one execution of an INSERT (a single row is one plain execute)."""
-    return len(parameters) if executemany else 1
-
-
-class BatchSizes:
-    """Records how many entries each journal insert of a ledger carries (observation only)."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.sizes: list[int] = []
-        sa.event.listen(ledger.store.engine, "before_cursor_execute", self._note)
-
-    def _note(
-        self,
-        _connection: sa.Connection,
-        _cursor: Any,
-        statement: str,
-        parameters: Any,
-        _context: Any,
-        executemany: bool,
-    ) -> None:
-        if statement.startswith("INSERT INTO journal"):
-            self.sizes.append(rows_of(parameters, executemany))
-
-
-@dataclass
-class Hold:
-    on_hold: Callable[[Any], None] | None
-    reached: threading.Event = field(default_factory=threading.Event)
-    proceed: threading.Event = field(default_factory=threading.Event)
-    rows: int = 0
-
-
-class Gate:
-    """Holds the writer thread just before the journal insert of a chosen batch, inside the
-    batch's transaction: the batch's commands are applied in memory, nothing is written yet."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._lock = threading.Lock()
-        self._next: Hold | None = None
-        sa.event.listen(ledger.store.engine, "before_cursor_execute", self._hook)
-
-    def hold_next(self, on_hold: Callable[[Any], None] | None = None) -> Hold:
-        """Hold the next batch; `on_hold(dbapi_cursor)` runs in the writer thread first."""
-        hold = Hold(on_hold)
-        with self._lock:
-            self._next = hold
-        return hold
-
-    def _hook(
-        self,
-        _connection: sa.Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        _context: Any,
-        executemany: bool,
-    ) -> None:
-        if not statement.startswith("INSERT INTO journal"):
-            return
-        with self._lock:
-            hold, self._next = self._next, None
-        if hold is None:
-            return
-        hold.rows = rows_of(parameters, executemany)
-        if hold.on_hold is not None:
-            hold.on_hold(cursor)
-        hold.reached.set()
-        hold.proceed.wait(WAIT_S)
+def failed_in_the_store(submitted: Submitted) -> bool:
+    """Refused with the writer's StoreError (not WriterStopped: the writer is alive)."""
+    return submitted.result is None and type(submitted.error) is StoreError
 
 
 # -- helpers: what the store holds ------------------------------------------------------------
@@ -197,6 +125,7 @@ class Stored:
 
 
 def read_store(db_url: str) -> Stored:
+    """The store's state by every route, which must agree."""
     store = open_reader(resolve_url(db_url))
     try:
         state = read_state(store)
@@ -213,23 +142,36 @@ def read_store(db_url: str) -> Stored:
         code = engine.try_apply(json.loads(row.command))
         if code is not None:
             errors.append({"line": row.seq, "code": str(code)})
-    return Stored(state, exported, canonical_state(engine, errors), errors, rows)
-
-
-def memory_state(ledger: Ledger, errors: list[dict[str, Any]]) -> StateJson:
-    return canonical_state(ledger.engine, errors)
-
-
-def check_consistent(db_url: str, ledger: Ledger) -> Stored:
-    """The store's state by every route, the writer's in-memory state, a reopened writer's state
-    and the audit all agree; `ledger` is closed afterwards."""
-    stored = read_store(db_url)
+    stored = Stored(state, exported, canonical_state(engine, errors), errors, rows)
     assert stored.state == stored.exported == stored.recomputed
-    assert memory_state(ledger, stored.errors) == stored.state
-    assert (ledger.head_seq, ledger.head_hash) == (len(stored.rows), stored.rows[-1].hash)
-    ledger.close()
-    with Ledger.open(db_url, Settings()) as reopened:
-        assert memory_state(reopened, stored.errors) == stored.state
+    return stored
+
+
+async def writer_agrees(client: WriterClient, db_url: str) -> Stored:
+    """What the store holds, and the running writer's engine in memory is the same state."""
+    stored = read_store(db_url)
+    assert await client.query("engine_state", stored.errors) == stored.state
+    assert client.head_seq == len(stored.rows)
+    return stored
+
+
+def reopen(db_url: str) -> Ledger:
+    """A new writer of the ledger. On PostgreSQL the server releases a killed writer's lock once
+    it notices that its session is gone: a moment, not always at once."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            return Ledger.open(db_url, Settings())
+        except StoreError as error:
+            if "another tokenmall writer" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def check_reopened(db_url: str, stored: Stored) -> None:
+    """After the writer stopped: a new writer loads the stored state, and the audit passes."""
+    with reopen(db_url) as reopened:
+        assert canonical_state(reopened.engine, stored.errors) == stored.state
         assert reopened.head_seq == len(stored.rows)
     store = open_reader(resolve_url(db_url))
     try:
@@ -238,29 +180,34 @@ def check_consistent(db_url: str, ledger: Ledger) -> Stored:
         store.close()
     assert report.ok, report.problem
     assert report.entries == len(stored.rows)
-    return stored
 
 
-def check_entries(submitted: list[Submitted], rows: list[JournalRow]) -> None:
-    """Every acknowledged command is the journal entry it was told, none is lost or doubled."""
+def check_entries(
+    submitted: list[Submitted], rows: list[JournalRow], unanswered: Sequence[Submitted] = ()
+) -> None:
+    """Every acknowledged command is the journal entry it was told, none is lost or doubled; any
+    other entry is one of `unanswered` (sent, never answered: it may have committed), once."""
+    assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
     entries = [s for s in submitted if s.entry]
-    seqs = [s.seq for s in entries]
-    assert sorted(seqs) == [row.seq for row in rows] == list(range(1, len(rows) + 1))
+    assert len({s.seq for s in entries}) == len(entries)
     by_seq = {row.seq: row for row in rows}
     for s in entries:
-        assert s.result is not None and s.result.seq is not None
-        row = by_seq[s.result.seq]
+        row = by_seq[s.seq]
         assert row.command == canonical_command(s.command)
         assert row.idem_key == s.key
-        assert row.outcome == s.result.outcome
+        assert s.result is not None and row.outcome == s.result.outcome
+    acknowledged = {s.seq for s in entries}
+    others = Counter(row.command for row in rows if row.seq not in acknowledged)
+    assert set(others) <= {canonical_command(s.command) for s in unanswered}, others
+    assert all(count == 1 for count in others.values()), others
 
 
-# -- many threads, one committer --------------------------------------------------------------
+# -- many clients, one writer, until it stops -------------------------------------------------
 
 
-def thread_plan(t: int) -> list[Submitted]:
-    """Thread t registers its own consumers and orders; with keys, key replays, a key reused for
-    another command, commands the rules reject, and a registration shared with thread t ^ 1."""
+def client_plan(t: int) -> list[Submitted]:
+    """Client t registers its own consumers and orders; with keys, key replays, a key reused for
+    another command, commands the rules reject, and a registration shared with client t ^ 1."""
 
     def user(j: int) -> str:
         return f"t{t:02d}u{j}"
@@ -295,11 +242,85 @@ def thread_plan(t: int) -> list[Submitted]:
     return plan
 
 
-def test_many_threads_through_one_committer(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings(batch_max=64, snapshot_every=400))
-    sizes = BatchSizes(ledger)
-    committer = GroupCommitter(ledger)
-    plans = [thread_plan(t) for t in range(THREADS)]
+async def first_act(
+    client: WriterClient,
+    db_url: str,
+    plans: list[list[Submitted]],
+    burst: list[Submitted],
+    gone: Submitted,
+) -> Stored:
+    """Every plan's client at once, each waiting for each answer; the burst sent at once; and a
+    registration whose request is cancelled while it waits."""
+    everyone = [asyncio.create_task(one_by_one(client, plan)) for plan in plans]
+    everyone.append(asyncio.create_task(all_at_once(client, burst)))
+    cancelled = asyncio.create_task(gone.run(client))
+    await asyncio.sleep(0)  # every task has sent or queued its first command
+    cancelled.cancel()  # as when an HTTP client goes away: the command may still commit
+    await asyncio.gather(*everyone)
+    assert cancelled.cancelled()
+    return await writer_agrees(client, db_url)
+
+
+async def until_stopped(client: WriterClient, stop: str, clients: int) -> list[list[Submitted]]:
+    """`clients` clients register consumers one at a time until the writer stops: closed, or
+    killed, once 300 of their commands were acknowledged. Each client's attempts, in order."""
+    done: list[list[Submitted]] = [[] for _ in range(clients)]
+    acknowledged = 0
+    enough = asyncio.Event()
+
+    async def submitter(t: int) -> None:
+        nonlocal acknowledged
+        for i in range(10_000):
+            submitted = Submitted({"op": "register", "user": f"c{t}u{i}"}, None, OUTCOME_OK)
+            done[t].append(submitted)
+            await submitted.run(client)
+            if submitted.error is not None:
+                return
+            acknowledged += 1
+            if acknowledged == 300:
+                enough.set()
+
+    async def stopper() -> None:
+        await enough.wait()
+        if stop == "close":
+            await client.close()
+        else:
+            pid = client._process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)  # kill -9, mid-load
+
+    await asyncio.gather(stopper(), *(submitter(t) for t in range(clients)))
+    return done
+
+
+@pytest.mark.parametrize(("backend", "stop"), [("sqlite", "close"), ("postgresql", "kill")])
+def test_many_clients_through_the_writer_until_it_stops(
+    request: pytest.FixtureRequest, backend: str, stop: str
+) -> None:
+    """One writer, two acts, a reader in another connection all along.
+
+    First, 48 clients at once, each waiting for each answer; a burst of 200 commands sent at
+    once (more than a batch holds); a request cancelled while its command waits. Commands are
+    grouped, each gets its own result, key replays and conflicts are answered as such (two
+    clients with one key at the same moment: one entry), each client's entries are in its
+    order, and the writer's memory is the stored state.
+
+    Then 32 clients submit until the writer stops, once 300 more commands were acknowledged:
+    closed as at SIGTERM (the SQLite run) or killed with SIGKILL (the PostgreSQL run). Closing
+    commits everything sent or queued and refuses what comes after (LedgerClosed); a kill fails
+    every unanswered command (WriterStopped), and the batch in flight may or may not have
+    committed. (kill -9 at every point of a commit, on both backends: test_ledger_crash.py.)
+
+    Throughout, every acknowledged command is committed once, at the seq it was told; nothing
+    else is but the unanswered; and a new writer loads the same state."""
+    db_url: str = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+    batch_max = 64
+    plans = [client_plan(t) for t in range(CLIENTS)]
+    burst = [
+        Submitted({"op": "register", "user": f"burst{i}"}, None, OUTCOME_OK) for i in range(BURST)
+    ]
+    gone = Submitted({"op": "register", "user": "gone"})
+    refusal = LedgerClosed if stop == "close" else WriterStopped
     reads: list[int] = []
     read_failures: list[BaseException] = []
     writing = threading.Event()
@@ -319,163 +340,81 @@ def test_many_threads_through_one_committer(db_url: str) -> None:
         except BaseException as error:
             read_failures.append(error)
 
-    def submitter(plan: list[Submitted]) -> Callable[[], None]:
-        def body() -> None:
-            for submitted in plan:
-                submitted.run(committer)
-
-        return body
+    async def scenario() -> tuple[Stored, int, list[list[Submitted]]]:
+        settings = Settings(batch_max=batch_max, snapshot_every=400)
+        async with running_writer(db_url, settings) as client:
+            reading.start()  # the ledger exists now
+            first = await first_act(client, db_url, plans, burst, gone)
+            batches = client.batches
+            done = await until_stopped(client, stop, 32)
+            with pytest.raises(refusal):
+                await client.submit(Submission.of({"op": "register", "user": "late"}))
+        return first, batches, done
 
     reading = threading.Thread(target=reader)
-    reading.start()
     try:
-        run_threads([submitter(plan) for plan in plans])
+        first, batches, done = asyncio.run(scenario())
     finally:
         writing.clear()
-        reading.join(WAIT_S)
-        committer.close()
+        if reading.is_alive():
+            reading.join(WAIT_S)
     assert not read_failures, read_failures
     assert reads, "the reader never completed a read"
     assert reads == sorted(reads)  # each read saw at least what the one before saw
 
-    submitted = [s for plan in plans for s in plan]
+    # The first act.
+    submitted = [s for plan in plans for s in plan] + burst
     for s in submitted:
         assert s.error is None, (s.command, s.key, s.error)
         assert s.result is not None
         if s.expect is not None:
             assert s.result.outcome == s.expect, (s.command, s.key, s.result)
-
-    stored = check_consistent(db_url, ledger)
-    rows = stored.rows
-    check_entries(submitted, rows)
+    # Ledger.execute refuses a whole batch over batch_max: the burst, queued at once with the
+    # clients' first commands, succeeded, so the client split it. And commands really were
+    # grouped.
+    assert batches < len(submitted) / 4
+    rows = first.rows
+    check_entries(submitted, rows, unanswered=[gone])
+    gone_committed = sum(row.command == canonical_command(gone.command) for row in rows)
     replays = [s for s in submitted if s.result is not None and s.result.replayed]
     conflicts = [s for s in submitted if s.result is not None and s.result.seq is None]
-    assert len(rows) == len(submitted) - len(replays) - len(conflicts)
-    assert len(conflicts) == THREADS
-    assert len(replays) == THREADS * 3 + THREADS // 2
+    assert len(rows) == len(submitted) - len(replays) - len(conflicts) + gone_committed
+    assert len(conflicts) == CLIENTS
+    assert len(replays) == CLIENTS * 3 + CLIENTS // 2
     first_of = {s.key: s for s in submitted if s.entry and s.key is not None}
     for s in replays:  # a replay answers with the first submission's entry and outcome
         assert s.key is not None and s.result is not None
-        first = first_of[s.key]
-        assert first.result is not None
-        assert (s.result.seq, s.result.outcome) == (first.result.seq, first.result.outcome)
-        assert canonical_command(first.command) == canonical_command(s.command)
-    for p in range(THREADS // 2):  # two threads, one key, at the same moment: one entry
+        first_one = first_of[s.key]
+        assert first_one.result is not None
+        assert (s.result.seq, s.result.outcome) == (first_one.result.seq, first_one.result.outcome)
+        assert canonical_command(first_one.command) == canonical_command(s.command)
+    for p in range(CLIENTS // 2):  # two clients, one key, at the same moment: one entry
         pair = [plans[2 * p][0], plans[2 * p + 1][0]]
         assert sorted(s.entry for s in pair) == [False, True]
         assert pair[0].result is not None and pair[1].result is not None
         assert pair[0].result.seq == pair[1].result.seq
-    for plan in plans:  # each thread's entries are in the journal in the order it submitted
+    for plan in [*plans, burst]:  # each client's entries are in the order it submitted them
         seqs = [s.seq for s in plan if s.entry]
         assert seqs == sorted(seqs)
-    assert len(stored.state["users"]) == THREADS * 3 + THREADS // 2
+    assert len(first.state["users"]) == CLIENTS * 3 + CLIENTS // 2 + BURST + gone_committed
 
-    assert committer.batches >= len(sizes.sizes)  # a batch of key replays only inserts nothing
-    assert committer.batches < len(submitted)  # commands really were grouped
-    assert max(sizes.sizes) > 1
-    assert max(sizes.sizes) <= 64  # batch_max
-
-
-def test_a_bounded_queue_completes_every_submission_under_load(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings())
-    sizes = BatchSizes(ledger)
-    committer = GroupCommitter(ledger, queue_max=4)
-    threads, per_thread = 32, 12
-    plans = [
-        [Submitted({"op": "register", "user": f"q{t}u{i}"}, None, OUTCOME_OK) for i in range(3)]
-        + [
-            Submitted(
-                {"op": "order", "id": f"q{t}o{i}", "user": f"q{t}u{i % 3}", "amount": "12.34"},
-                f"q{t}-{i}" if i % 2 else None,
-                OUTCOME_OK,
-            )
-            for i in range(per_thread - 3)
-        ]
-        for t in range(threads)
-    ]
-    longest: list[int] = [0]
-    sampling = threading.Event()
-    sampling.set()
-
-    def sample() -> None:
-        while sampling.is_set():
-            longest[0] = max(longest[0], committer._queued)
-            time.sleep(0.0005)
-
-    def submitter(plan: list[Submitted]) -> Callable[[], None]:
-        def body() -> None:
-            for submitted in plan:
-                submitted.run(committer)
-
-        return body
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        run_threads([submitter(plan) for plan in plans])
-    finally:
-        sampling.clear()
-        sampler.join()
-        committer.close()
-    submitted = [s for plan in plans for s in plan]
-    assert all(s.result is not None and s.result.outcome == s.expect for s in submitted)
-    assert all(s.entry for s in submitted)
-    stored = check_consistent(db_url, ledger)
-    check_entries(submitted, stored.rows)
-    assert len(stored.rows) == threads * per_thread
-    assert longest[0] <= 4
-    assert max(sizes.sizes) == 4  # the queue filled up (back-pressure), and never beyond
-    assert committer.batches == len(sizes.sizes) >= threads * per_thread // 4
-
-
-def test_close_under_load_commits_what_was_queued_and_refuses_the_rest(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings())
-    committer = GroupCommitter(ledger, queue_max=8)
-    threads = 32
-    done: list[list[Submitted]] = [[] for _ in range(threads)]
-    acknowledged = threading.Semaphore(0)
-
-    def submitter(t: int) -> Callable[[], None]:
-        def body() -> None:
-            for i in range(10_000):
-                submitted = Submitted({"op": "register", "user": f"c{t}u{i}"}, None, OUTCOME_OK)
-                done[t].append(submitted)
-                submitted.run(committer)
-                if submitted.error is not None:
-                    return
-                acknowledged.release()
-
-        return body
-
-    def closer() -> None:
-        for _ in range(300):
-            acknowledged.acquire(timeout=WAIT_S)
-        committer.close()
-
-    run_threads([*(submitter(t) for t in range(threads)), closer])
-    assert not committer._thread.is_alive()
-    submitted: list[Submitted] = []
+    # The second act, and the whole journal.
+    acknowledged: list[Submitted] = []
     for attempts in done:
         *accepted, last = attempts
-        assert isinstance(last.error, LedgerClosed), last.error  # each thread stopped there
+        assert last.result is None and type(last.error) is refusal, last.error
         assert all(s.error is None and s.result is not None for s in accepted)
         assert all(s.result.outcome == OUTCOME_OK for s in accepted if s.result is not None)
-        submitted += accepted
-    with pytest.raises(LedgerClosed):
-        committer.submit({"op": "register", "user": "late"})
-    stored = check_consistent(db_url, ledger)
-    check_entries(submitted, stored.rows)  # acknowledged = committed; refused = absent
-    assert len(stored.rows) == len(submitted) >= 300
+        acknowledged += accepted
+    assert len(acknowledged) >= 300
+    unanswered = [gone, *(attempts[-1] for attempts in done if stop == "kill")]
+    stored = read_store(db_url)
+    check_entries(submitted + acknowledged, stored.rows, unanswered)  # refused: absent
+    assert len(stored.rows) >= len(first.rows) + len(acknowledged)
+    check_reopened(db_url, stored)
 
 
-# -- a store failure inside a batch -----------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    inject: Callable[[], None]
-    remove: Callable[[], None]
-    on_hold: Callable[[Any], None] | None = None
+# -- a store failure inside a batch; failed snapshots ------------------------------------------
 
 
 def is_sqlite(db_url: str) -> bool:
@@ -486,40 +425,6 @@ def sqlite_path(db_url: str) -> str:
     database = sa.make_url(resolve_url(db_url)).database
     assert database is not None
     return database
-
-
-def write_lock_fault(db_url: str) -> Fault:
-    """SQLite: another connection holds the write lock; the writer gives up after its busy
-    timeout (shortened from 5 s to 0.2 s on the writer's connection to keep the test quick)."""
-    blocker = sqlite3.connect(sqlite_path(db_url), isolation_level=None, timeout=WAIT_S)
-
-    def inject() -> None:
-        blocker.execute("BEGIN IMMEDIATE")
-
-    def remove() -> None:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-
-    def shorten_busy_timeout(cursor: Any) -> None:  # runs in the writer thread
-        cursor.connection.execute("PRAGMA busy_timeout = 200")
-
-    return Fault(inject, remove, shorten_busy_timeout)
-
-
-def terminate_fault(db_url: str) -> Fault:
-    """PostgreSQL: the server terminates every connection of the writer, the one that holds the
-    writer lock (and does the writes) included, as an administrator or a failover would."""
-
-    def inject() -> None:
-        with psycopg.connect(db_url, autocommit=True) as admin:
-            terminated = admin.execute(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
-                "FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            ).fetchone()
-        assert terminated is not None and terminated[0] >= 1
-
-    return Fault(inject, lambda: None)
 
 
 def refuse_rows(db_url: str, table: str, condition: str, message: str) -> None:
@@ -551,29 +456,15 @@ def drop_refusal(db_url: str, table: str) -> None:
         connection.execute(f"DROP TRIGGER refuse_{table} ON {table}")
 
 
-def fail_one_batch(
-    ledger: Ledger, committer: GroupCommitter, followers: list[Submitted], fault: Fault
-) -> Submitted:
-    """Commit a lead command alone while `followers` queue up behind it in order, then let the
-    followers' batch (all of them, one transaction) meet the fault. Returns the lead."""
-    gate = Gate(ledger)
-    first = gate.hold_next()
-    lead = Submitted({"op": "register", "user": "lead"}, None, OUTCOME_OK)
-    threads = [submit_in_thread(committer, lead)]
-    assert first.reached.wait(WAIT_S)
-    for count, submitted in enumerate(followers, 1):  # enqueued in exactly this order
-        threads.append(submit_in_thread(committer, submitted))
-        wait_until(partial(queued_is, committer, count), "the follower is queued")
-    second = gate.hold_next(fault.on_hold)
-    first.proceed.set()
-    assert second.reached.wait(WAIT_S)
-    assert second.rows == len(followers)  # one batch holds every follower
-    fault.inject()
-    second.proceed.set()
-    for thread in threads:
-        thread.join(WAIT_S)
-    fault.remove()
-    return lead
+def count_rows(db_url: str, table: str) -> int:
+    if is_sqlite(db_url):
+        with closing(sqlite3.connect(sqlite_path(db_url))) as connection:
+            found = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    else:
+        with psycopg.connect(db_url) as connection:
+            found = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert found is not None
+    return int(found[0])
 
 
 def followers_of(tag: str, count: int) -> list[Submitted]:
@@ -588,111 +479,85 @@ def followers_of(tag: str, count: int) -> list[Submitted]:
     return registrations + orders
 
 
-def check_failed_batch(
-    db_url: str, ledger: Ledger, committer: GroupCommitter, lead: Submitted, failed: list[Submitted]
-) -> None:
-    """Every waiter of the failed batch got the same exception and nothing of the batch stayed,
-    in the store or in memory; the ledger goes on, and the same commands then succeed."""
-    assert lead.result is not None and lead.result.outcome == OUTCOME_OK
-    assert all(s.result is None and s.error is not None for s in failed)
-    # One batch, one failure: each waiter raises its own exception, caused by the same one.
-    assert len({id(s.error.__cause__) for s in failed if s.error is not None}) == 1
-    stored = read_store(db_url)
-    assert [row.command for row in stored.rows] == [canonical_command(lead.command)]
-    assert memory_state(ledger, stored.errors) == stored.state  # nothing half-applied
-    assert ledger.head_seq == 1
-    retried = [Submitted(s.command, s.key, OUTCOME_OK) for s in failed]
-    registrations = [s for s in retried if s.command["op"] == "register"]
-    run_threads([partial(s.run, committer) for s in registrations])  # then their orders
-    run_threads([partial(s.run, committer) for s in retried if s not in registrations])
-    committer.close()
-    for s in retried:  # e.g. no duplicate_account: the failed registrations left no trace
-        assert s.result is not None and s.result.outcome == OUTCOME_OK, (s.command, s.result)
-        assert not s.result.replayed
-    stored = check_consistent(db_url, ledger)
-    check_entries([lead, *retried], stored.rows)
-
-
-def test_a_store_failure_fails_every_waiter_of_its_batch_and_nothing_else(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings(snapshot_every=1_000_000))
-    committer = GroupCommitter(ledger)
-    fault = write_lock_fault(db_url) if is_sqlite(db_url) else terminate_fault(db_url)
-    followers = followers_of("f", 24)
-    lead = fail_one_batch(ledger, committer, followers, fault)
-    expected = "database is locked" if is_sqlite(db_url) else "terminat|server closed"
-    assert re.search(expected, str(followers[0].error)), followers[0].error
-    check_failed_batch(db_url, ledger, committer, lead, followers)
-
-
-def test_a_row_refused_mid_batch_takes_back_the_whole_batch(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings(snapshot_every=1_000_000))
-    committer = GroupCommitter(ledger)
-    refuse_rows(db_url, "journal", "NEW.command LIKE '%poison%'", "refused by the store")
+def test_store_failures_fail_exactly_the_commands_that_did_not_commit(db_url: str) -> None:
+    """The database refuses one row of a batch: every command of that batch (one message to the
+    writer, one transaction) fails with a StoreError of its own, nothing of the batch stays in
+    the store or in the writer's memory, the command before it is unaffected, and the writer
+    goes on: the same commands then commit (no duplicate_account: the failed registrations left
+    no trace). All along, a snapshot is due after every entry and the database refuses each
+    one: a snapshot is a cache, and failing to save one must not fail a command that committed
+    (its client would retry it without a key and apply it twice)."""
+    lead = Submitted({"op": "register", "user": "lead"}, None, OUTCOME_OK)
     followers = followers_of("p", 24)
     poison = Submitted({"op": "register", "user": "poison"})
     followers.insert(15, poison)  # rows before it are inserted, then the insert fails
-    lead = fail_one_batch(ledger, committer, followers, Fault(lambda: None, lambda: None))
-    assert "refused by the store" in str(poison.error)
-    drop_refusal(db_url, "journal")
-    followers.remove(poison)
-    check_failed_batch(db_url, ledger, committer, lead, [*followers, poison])
+    retried = [Submitted(s.command, s.key, OUTCOME_OK) for s in followers]
+    registrations = [s for s in retried if s.command["op"] == "register"]
 
+    async def scenario() -> Stored:
+        async with running_writer(db_url, Settings(snapshot_every=1)) as client:
+            refuse_rows(db_url, "journal", "NEW.command LIKE '%poison%'", "refused by the store")
+            refuse_rows(db_url, "snapshots", "1 = 1", "no room for snapshots")
+            # The lead goes to the writer at once; the followers queue behind it and go
+            # together, as the next message.
+            await asyncio.gather(lead.run(client), *(s.run(client) for s in followers))
+            assert client.batches == 2
+            stored = await writer_agrees(client, db_url)  # nothing half-applied in memory
+            assert [row.command for row in stored.rows] == [canonical_command(lead.command)]
 
-def test_a_store_failure_reaches_the_submitter_as_store_error(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings())
-    refuse_rows(db_url, "journal", "NEW.command LIKE '%poison%'", "refused by the store")
-    try:
-        with GroupCommitter(ledger) as committer, pytest.raises(StoreError):
-            committer.submit({"op": "register", "user": "poison"})
-    finally:
-        ledger.close()
+            drop_refusal(db_url, "journal")
+            await all_at_once(client, registrations)  # then their orders
+            await all_at_once(client, [s for s in retried if s not in registrations])
+            return await writer_agrees(client, db_url)
 
-
-def test_a_failed_snapshot_does_not_fail_commands_that_committed(db_url: str) -> None:
-    ledger = Ledger.open(db_url, Settings(snapshot_every=1))
-    committer = GroupCommitter(ledger)
-    refuse_rows(db_url, "snapshots", "1 = 1", "no room for snapshots")
-    submitted = [Submitted({"op": "register", "user": f"s{i}"}, None, OUTCOME_OK) for i in range(4)]
-    for s in submitted:
-        s.run(committer)
-    committer.close()
-    stored = read_store(db_url)
-    ledger.close()
-    journaled = {row.command for row in stored.rows}
-    for s in submitted:
-        # An exception must mean "not committed": a client that retries without a key would
-        # otherwise apply its command twice.
-        committed = canonical_command(s.command) in journaled
-        assert (s.error is None) == committed, (s.command, s.error)
+    stored = asyncio.run(scenario())
+    assert lead.result is not None and lead.result.seq == 1 and lead.result.ok
+    assert all(failed_in_the_store(s) for s in followers), [s.error for s in followers]
+    assert all("refused by the store" in str(s.error) for s in followers)
+    assert len({id(s.error) for s in followers}) == len(followers)  # each raises its own
+    for s in retried:  # e.g. no duplicate_account: the failed registrations left no trace
+        assert s.result is not None and s.result.outcome == OUTCOME_OK, (s.command, s.result)
+        assert not s.result.replayed
+    assert count_rows(db_url, "snapshots") == 0  # every snapshot failed; no command did
+    check_entries([lead, *retried], stored.rows)
+    assert len(stored.rows) == 1 + len(retried)
+    check_reopened(db_url, stored)
 
 
 def test_a_writer_that_lost_its_postgresql_lock_stops_writing(postgres_url: str) -> None:
     """Writes go through the session that holds the advisory lock. When that session dies (a
-    network blip), the writer cannot commit; while another writer holds the lock it stays
-    refused; once the lock is free it takes it again and reloads, so it continues from the other
-    writer's entries instead of forking the chain."""
-    first = Ledger.open(postgres_url, Settings())
-    with GroupCommitter(first) as committer:
-        assert committer.submit({"op": "register", "user": "x"}).ok
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            # Only this test's database: the server may hold other programs' advisory locks.
-            lost = admin.execute(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
-                "WHERE locktype = 'advisory' "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            ).fetchall()
-        assert lost == [(True,)]
-        second = Ledger.open(postgres_url, Settings())  # the lock is free: it gets it
-        with GroupCommitter(second) as other:
-            assert other.submit({"op": "register", "user": "y"}).ok
-            for user in ("z0", "z1"):  # the dead session, then the lock held by `second`
-                with pytest.raises(StoreError):
-                    committer.submit({"op": "register", "user": user})
-        second.close()
-        result = committer.submit({"op": "register", "user": "z2"})
-        assert result.ok and result.seq == 3
-        assert set(first.engine.consumers) == {"x", "y", "z2"}
-    first.close()
+    network blip), the writer cannot commit; while another writer (here an in-process one, as
+    `tokenmall ingest` would be) holds the lock it stays refused; once the lock is free it takes
+    it again and reloads, so it continues from the other writer's entries instead of forking
+    the chain."""
+
+    def register(user: str) -> Submission:
+        return Submission.of({"op": "register", "user": user})
+
+    async def scenario() -> StateJson:
+        async with running_writer(postgres_url) as first:
+            assert (await first.submit(register("x"))).ok
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                # Only this test's database: the server may hold other programs' advisory locks.
+                lost = admin.execute(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ).fetchall()
+            assert lost == [(True,)]
+            with Ledger.open(postgres_url, Settings()) as second:  # the lock is free: it gets it
+                assert second.execute([register("y")])[0].ok
+                for user in ("z0", "z1"):  # the dead session, then the lock held by `second`
+                    refused = Submitted(register(user).command)
+                    await refused.run(first)
+                    assert failed_in_the_store(refused), refused.error
+            result = await first.submit(register("z2"))
+            assert result.ok and result.seq == 3
+            memory: StateJson = await first.query("engine_state", [])
+            return memory
+
+    memory = asyncio.run(scenario())
+    assert set(memory["users"]) == {"x", "y", "z2"}
     store = open_reader(resolve_url(postgres_url))
     try:
         assert verify(store).ok

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zlib
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from tests.test_api import START_TIMEOUT_S, free_port, tokenmall
 from tests.test_api_trust import new_token
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.ledger import Ledger, Settings, Submission
-from tokenmall.ledger.store import snapshot_digest
+from tokenmall.ledger.store import StoreError, snapshot_digest
 
 BUGGY_SERVE = Path(__file__).parent / "support" / "buggy_serve.py"
 
@@ -45,6 +46,27 @@ def test_a_broken_invariant_stops_the_writer_before_it_commits(sqlite_url: str) 
     with Ledger.open(sqlite_url) as reopened:
         assert reopened.head_seq == 5
         assert reopened.execute(register(range(4, 5)))[0].ok
+
+
+def test_a_check_of_a_batch_that_did_not_commit_is_forgotten(sqlite_url: str) -> None:
+    """A batch is checked before its commit. If the commit then fails, the engine is reloaded
+    from the store, and the price checked on the batch's uncommitted state must go too: else the
+    next check sees the price fall and stops a writer that has nothing wrong."""
+    database = sqlite_url.removeprefix("sqlite:///")
+    with Ledger.open(sqlite_url, Settings(check_every=1)) as ledger:
+        ledger.execute(register(range(1)))
+        with closing(sqlite3.connect(database, isolation_level=None)) as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON journal "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the store'); END"
+            )
+        order = {"op": "order", "id": "o1", "user": "u0", "amount": "1000.00"}
+        with pytest.raises(StoreError, match="refused by the store"):
+            ledger.execute([Submission.of(order)])  # the price rises, is checked; no commit
+        with closing(sqlite3.connect(database, isolation_level=None)) as connection:
+            connection.execute("DROP TRIGGER refuse")
+        assert ledger.execute(register(range(1, 2)))[0].ok
+        assert ledger.head_seq == 2
 
 
 def tamper_snapshot(database: Path) -> None:

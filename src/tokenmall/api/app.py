@@ -47,11 +47,10 @@ from tokenmall.api.schemas import KEY_CHARS_MAX
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.units import MONEY_DECIMALS, Fen, format_fen, parse_scaled
 from tokenmall.jsonl import decode_command
-from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
 from tokenmall.ledger.store import Store, StoreError
 from tokenmall.ledger.views import read_state
-from tokenmall.ledger.writer import WriterBusy, WriterClient, WriterStopped
+from tokenmall.ledger.writer import LedgerClosed, WriterBusy, WriterClient, WriterStopped
 from tokenmall.services import queries
 from tokenmall.services.payment_codes import (
     TTL_DEFAULT_S,

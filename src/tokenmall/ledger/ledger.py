@@ -147,7 +147,8 @@ class Result:
 
 
 class Ledger:
-    """The one writer of a store. Not thread-safe: use GroupCommitter for concurrent callers."""
+    """The one writer of a store. Not thread-safe: one caller at a time (`tokenmall serve`
+    drives it from its writer process, ledger/writer.py, which batches concurrent requests)."""
 
     def __init__(self, store: Store, settings: Settings, params: Params | None = None) -> None:
         self.store = store
@@ -217,9 +218,9 @@ class Ledger:
         now = self.settings.clock()
         try:
             done = self._apply(batch, now)
-            self.unchecked += len(done.rows)
-            if self.unchecked >= self.settings.check_every or done.seq >= self.next_snapshot_seq:
-                self.checked_price = self._checked_state(done.seq)
+            unchecked, checked_price = self.unchecked + len(done.rows), self.checked_price
+            if unchecked >= self.settings.check_every or done.seq >= self.next_snapshot_seq:
+                unchecked, checked_price = 0, self._checked_state(done.seq)
             if progress is not None:
                 progress = {**progress, "last_seq": done.seq, "updated_at": timestamp(now)}
             self.store.append(
@@ -239,6 +240,9 @@ class Ledger:
             self._reload()
             raise
         self.head_seq, self.head_hash = done.seq, done.hash
+        # Kept only once committed: after a failed commit the engine is reloaded from the store,
+        # and a price checked on the batch's state would make the next check see the price fall.
+        self.unchecked, self.checked_price = unchecked, checked_price
         return done.results
 
     def _apply(self, batch: Sequence[Submission], now: datetime) -> "_Applied":
@@ -283,7 +287,6 @@ class Ledger:
         except InvariantViolation as error:
             where = "as loaded" if seq is None else f"after entry {seq}"
             raise InvariantViolation(f"{where}: {error}") from None
-        self.unchecked = 0
         return self.engine.price()
 
     def try_snapshot(self) -> bool:
@@ -303,7 +306,7 @@ class Ledger:
         if self.head_seq == self.snapshot_seq:
             return
         if self.unchecked:
-            self.checked_price = self._checked_state(self.head_seq)
+            self.checked_price, self.unchecked = self._checked_state(self.head_seq), 0
         self.store.save_snapshot(
             self.head_seq,
             self.head_hash,

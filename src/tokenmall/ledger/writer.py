@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall.core.errors import InvariantViolation
-from tokenmall.ledger.group_commit import LedgerClosed
 from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import StoreError, first_line
 
@@ -41,6 +40,11 @@ Reply = tuple[Any, ...]
 # reach the writer process by reference, so they must be module-level functions.
 Queries = Mapping[str, Callable[..., Any]]
 QUEUE_MAX_DEFAULT = 16_384  # commands and queries waiting; WriterBusy beyond
+
+
+class LedgerClosed(Exception):
+    """The client is closing (the server is shutting down): it takes no more commands or
+    queries; nothing of this one was queued."""
 
 
 class WriterStopped(StoreError):
@@ -147,6 +151,7 @@ class WriterClient:
         self._in_flight: _Outbox | None = None
         self._idle = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0  # messages of commands sent: transactions, for benchmarks and tests
 
     def _await_ready(self) -> int:
         if not self._pipe.poll(START_TIMEOUT_S):
@@ -219,6 +224,8 @@ class WriterClient:
             return
         self._in_flight = message
         self._idle.clear()
+        if message.commands:
+            self.batches += 1
 
     def _on_reply(self) -> None:
         message, self._in_flight = self._in_flight, None
