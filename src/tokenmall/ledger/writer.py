@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import StoreError, first_line
+from tokenmall.runtime import tune_gc
 
 START_TIMEOUT_S = 120.0  # migrations and loading a big journal take a while
 STOP_TIMEOUT_S = 60.0
@@ -64,6 +65,7 @@ def run_writer(
     # middle of a batch; it stops when the server closes the pipe, after the last reply.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tune_gc()  # a spawned process: the CLI's tuning does not reach it
     try:
         ledger = Ledger.open(db, settings)
     except Exception as error:  # whatever it is, the parent reports it as one line and exits
