@@ -979,3 +979,21 @@ def test_audit_verify_exits_1_with_one_line_naming_the_entry(ledger: Db) -> None
                 problem = lines[0].removeprefix("audit: FAILED: ")
                 assert re.match(pattern, problem), f"{case}: {problem}"
                 assert re.search(r"entr(y|ies) \d+", problem), f"{case}: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ({"op": "register", "user": "\ud800"}, "a string is not valid Unicode (a lone surrogate)"),
+        ({"op": "order", "amount": float("nan")}, "a number is out of range"),
+        ({"op": "order", "amount": object()}, "not made of JSON values"),
+    ],
+)
+def test_what_cannot_be_journaled_says_why(command: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        canonical_command(command)
+
+
+def test_canonical_bytes_sort_keys_and_leave_out_the_key() -> None:
+    command = {"user": "é", "op": "register", "key": "k1", "z": [1, {"b": 2, "a": 1}]}
+    assert canonical_command(command) == '{"op":"register","user":"é","z":[1,{"a":1,"b":2}]}'
