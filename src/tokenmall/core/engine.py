@@ -50,8 +50,17 @@ class Engine(State):
         elif fx.touched:
             self._update_levels(fx.touched, fx)
         if self.params.exit_enabled:
-            price = (self.pool, self.supply) if self.supply else self.last_price
-            if self.exit_queue.first_due(*price) is not None:
+            pool_fen, supply_units = (self.pool, self.supply) if self.supply else self.last_price
+            # first_due's first test written out: on most commands the lowest trigger bound in
+            # the heap is above P, and nobody can be due (a call saved on every command).
+            queue = self.exit_queue
+            heap = queue.heap
+            bound = (pool_fen << queue.shift) + queue.offset * supply_units
+            if (
+                heap
+                and heap[0][0] * supply_units <= bound
+                and queue.first_due(pool_fen, supply_units) is not None
+            ):
                 self._run_forced_exits(fx)
         if self.supply:
             self.last_price = (self.pool, self.supply)

@@ -35,14 +35,14 @@ class ExitQueue:
         self._book = book
         # (key, consumer id, slot): the id breaks ties as SPEC says; the slot is never compared
         # between different consumers, because ids are unique.
-        self._heap: list[tuple[int, str, int]] = []
+        self.heap: list[tuple[int, str, int]] = []
 
     def note_changes(self, slots: Iterable[int]) -> None:
         """Record that these rows' ep or quota changed (push only where the trigger fell);
         compact the heap when it has grown stale."""
         book = self._book
         ep, quota, trigger_key, owners = book.ep, book.quota, book.trigger_key, book.owners
-        shift, offset, heap = self.shift, self.offset, self._heap
+        shift, offset, heap = self.shift, self.offset, self.heap
         for slot in slots:
             units = ep[slot]
             if units <= 0:
@@ -63,7 +63,7 @@ class ExitQueue:
 
     def first_due(self, pool_fen: Fen, supply_units: Units) -> int | None:
         """The slot of the holder with the smallest trigger price (ties: smallest id), if ≤ P."""
-        heap = self._heap
+        heap = self.heap
         ep, quota, trigger_key = self._book.ep, self._book.quota, self._book.trigger_key
         threshold = (pool_fen << self.shift) + self.offset * supply_units
         while heap:
@@ -90,7 +90,7 @@ class ExitQueue:
         book = self._book
         trigger_key = book.trigger_key
         trigger_key[:] = [None] * len(trigger_key)
-        self._heap = []
+        self.heap = []
         self.note_changes(range(len(book.owners)))
 
     def widen(self, max_holding_units: Units) -> None:
