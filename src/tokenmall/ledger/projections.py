@@ -122,11 +122,13 @@ def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
         accounts = [posting[0] for posting in applied.postings]
     consumers, merchants, op = engine.consumers, engine.merchants, applied.op
     append = out.statement.append
+    new_row = tuple.__new__  # skips StatementRow's Python-level __new__: a line per change
     for account in dict.fromkeys(accounts):
         holder = consumers.get(account) or merchants.get(account)
         if holder is not None:
             balances = ",".join(map(str, holder.balances()))
-            append(StatementRow(stored_account(account), seq, op, balances))
+            stored = stored_account(account) if "\x00" in account or "\\" in account else account
+            append(new_row(StatementRow, (stored, seq, op, balances)))
 
 
 def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projection) -> list[str]:
