@@ -1,0 +1,89 @@
+"""Batched durable ingest with and without read models, for comparing two builds.
+
+    .venv/bin/python bench/ingest.py [--commands 100000] [--runs 1] [--backends sqlite,postgresql]
+
+The batched mode of bench/durable.py (`Ledger.execute` with batches of 4,096, what `tokenmall
+ingest` does) on the engine benchmark's mix, with statements and price history written in the
+same transactions ("read models") and without them ("deferred"). It uses nothing newer than
+`Ledger`, `Settings` and `Submission`, so an older build runs it too: put its `src/` first on
+PYTHONPATH (a `git worktree` of the older commit) and alternate the two.
+
+PostgreSQL: the server at $TOKENMALL_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/
+postgres); a scratch database is created and dropped per run.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+# The repository's root: the command mix in tests/support is shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.workload import MixGenerator
+
+from tokenmall.core.params import Params
+from tokenmall.ledger.ledger import Ledger, Settings, Submission
+from tokenmall.runtime import tune_gc
+
+PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})
+PG_ADMIN_URL = os.environ.get("TOKENMALL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BATCH = 4_096
+
+
+@contextmanager
+def scratch(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(dir=".") as directory:
+            yield f"sqlite:///{Path(directory) / 'bench.db'}"
+        return
+    name = f"tokenmall_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def ingest(backend: str, commands: list[dict[str, Any]], read_models: bool) -> float:
+    """Commands per second, from command dicts to committed entries."""
+    settings = Settings(batch_max=BATCH, read_models=read_models)
+    with scratch(backend) as url, Ledger.open(url, settings, PARAMS) as ledger:
+        start = time.perf_counter()
+        for first in range(0, len(commands), BATCH):
+            ledger.execute([Submission.decoded(c) for c in commands[first : first + BATCH]])
+        return len(commands) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--commands", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    tune_gc()
+    commands = MixGenerator(10_000, 2026).commands(args.commands)
+    for backend in args.backends.split(","):
+        for read_models in (True, False):
+            rates = [ingest(backend, commands, read_models) for _ in range(args.runs)]
+            runs = ", ".join(f"{rate:,.0f}" for rate in rates)
+            label = "read models" if read_models else "deferred"
+            print(f"{backend}, {label}: {statistics.median(rates):,.0f} commands/s ({runs})")
+
+
+if __name__ == "__main__":
+    main()
