@@ -16,15 +16,20 @@ ids = st.text(min_size=1, max_size=ID_CHARS_MAX)  # SPEC v1 ids: any characters
 def test_an_id_set_is_exact_and_lists_its_ids_sorted(
     batches: list[list[str]], probes: list[str]
 ) -> None:
-    id_set, reference = IdSet(), set[str]()
+    id_set, reference = IdSet(), dict[str, int]()
     for batch in batches:
         fresh = list(dict.fromkeys(key for key in batch if key not in reference))
-        id_set.add_all(fresh)
-        reference.update(fresh)
+        for flag in (0, 1):
+            keys = [key for key in fresh if len(key) % 2 == flag]
+            id_set.add_all(keys, flag)
+            reference.update(dict.fromkeys(keys, flag))
     assert len(id_set) == len(reference)
-    assert list(id_set) == sorted(reference, key=lambda key: key.encode("utf-8", "surrogatepass"))
+    assert list(id_set) == sorted(
+        reference.items(), key=lambda item: item[0].encode("utf-8", "surrogatepass")
+    )
     for key in [*reference, *probes]:
         assert (key in id_set) == (key in reference)
+        assert id_set.flag(key) == reference.get(key)
 
 
 @settings(max_examples=50, deadline=None)
@@ -61,7 +66,7 @@ def test_an_id_set_grows_and_stays_small() -> None:
     id_set = IdSet()
     keys = [f"o-{n:09d}" for n in range(50_000)]  # 11 characters, like real order ids
     for start in range(0, len(keys), 1_000):
-        id_set.add_all(keys[start : start + 1_000])
+        id_set.add_all(keys[start : start + 1_000], start // 1_000 % 2)
     assert all(key in id_set for key in keys[::97])
     assert "o-000050000" not in id_set and "o-00000000" not in id_set  # a prefix of an id
     assert "o-0000000001" not in id_set  # one of them is a prefix of this one

@@ -13,7 +13,7 @@ Today's orders are plain tuples in one dict (a record built with keywords for ev
 import sys
 from collections.abc import Iterator
 from itertools import compress, repeat
-from operator import and_, itemgetter, not_, or_
+from operator import and_, itemgetter, not_
 
 from tokenmall.core.accounts import Order
 from tokenmall.core.units import ZERO_FEN, ZERO_UNITS, Fen, Units
@@ -26,9 +26,11 @@ _PAID_CASH, _REFUNDED = itemgetter(2), itemgetter(7)  # of a _Stored
 
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
 
-# UTF-8 (with surrogates passed) never has a byte above 0xF4, so _SEP, which IdSet writes
-# before and after every id, never occurs inside one.
-_SEP = b"\xfd"
+# UTF-8 (with surrogates passed) never has a byte above 0xF4, so these bytes, which IdSet
+# writes before and after every id, never occur inside one.
+_SEP = b"\xfd"  # before each id
+_FLAG_BASE = 0xFE  # after each id: 0xFE + its flag (0 or 1)
+_FLAG_BYTES = (b"\xfe", b"\xff")
 # On average: past it the buckets grow fourfold, which puts every id again (a third of an id's
 # cost); fourfold rather than twofold puts an id again 0.3-1.3 times in its life, not 1-2.
 IDS_PER_BUCKET_MAX = 32
@@ -37,23 +39,25 @@ _BUCKETS_MIN = 64
 
 
 class IdSet:
-    """An exact set of ids (any strings), in about 15 bytes an id of 12 characters
-    (bench/memory.py), with no false answers: the hash only picks a bucket, and an id is found
-    only where its bytes are.
+    """An exact set of ids (any strings), each with a flag of 0 or 1, in about 16 bytes an id
+    of 12 characters (bench/memory.py), with no false answers: the hash only picks a bucket,
+    and an id is found only where its bytes are.
 
-    The ids live in buckets, each one bytes object `_SEP id _SEP id _SEP ... _SEP` (UTF-8); an
-    id's hash picks its bucket, which holds 8-32 ids on average. A lookup is one C-level
-    search for `_SEP id _SEP` in one bucket, exact because `_SEP` never occurs inside UTF-8.
-    Adding a day's ids encodes them in one call and appends each to its bucket: one bytes
-    concatenation an id. (A Python set would take about 75 bytes an id, a str object and a
-    slot; an open-addressing table filled by a Python loop took 4-5 times the instructions,
+    The ids live in buckets, each one bytes object `_SEP id flag _SEP id flag ...` (UTF-8, the
+    flag a byte 0xFE or 0xFF); an id's hash picks its bucket, which holds 8-32 ids on average.
+    A lookup is one C-level search for `_SEP id` in one bucket: since `_SEP` and the flag bytes
+    never occur inside UTF-8, a match followed by a flag byte is exactly that id (one followed
+    by anything else is a longer id that starts with it, and the search goes on). Adding a
+    day's ids encodes them in one call and appends each to its bucket: one bytes concatenation
+    an id. (A Python set would take about 75 bytes an id, a str object and a slot; an
+    open-addressing table filled by a Python loop took 4-5 times the instructions,
     callgrind.) Ids come back sorted by their UTF-8 bytes, whatever order they were added in,
     so that a snapshot does not depend on the process's hash seed."""
 
     __slots__ = ("_buckets", "_count", "_mask")
 
     def __init__(self) -> None:
-        self._buckets: list[bytes] = [_SEP] * _BUCKETS_MIN
+        self._buckets: list[bytes] = [b""] * _BUCKETS_MIN
         self._mask = _BUCKETS_MIN - 1
         self._count = 0
 
@@ -61,56 +65,80 @@ class IdSet:
         return self._count
 
     def __contains__(self, key: str) -> bool:
+        # flag()'s search written out: every new order asks this, and a call costs as much.
+        needle = _SEP + key.encode("utf-8", "surrogatepass")
+        bucket = self._buckets[hash(key) & self._mask]
+        at = bucket.find(needle)
+        while at >= 0:
+            if bucket[at + len(needle)] >= _FLAG_BASE:
+                return True
+            at = bucket.find(needle, at + 1)
+        return False
+
+    def flag(self, key: str) -> int | None:
+        """The flag `key` was added with, or None if it is not in the set."""
         # find, not `in`: bytes.__contains__ first tries its argument as an integer, and the
         # TypeError it raises and clears costs three times the search (callgrind).
-        needle = _SEP + key.encode("utf-8", "surrogatepass") + _SEP
-        return self._buckets[hash(key) & self._mask].find(needle) >= 0
+        needle = _SEP + key.encode("utf-8", "surrogatepass")
+        bucket = self._buckets[hash(key) & self._mask]
+        at = bucket.find(needle)
+        while at >= 0:
+            after = bucket[at + len(needle)]  # there is one: every id ends with its flag
+            if after >= _FLAG_BASE:
+                return after - _FLAG_BASE
+            at = bucket.find(needle, at + 1)
+        return None
 
-    def add_all(self, keys: list[str]) -> None:
-        """Add ids that are not in the set yet (the caller checked)."""
+    def add_all(self, keys: list[str], flag: int) -> None:
+        """Add ids that are not in the set yet (the caller checked), all with `flag`."""
         buckets, mask = self._buckets, self._mask
         for index, entry in zip(
-            map(and_, map(hash, keys), repeat(mask)), _terminated(keys), strict=True
+            map(and_, map(hash, keys), repeat(mask)), _entries(keys, flag), strict=True
         ):
             buckets[index] += entry
         self._count += len(keys)
         if self._count > IDS_PER_BUCKET_MAX * len(buckets):
             self._spread(GROWTH * len(buckets))
 
-    def __iter__(self) -> Iterator[str]:
-        """The ids, sorted by their UTF-8 bytes."""
-        for data in sorted(self._encoded()):
-            yield data.decode("utf-8", "surrogatepass")
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        """(id, flag), sorted by the ids' UTF-8 bytes."""
+        for entry in sorted(self._flagged(), key=_without_flag):
+            yield entry[:-1].decode("utf-8", "surrogatepass"), entry[-1] - _FLAG_BASE
 
     def nbytes(self) -> int:
         """The memory the ids take: the buckets' bytes objects and the list of them."""
         header = sys.getsizeof(b"")
         return sum(map(len, self._buckets)) + (header + 8) * len(self._buckets) + 56
 
-    def _encoded(self) -> list[bytes]:
-        """Every id, UTF-8 encoded, in no particular order."""
-        return list(filter(None, b"".join(self._buckets).split(_SEP)))
+    def _flagged(self) -> list[bytes]:
+        """Every id's UTF-8 bytes followed by its flag byte, in no particular order."""
+        return b"".join(self._buckets).split(_SEP)[1:]
 
     def _spread(self, buckets: int) -> None:
         """Put every id again into `buckets` buckets (a power of two)."""
-        encoded = self._encoded()
-        keys = _decoded(encoded)
+        flagged = self._flagged()
+        keys = _decoded(list(map(_without_flag, flagged)))
         mask = buckets - 1
         groups: list[list[bytes]] = [[] for _ in range(buckets)]
-        for index, data in zip(map(and_, map(hash, keys), repeat(mask)), encoded, strict=True):
-            groups[index].append(data)
-        self._buckets = [_SEP.join([b"", *group, b""]) if group else _SEP for group in groups]
+        for index, entry in zip(map(and_, map(hash, keys), repeat(mask)), flagged, strict=True):
+            groups[index].append(entry)
+        self._buckets = [_SEP + _SEP.join(group) if group else b"" for group in groups]
         self._mask = mask
 
 
-def _terminated(keys: list[str]) -> list[bytes]:
-    """Each id's UTF-8 bytes followed by _SEP. Encoded in one call when no id holds a NUL
-    (which then separates them); one call an id otherwise."""
+def _without_flag(entry: bytes) -> bytes:
+    return entry[:-1]
+
+
+def _entries(keys: list[str], flag: int) -> list[bytes]:
+    """`_SEP id flag` for each id. Encoded in one call when no id holds a NUL (which then
+    separates them); one call an id otherwise."""
+    end = _FLAG_BYTES[flag]
     text = "\x00".join(keys)
     if text.count("\x00") == len(keys) - 1:
-        data = (text + "\x00").encode("utf-8", "surrogatepass")
-        return data.replace(b"\x00", _SEP + b"\x00").split(b"\x00")[:-1]
-    return [key.encode("utf-8", "surrogatepass") + _SEP for key in keys]
+        data = ("\x00" + text + "\x00").encode("utf-8", "surrogatepass")
+        return data.replace(b"\x00", end + b"\x00" + _SEP).split(b"\x00")[1:-1]
+    return [_SEP + key.encode("utf-8", "surrogatepass") + end for key in keys]
 
 
 def _decoded(encoded: list[bytes]) -> list[str]:
@@ -126,14 +154,11 @@ class OrderBook:
     flagged REFUNDABLE when it was a cash order never refunded (its refund is then
     refund_window_closed rather than not_refundable)."""
 
-    __slots__ = ("closed", "today", "unrefundable")
+    __slots__ = ("closed", "today")
 
     def __init__(self) -> None:
         self.today: dict[str, _Stored] = {}
-        self.closed = IdSet()  # every order of an earlier day
-        # Those of them that were not refundable cash orders (SP orders, refunded ones): the
-        # fewer, so the flag costs less kept this way than as a byte an order.
-        self.unrefundable = IdSet()
+        self.closed = IdSet()  # every order of an earlier day, flagged REFUNDABLE or 0
 
     def __contains__(self, order_id: str) -> bool:
         return order_id in self.today or order_id in self.closed
@@ -191,32 +216,26 @@ class OrderBook:
         """The day ends (settle_day): today's orders can no longer be refunded; keep their
         ids only."""
         today = self.today
-        self.closed.add_all(list(today))
-        # Not paid in cash, or refunded; as C-level maps (every order of the day passes here).
+        # Paid in cash and not refunded; as C-level maps (every order of the day passes here).
         stored = today.values()
-        unrefundable = list(
-            compress(today, map(or_, map(not_, map(_PAID_CASH, stored)), map(_REFUNDED, stored)))
-        )
-        if unrefundable:
-            self.unrefundable.add_all(unrefundable)
+        refundable = list(map(and_, map(_PAID_CASH, stored), map(not_, map(_REFUNDED, stored))))
+        self.closed.add_all(list(compress(today, refundable)), REFUNDABLE)
+        self.closed.add_all(list(compress(today, map(not_, refundable))), 0)
         self.today = {}
 
     def closed_flag(self, order_id: str) -> int | None:
         """For an order of an earlier day: REFUNDABLE if it was a cash order never refunded,
         else 0; None if there is no such order."""
-        if order_id not in self.closed:
-            return None
-        return 0 if order_id in self.unrefundable else REFUNDABLE
+        return self.closed.flag(order_id)
 
     def closed_items(self) -> list[tuple[str, int]]:
         """(id, flag) of every order of an earlier day, sorted by id (UTF-8 bytes)."""
-        unrefundable = set(self.unrefundable)
-        return [(key, 0 if key in unrefundable else REFUNDABLE) for key in self.closed]
+        return list(self.closed)
 
     def add_closed(self, items: list[tuple[str, int]]) -> None:
         """Orders of earlier days, as closed_items gives them (a snapshot)."""
-        self.closed.add_all([key for key, _ in items])
-        self.unrefundable.add_all([key for key, flag in items if flag != REFUNDABLE])
+        self.closed.add_all([key for key, flag in items if flag == REFUNDABLE], REFUNDABLE)
+        self.closed.add_all([key for key, flag in items if flag != REFUNDABLE], 0)
 
     def records(self, day: int) -> Iterator[Order]:
         """Today's orders as records, in the order they were placed."""
@@ -227,5 +246,6 @@ class OrderBook:
 
     def ids(self) -> Iterator[str]:
         """Every order's id: earlier days' first, in the order placed."""
-        yield from self.closed
+        for order_id, _ in self.closed:
+            yield order_id
         yield from self.today
