@@ -22,52 +22,26 @@ a scratch database is created and dropped per measurement.
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg import sql
 
 # The repository's root: the command mixes and models in tests/support are shared with the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.workload import MixGenerator
 
-from tokenmall.core.params import Params
+# The scratch databases and parameters of bench/ingest.py (which older builds can run too).
+from ingest import PARAMS, scratch_database
 from tokenmall.ledger.ledger import Ledger, Settings, Submission
 from tokenmall.ledger.writer import WriterClient
 from tokenmall.runtime import tune_gc
 
-PARAMS = Params().with_overrides({"referral_rates": ["0.10", "0.05"]})
-PG_ADMIN_URL = os.environ.get("TOKENMALL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 Command = dict[str, Any]
 Mode = Callable[[], tuple[float, int]]  # one measurement: commands/s, transactions
-
-
-@contextmanager
-def scratch_database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(dir=".") as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    name = f"tokenmall_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def batched(ledger: Ledger, commands: list[Command], batch: int) -> int:

@@ -42,7 +42,7 @@ BATCH = 4_096
 
 
 @contextmanager
-def scratch(backend: str) -> Iterator[str]:
+def scratch_database(backend: str) -> Iterator[str]:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(dir=".") as directory:
             yield f"sqlite:///{Path(directory) / 'bench.db'}"
@@ -62,7 +62,7 @@ def scratch(backend: str) -> Iterator[str]:
 def ingest(backend: str, commands: list[dict[str, Any]], read_models: bool) -> float:
     """Commands per second, from command dicts to committed entries."""
     settings = Settings(batch_max=BATCH, read_models=read_models)
-    with scratch(backend) as url, Ledger.open(url, settings, PARAMS) as ledger:
+    with scratch_database(backend) as url, Ledger.open(url, settings, PARAMS) as ledger:
         start = time.perf_counter()
         for first in range(0, len(commands), BATCH):
             ledger.execute([Submission.decoded(c) for c in commands[first : first + BATCH]])

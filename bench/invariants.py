@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.workload import MixGenerator
 
-from durable import PARAMS, batched, measure
+from durable import batched, measure
+from ingest import PARAMS
 from tokenmall.core.engine import Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.ledger.ledger import Settings

@@ -9,6 +9,7 @@ durable by default (`synchronous_commit=on`).
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import re
 import stat
@@ -57,6 +58,7 @@ PG_WRITER_LOCK_KEY = 0x746F6B656E6D616C
 # Rows fetched per round trip when streaming the journal; IN lists per key lookup.
 FETCH_ROWS = 5_000
 FIRST_SEQ_MIN = -(2**63)  # below every BIGINT
+_FIRST = operator.itemgetter(0)
 KEYS_PER_QUERY = 500
 
 
@@ -404,7 +406,7 @@ class Store:
             ):
                 if seq not in shown:
                     lines.append((seq, at, actor, "settle_day", None, fen))
-            lines.sort(key=_first)
+            lines.sort(key=_FIRST)
         out, text = [], before_text
         for seq, at, actor, op, balances, fen in lines[:limit]:
             text = balances if balances is not None else with_dividend(text or "", fen)
@@ -619,10 +621,6 @@ def _copy(
     ):
         for row in rows:
             copy.write_row(row)
-
-
-def _first(line: tuple[Any, ...]) -> Any:
-    return line[0]
 
 
 def _upsert_progress(connection: sa.Connection, progress: dict[str, Any]) -> None:
