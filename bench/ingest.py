@@ -8,12 +8,18 @@ same transactions ("read models") and without them ("deferred"). It uses nothing
 `Ledger`, `Settings` and `Submission`, so an older build runs it too: put its `src/` first on
 PYTHONPATH (a `git worktree` of the older commit) and alternate the two.
 
+`--bare-insert` measures instead what one statement line costs SQLite alone: rows shaped like
+`statement_lines` (random accounts among 10,000, keyed by account and seq), inserted 8,000 a
+durable transaction, as a rowid table and as a WITHOUT ROWID one.
+
 PostgreSQL: the server at $TOKENMALL_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/
 postgres); a scratch database is created and dropped per run.
 """
 
 import argparse
 import os
+import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -69,12 +75,43 @@ def ingest(backend: str, commands: list[dict[str, Any]], read_models: bool) -> f
         return len(commands) / (time.perf_counter() - start)
 
 
+def bare_insert(rows_total: int) -> None:
+    """Microseconds a statement-shaped row costs a durable SQLite insert, by table layout."""
+    rows = [
+        (f"u{random.randrange(10_000):09d}", seq, "order", "12345678901,2345,0,600000,1,0,0,2345,0")
+        for seq in range(rows_total)
+    ]
+    for layout in ("", " WITHOUT ROWID"):
+        with tempfile.TemporaryDirectory(dir=".") as directory:
+            connection = sqlite3.connect(Path(directory) / "bare.db")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(
+                "CREATE TABLE s (account TEXT, seq BIGINT, op VARCHAR(40), balances TEXT,"
+                f" PRIMARY KEY (account, seq)){layout}"
+            )
+            start = time.perf_counter()
+            for first in range(0, len(rows), 8_000):
+                connection.executemany(
+                    "INSERT INTO s VALUES (?, ?, ?, ?)", rows[first : first + 8_000]
+                )
+                connection.commit()
+            elapsed = time.perf_counter() - start
+            connection.close()
+        print(f"{layout.strip() or 'rowid'} table: {elapsed / len(rows) * 1e6:.2f} µs a row")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commands", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--bare-insert", action="store_true", help="SQLite rows alone")
     args = parser.parse_args()
+    if args.bare_insert:
+        random.seed(1)
+        bare_insert(2 * args.commands)
+        return
     tune_gc()
     commands = MixGenerator(10_000, 2026).commands(args.commands)
     for backend in args.backends.split(","):
