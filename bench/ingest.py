@@ -65,13 +65,23 @@ def scratch_database(backend: str) -> Iterator[str]:
             )
 
 
-def ingest(backend: str, commands: list[dict[str, Any]], read_models: bool) -> float:
+def ingest(
+    backend: str, commands: list[dict[str, Any]], read_models: bool, serial: bool = False
+) -> float:
     """Commands per second, from command dicts to committed entries."""
     settings = Settings(batch_max=BATCH, read_models=read_models)
     with scratch_database(backend) as url, Ledger.open(url, settings, PARAMS) as ledger:
         start = time.perf_counter()
-        for first in range(0, len(commands), BATCH):
-            ledger.execute([Submission.decoded(c) for c in commands[first : first + BATCH]])
+        batches = (
+            ([Submission.decoded(c) for c in commands[first : first + BATCH]], None)
+            for first in range(0, len(commands), BATCH)
+        )
+        if hasattr(ledger, "execute_all") and not serial:  # pipelined, as `tokenmall ingest`
+            for _results in ledger.execute_all(batches):
+                pass
+        else:  # one batch after the other (an older build has nothing else)
+            for batch, _progress in batches:
+                ledger.execute(batch)
         return len(commands) / (time.perf_counter() - start)
 
 
@@ -107,6 +117,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--bare-insert", action="store_true", help="SQLite rows alone")
+    parser.add_argument(
+        "--compare-serial",
+        action="store_true",
+        help="also one batch after the other (Ledger.execute), alternating with pipelined",
+    )
     args = parser.parse_args()
     if args.bare_insert:
         random.seed(1)
@@ -116,10 +131,16 @@ def main() -> None:
     commands = MixGenerator(10_000, 2026).commands(args.commands)
     for backend in args.backends.split(","):
         for read_models in (True, False):
-            rates = [ingest(backend, commands, read_models) for _ in range(args.runs)]
-            runs = ", ".join(f"{rate:,.0f}" for rate in rates)
-            label = "read models" if read_models else "deferred"
-            print(f"{backend}, {label}: {statistics.median(rates):,.0f} commands/s ({runs})")
+            modes = (False, True) if args.compare_serial else (False,)
+            rates: dict[bool, list[float]] = {serial: [] for serial in modes}
+            for _ in range(args.runs):
+                for serial in modes:
+                    rates[serial].append(ingest(backend, commands, read_models, serial))
+            for serial, runs in rates.items():
+                label = "read models" if read_models else "deferred"
+                label += ", one batch after the other" if serial else ""
+                listed = ", ".join(f"{rate:,.0f}" for rate in runs)
+                print(f"{backend}, {label}: {statistics.median(runs):,.0f} commands/s ({listed})")
 
 
 if __name__ == "__main__":

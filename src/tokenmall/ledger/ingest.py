@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenmall.core.errors import ErrorCode
 from tokenmall.jsonl import (
@@ -85,11 +86,25 @@ def plan_ingest(ledger: Ledger, checked: CheckedFile) -> IngestPlan:
 
 
 def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> IngestSummary:
-    """Pass 2: apply what earlier runs did not commit, batch by batch."""
+    """Pass 2: apply what earlier runs did not commit, batch by batch (pipelined: the next
+    batch is applied while one commits, Ledger.execute_all)."""
     summary = IngestSummary()
+    for results in ledger.execute_all(_batches(ledger, plan, summary, on_progress)):
+        for result in results:
+            _count(summary, result)
+        on_progress(len(results))
+    return summary
+
+
+def _batches(
+    ledger: Ledger, plan: IngestPlan, summary: IngestSummary, on_progress: Progress
+) -> Iterator[tuple[list[Submission], dict[str, Any]]]:
+    """The batches still to apply, each with the ingest position its commit records; the
+    lines skipped as committed before are counted (and reported) first."""
     batch: list[Submission] = []
     batch_max = ledger.settings.batch_max
     skips_reported = False
+    last_line = 0
     for line_number, submission in _submissions(plan.file.path, plan.lines_done):
         if submission is None:
             summary.skipped += 1
@@ -98,29 +113,18 @@ def run_ingest(ledger: Ledger, plan: IngestPlan, on_progress: Progress) -> Inges
             on_progress(summary.skipped)
             skips_reported = True
         batch.append(submission)
-        if len(batch) == batch_max:
-            _commit(ledger, plan, batch, line_number, summary, on_progress)
-            batch = []
         last_line = line_number
+        if len(batch) == batch_max:
+            yield batch, _position(plan, last_line)
+            batch = []
     if not skips_reported:
         on_progress(summary.skipped)
     if batch:
-        _commit(ledger, plan, batch, last_line, summary, on_progress)
-    return summary
+        yield batch, _position(plan, last_line)
 
 
-def _commit(
-    ledger: Ledger,
-    plan: IngestPlan,
-    batch: list[Submission],
-    lines_done: int,
-    summary: IngestSummary,
-    on_progress: Progress,
-) -> None:
-    progress = {"digest": plan.file.digest, "path": str(plan.file.path), "lines_done": lines_done}
-    for result in ledger.execute(batch, progress):
-        _count(summary, result)
-    on_progress(len(batch))
+def _position(plan: IngestPlan, lines_done: int) -> dict[str, Any]:
+    return {"digest": plan.file.digest, "path": str(plan.file.path), "lines_done": lines_done}
 
 
 def _count(summary: IngestSummary, result: Result) -> None:

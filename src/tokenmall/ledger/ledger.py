@@ -8,7 +8,10 @@ transaction that holds it has committed.
 """
 
 import json
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,7 +165,7 @@ class Ledger:
             self.engine, self.head_seq, self.head_hash, self.snapshot_seq = load_engine(store)
             if settings.read_models:
                 project_journal(store)
-            self.checked_price = self._checked_state(None)
+            self.checked_price = self._checked_state(None, None)
         except InvariantViolation as error:
             store.close()
             raise StoreError(
@@ -199,61 +202,148 @@ class Ledger:
         ingest_sources row); the results are valid once this returns. On a store failure the
         engine is rebuilt from the store, nothing of the batch is acknowledged, and StoreError
         is raised."""
-        if len(batch) > self.settings.batch_max:
-            raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
-        results = self._execute(batch, progress)
+        self._ready()
+        try:
+            prepared = self._prepare(self._sized(batch), progress, None)
+            self._commit(prepared)
+        except BaseException as error:
+            raise self._failed(error, reload=True) from error
+        results = self._acknowledge(prepared)
         if self.head_seq >= self.next_snapshot_seq:
             self.try_snapshot()
         return results
 
-    def _execute(
-        self, batch: Sequence[Submission], progress: dict[str, Any] | None
-    ) -> list[Result]:
+    def execute_all(
+        self, batches: Iterable[tuple[Sequence[Submission], dict[str, Any] | None]]
+    ) -> Iterator[list[Result]]:
+        """`execute` for each (batch, progress) in turn, pipelined: while one batch commits on
+        a second thread, the next is applied in memory, so the engine and the database work
+        at once (what a bulk load spends its time on, docs/benchmarks.md). Each batch is
+        still one transaction, committed in order; its results are yielded once it has
+        committed. The engine is never more than one batch ahead of the database: if a commit
+        fails, the batch after it is dropped with it, the engine is rebuilt from the store and
+        StoreError is raised; what committed before stays."""
+        self._ready()
+        committing: _Committing | None = None
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="tokenmall-commit") as committer,
+            _switch_interval(COMMIT_SWITCH_INTERVAL_S),
+        ):
+            try:
+                for batch, progress in batches:
+                    after = None if committing is None else committing.prepared
+                    prepared = self._prepare(self._sized(batch), progress, after)
+                    earlier, committing = committing, None
+                    results = None if earlier is None else self._finish(earlier)
+                    committing = _Committing(prepared, committer.submit(self._commit, prepared))
+                    if results is not None:
+                        yield results
+                    if prepared.done.seq >= self.next_snapshot_seq:  # of the engine at head
+                        last, committing = committing, None
+                        yield self._finish(last)
+                        self.try_snapshot()
+                if committing is not None:
+                    last, committing = committing, None
+                    yield self._finish(last)
+            except BaseException as error:
+                # The batch still committing is waited for: once it has, the engine is at
+                # the head again (unless the error came while applying the next one).
+                at_head = committing is not None and self._settle(committing)
+                at_head = at_head and isinstance(error, GeneratorExit)  # stopped at a yield
+                raise self._failed(error, reload=not at_head) from error
+
+    def _ready(self) -> None:
+        """Refuse to write after a broken invariant; reload if memory may not match the store."""
         if self.halted is not None:
             raise InvariantViolation(f"this writer stopped earlier: {self.halted}")
         if self.store.retake_lost_writer_lock() or self.broken is not None:
             self._reload()  # memory must match the store before anything more is applied
         if self.broken is not None:
             raise StoreError(self.broken)
+
+    def _sized(self, batch: Sequence[Submission]) -> Sequence[Submission]:
+        if len(batch) > self.settings.batch_max:
+            raise ValueError(f"a batch holds at most {self.settings.batch_max} commands")
+        return batch
+
+    def _prepare(
+        self,
+        batch: Sequence[Submission],
+        progress: dict[str, Any] | None,
+        after: "_Prepared | None",
+    ) -> "_Prepared":
+        """Apply a batch in memory, on the committed head or on `after` (a batch still
+        committing), and check SPEC §6 when due; nothing is written."""
         now = self.settings.clock()
+        done = self._apply(batch, now, None if after is None else after.done)
+        unchecked = (self.unchecked if after is None else after.unchecked) + len(done.rows)
+        checked_price = self.checked_price if after is None else after.checked_price
+        if unchecked >= self.settings.check_every or done.seq >= self.next_snapshot_seq:
+            unchecked, checked_price = 0, self._checked_state(done.seq, checked_price)
+        if progress is not None:
+            progress = {**progress, "last_seq": done.seq, "updated_at": timestamp(now)}
+        return _Prepared(done, progress, unchecked, checked_price)
+
+    def _commit(self, prepared: "_Prepared") -> None:
+        done = prepared.done
+        self.store.append(
+            done.rows, (done.seq, done.hash), done.projection, prepared.progress, done.payments
+        )
+
+    def _acknowledge(self, prepared: "_Prepared") -> list[Result]:
+        """A batch has committed: it is the head now."""
+        self.head_seq, self.head_hash = prepared.done.seq, prepared.done.hash
+        # Kept only once committed: after a failed commit the engine is reloaded from the store,
+        # and a price checked on the batch's state would make the next check see the price fall.
+        self.unchecked, self.checked_price = prepared.unchecked, prepared.checked_price
+        return prepared.done.results
+
+    def _finish(self, committing: "_Committing") -> list[Result]:
+        """Wait for a batch's commit; its results, or its error raised."""
+        committing.future.result()
+        return self._acknowledge(committing.prepared)
+
+    def _settle(self, committing: "_Committing") -> bool:
+        """After an error elsewhere: wait for a batch's commit; True if it committed."""
         try:
-            done = self._apply(batch, now)
-            unchecked, checked_price = self.unchecked + len(done.rows), self.checked_price
-            if unchecked >= self.settings.check_every or done.seq >= self.next_snapshot_seq:
-                unchecked, checked_price = 0, self._checked_state(done.seq)
-            if progress is not None:
-                progress = {**progress, "last_seq": done.seq, "updated_at": timestamp(now)}
-            self.store.append(
-                done.rows, (done.seq, done.hash), done.projection, progress, done.payments
-            )
-        except SQLAlchemyError as error:
-            self._reload()
-            raise StoreError(
-                f"the commit failed and nothing of the batch was applied: {first_line(error)}"
-            ) from error
-        except InvariantViolation as error:
+            self._finish(committing)
+        except BaseException:  # the error being handled is the one to report
+            return False
+        return True
+
+    def _failed(self, error: BaseException, *, reload: bool) -> BaseException:
+        """What to raise after `error` interrupted applying or committing a batch."""
+        if isinstance(error, InvariantViolation):
             # A bug in the rules: stop writing (fail-stop) rather than serve on, or make the
             # state durable. The batch is not committed; nothing of it is acknowledged.
             self.halted = str(error)
-            raise
-        except BaseException:
+            return error
+        if reload:
             self._reload()
-            raise
-        self.head_seq, self.head_hash = done.seq, done.hash
-        # Kept only once committed: after a failed commit the engine is reloaded from the store,
-        # and a price checked on the batch's state would make the next check see the price fall.
-        self.unchecked, self.checked_price = unchecked, checked_price
-        return done.results
+        if isinstance(error, SQLAlchemyError):
+            return StoreError(
+                f"the commit failed and nothing of the batch was applied: {first_line(error)}"
+            )
+        return error
 
-    def _apply(self, batch: Sequence[Submission], now: datetime) -> "_Applied":
-        """Apply the batch to the engine and build its journal rows (nothing written yet)."""
+    def _apply(
+        self, batch: Sequence[Submission], now: datetime, after: "_Applied | None"
+    ) -> "_Applied":
+        """Apply the batch to the engine and build its journal rows (nothing written yet), on
+        the committed head or on `after` (a batch still committing, whose keys and payments
+        the database does not know yet)."""
         recorded_at = timestamp(now)
         projector = Projector(self.engine) if self.settings.read_models else None
         project = projector.apply if projector is not None else _applying(self.engine)
-        done = _Applied(self.head_seq, self.head_hash, Projection() if projector else None)
+        start = (self.head_seq, self.head_hash) if after is None else (after.seq, after.hash)
+        done = _Applied(*start, Projection() if projector else None)
         projection = done.projection or Projection()  # without read models: filled, not kept
-        earlier = self.find_keys(sorted({s.key for s in batch if s.key is not None}), now)
+        wanted = {s.key for s in batch if s.key is not None}
+        earlier = self.find_keys(sorted(wanted), now)
         taken = self.find_payments(batch)
+        if after is not None:
+            earlier.update((row.idem_key, row) for row in after.rows if row.idem_key in wanted)
+            taken.update(after.payments)
         for submission in batch:
             key = submission.key
             if key is not None and key in earlier:
@@ -278,10 +368,10 @@ class Ledger:
             done.results.append(Result(seq, outcome))
         return done
 
-    def _checked_state(self, seq: int | None) -> Price:
+    def _checked_state(self, seq: int | None, previous: Price | None) -> Price:
         """Check SPEC §6 on the engine as it is (after entry `seq`; None: as loaded), and that
-        the price has not fallen since the last check. InvariantViolation if anything fails."""
-        previous = getattr(self, "checked_price", None)
+        the price has not fallen from `previous` (the last checked). InvariantViolation if
+        anything fails."""
         try:
             check_invariants(self.engine, previous)
         except InvariantViolation as error:
@@ -306,7 +396,8 @@ class Ledger:
         if self.head_seq == self.snapshot_seq:
             return
         if self.unchecked:
-            self.checked_price, self.unchecked = self._checked_state(self.head_seq), 0
+            self.checked_price = self._checked_state(self.head_seq, self.checked_price)
+            self.unchecked = 0
         self.store.save_snapshot(
             self.head_seq,
             self.head_hash,
@@ -355,6 +446,39 @@ class Ledger:
             self.broken = None
         except Exception as error:
             self.broken = f"the ledger could not reload after a failed commit: {error}"
+
+
+# The committing thread needs the GIL back after each statement SQLite runs without it; by
+# default the engine's thread keeps it for up to 5 ms each time, which held a commit back for
+# longer than it took (docs/benchmarks.md).
+COMMIT_SWITCH_INTERVAL_S = 0.0005
+
+
+@contextmanager
+def _switch_interval(seconds: float) -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, seconds))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch applied in memory, ready to commit: with its ingest position and the SPEC §6
+    check state to keep once it has committed."""
+
+    done: "_Applied"
+    progress: dict[str, Any] | None
+    unchecked: int
+    checked_price: Price
+
+
+@dataclass(frozen=True)
+class _Committing:
+    prepared: _Prepared
+    future: "Future[None]"
 
 
 @dataclass

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
@@ -31,6 +32,7 @@ from alembic.util import CommandError as AlembicCommandError
 from tokenmall.ledger.projections import (
     BLOCK_SLOTS,
     PAYMENT_BYTES,
+    DividendBlock,
     PriceDayRow,
     Projection,
     StatementRow,
@@ -164,25 +166,16 @@ class Store:
             raise StoreError(f"cannot use {display_url(url)}: {reason}") from None
         self._lock_file: Any = None  # SQLite: the flock'ed file
         self._lock_connection: sa.Connection | None = None  # PostgreSQL: the locked session
-        marker = "?" if self.is_sqlite else "%s"
-        self._insert_journal_sql = (
-            f"INSERT INTO journal ({', '.join(JournalRow._fields)}) "
-            f"VALUES ({', '.join([marker] * len(JournalRow._fields))})"
-        )
-        self._insert_payment_sql = (
-            f"INSERT INTO payments (payment_id, seq) VALUES ({marker}, {marker})"
-        )
-        self._insert_statement_sql = (
-            f"INSERT INTO statement_lines ({', '.join(StatementRow._fields)}) "
-            f"VALUES ({', '.join([marker] * len(StatementRow._fields))})"
-        )
-        self._insert_slot_sql = (
-            f"INSERT INTO consumer_slots (account, slot) VALUES ({marker}, {marker})"
-        )
-        self._insert_dividends_sql = (
-            "INSERT INTO dividend_blocks (block, seq, payments) "
-            f"VALUES ({marker}, {marker}, {marker})"
-        )
+        self._inserts = {
+            table: _Insert(table, columns, self.is_sqlite)
+            for table, columns in (
+                ("journal", JournalRow._fields),
+                ("payments", ("payment_id", "seq")),
+                ("statement_lines", StatementRow._fields),
+                ("consumer_slots", ("account", "slot")),
+                ("dividend_blocks", DividendBlock._fields),
+            )
+        }
         made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
             with self.engine.connect():
@@ -545,15 +538,9 @@ class Store:
         """One transaction: the new entries, their read models (None: not kept up), the
         payments they took, the new head and the ingest position; durable when this returns."""
         with self.writing() as connection:
-            if taken_payments:
-                connection.exec_driver_sql(self._insert_payment_sql, list(taken_payments))
+            self._inserts["payments"].run(connection, taken_payments)
             if rows:
-                # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
-                # handling cost more than the insert itself.
-                if self.is_sqlite:
-                    connection.exec_driver_sql(self._insert_journal_sql, list(rows))
-                else:
-                    _copy(connection, "journal", JournalRow._fields, rows)
+                self._inserts["journal"].run(connection, rows, copy=True)
                 seq, hash_hex = head
                 head_values: dict[str, Any] = {"seq": seq, "hash": hash_hex}
                 if projection is not None:
@@ -577,15 +564,10 @@ class Store:
             )
 
     def _write_projection(self, connection: sa.Connection, projection: Projection) -> None:
-        if projection.statement:
-            if self.is_sqlite:
-                connection.exec_driver_sql(self._insert_statement_sql, projection.statement)
-            else:  # COPY: a third of executemany's time on PostgreSQL (docs/benchmarks.md)
-                _copy(connection, "statement_lines", StatementRow._fields, projection.statement)
-        if projection.slots:
-            connection.exec_driver_sql(self._insert_slot_sql, projection.slots)
-        if projection.dividends:
-            connection.exec_driver_sql(self._insert_dividends_sql, projection.dividends)
+        self._inserts["statement_lines"].run(connection, projection.statement, copy=True)
+        self._inserts["consumer_slots"].run(connection, projection.slots)
+        # Binary payments: not JSON text (few rows, one a block of 1,024 consumers a settlement).
+        self._inserts["dividend_blocks"].run(connection, projection.dividends, as_json=False)
         if projection.price_days:
             connection.execute(
                 price_days.insert(), [row._asdict() for row in projection.price_days]
@@ -609,18 +591,77 @@ class Store:
             )
 
 
+class _Insert:
+    """Inserting many rows into one table, the fastest way each database offers.
+
+    SQLite: the rows as one JSON array, unpacked by `json_each` in a single statement. The
+    driver's executemany takes the GIL back for every row, which stalls a commit running on
+    a second thread (Ledger.execute_all) behind the engine for up to the interpreter's switch
+    interval each time; one statement runs entirely in SQLite's C code. (Per row, the two
+    cost the same: docs/benchmarks.md.) SQLite's JSON cuts a string at NUL, so rows holding
+    one go by executemany. PostgreSQL: COPY where asked (a third of executemany's time),
+    else executemany. Both take plain tuples: SQLAlchemy's per-row parameter handling cost
+    more than the insert itself."""
+
+    def __init__(self, table: str, columns: Sequence[str], is_sqlite: bool) -> None:
+        self.table, self.columns, self.is_sqlite = table, tuple(columns), is_sqlite
+        marker = "?" if is_sqlite else "%s"
+        self.many_sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([marker] * len(columns))})"
+        )
+        picks = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(columns)))
+        self.json_sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?)"
+        )
+
+    def run(
+        self,
+        connection: sa.Connection,
+        rows: Sequence[Sequence[Any]],
+        *,
+        copy: bool = False,
+        as_json: bool = True,
+    ) -> None:
+        if not rows:
+            return
+        if not self.is_sqlite:
+            if copy:
+                _copy(connection, self.table, self.columns, rows)
+            else:
+                connection.exec_driver_sql(self.many_sql, list(rows))
+            return
+        if as_json:
+            text = _encode_rows(rows)
+            if "\\u0000" not in text:  # (an escaped backslash before "u0000" also goes by rows)
+                connection.exec_driver_sql(self.json_sql, (text,))
+                return
+        connection.exec_driver_sql(self.many_sql, list(rows))
+
+
+# Strings as UTF-8, not \u escapes: SQLite decodes those too, but they make the text longer.
+_encode_rows = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _copy(
     connection: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """PostgreSQL's COPY FROM STDIN, in the connection's transaction (psycopg 3)."""
+    """PostgreSQL's COPY FROM STDIN, in the connection's transaction (psycopg 3). Its errors
+    are raised as SQLAlchemy's, as any other statement's are: the writer's callers handle
+    those (a refused row, a lost session)."""
     raw = connection.connection.driver_connection
     assert raw is not None
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:
+        if raw.closed:  # the session is gone: so is the writer lock it held
+            connection.invalidate()
+        raise sa.exc.DBAPIError.instance(
+            statement, None, error, psycopg.Error, connection_invalidated=bool(raw.closed)
+        ) from error
 
 
 def _upsert_progress(connection: sa.Connection, progress: dict[str, Any]) -> None:
