@@ -9,7 +9,7 @@ transaction that holds it has committed.
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -215,7 +215,7 @@ class Ledger:
 
     def execute_all(
         self, batches: Iterable[tuple[Sequence[Submission], dict[str, Any] | None]]
-    ) -> Iterator[list[Result]]:
+    ) -> Generator[list[Result], None, None]:
         """`execute` for each (batch, progress) in turn, pipelined: while one batch commits on
         a second thread, the next is applied in memory, so the engine and the database work
         at once (what a bulk load spends its time on, docs/benchmarks.md). Each batch is
