@@ -178,8 +178,9 @@ class Store:
         }
         made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
-            with self.engine.connect():
-                pass
+            with self.engine.connect() as connection:
+                if self.is_sqlite:
+                    _check_sqlite_json(connection)
         except Exception as error:
             self.engine.dispose()
             if made and self.sqlite_path is not None:  # a refused option: leave nothing behind
@@ -761,6 +762,19 @@ def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _check_sqlite_json(connection: sa.Connection) -> None:
+    """Rows are inserted through SQLite's JSON functions (`_Insert`): built in since SQLite
+    3.38, and enabled in earlier builds that Python and Linux distributions ship."""
+    try:
+        connection.exec_driver_sql("SELECT json_extract('[1]', '$[0]')")
+    except sa.exc.OperationalError:
+        version = connection.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        raise StoreError(
+            f"this SQLite ({version}) has no JSON functions; tokenmall needs SQLite 3.38 or "
+            "newer, or a build with JSON1"
+        ) from None
 
 
 def _alembic_config() -> AlembicConfig:
