@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -207,7 +207,7 @@ class Ledger:
             prepared = self._prepare(self._sized(batch), progress, None)
             self._commit(prepared)
         except BaseException as error:
-            raise self._failed(error, reload=True) from error
+            self._fail(error, reload=True)
         results = self._acknowledge(prepared)
         if self.head_seq >= self.next_snapshot_seq:
             self.try_snapshot()
@@ -250,7 +250,7 @@ class Ledger:
                 # the head again (unless the error came while applying the next one).
                 at_head = committing is not None and self._settle(committing)
                 at_head = at_head and isinstance(error, GeneratorExit)  # stopped at a yield
-                raise self._failed(error, reload=not at_head) from error
+                self._fail(error, reload=not at_head)
 
     def _ready(self) -> None:
         """Refuse to write after a broken invariant; reload if memory may not match the store."""
@@ -311,20 +311,21 @@ class Ledger:
             return False
         return True
 
-    def _failed(self, error: BaseException, *, reload: bool) -> BaseException:
-        """What to raise after `error` interrupted applying or committing a batch."""
+    def _fail(self, error: BaseException, *, reload: bool) -> NoReturn:
+        """Raise, after `error` interrupted applying or committing a batch: a failed commit
+        as StoreError, anything else as it is."""
         if isinstance(error, InvariantViolation):
             # A bug in the rules: stop writing (fail-stop) rather than serve on, or make the
             # state durable. The batch is not committed; nothing of it is acknowledged.
             self.halted = str(error)
-            return error
+            raise error
         if reload:
             self._reload()
         if isinstance(error, SQLAlchemyError):
-            return StoreError(
+            raise StoreError(
                 f"the commit failed and nothing of the batch was applied: {first_line(error)}"
-            )
-        return error
+            ) from error
+        raise error
 
     def _apply(
         self, batch: Sequence[Submission], now: datetime, after: "_Applied | None"
