@@ -77,6 +77,12 @@ def one_after_another(url: str, commands: Sequence[Command]) -> list[Result]:
         return [r for batch, _ in batches(commands) for r in ledger.execute(batch)]
 
 
+def reference_run(tmp_path: Path, commands: Sequence[Command]) -> tuple[str, list[Result]]:
+    """A SQLite ledger with `commands` applied one batch after the other, and the results."""
+    reference = f"sqlite:///{tmp_path / 'serial.db'}"
+    return reference, one_after_another(reference, commands)
+
+
 def tables(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every read-model row and taken payment, as stored."""
     queries = {
@@ -93,12 +99,18 @@ def tables(url: str) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
+def assert_same_ledger(url: str, reference: str) -> None:
+    """The same journal (times included: the clock is fixed), state and stored rows."""
+    assert exported(url) == exported(reference)
+    assert state_of(url) == state_of(reference)
+    assert tables(url) == tables(reference)
+
+
 def test_pipelined_batches_store_what_one_batch_after_another_stores(
     db_url: str, tmp_path: Path
 ) -> None:
     commands = stream()
-    reference = f"sqlite:///{tmp_path / 'serial.db'}"
-    expected = one_after_another(reference, commands)
+    reference, expected = reference_run(tmp_path, commands)
     assert any(r.replayed for r in expected)  # the stream exercises what it is meant to
     assert any(r.outcome == DUPLICATE_PAYMENT for r in expected)
 
@@ -107,9 +119,7 @@ def test_pipelined_batches_store_what_one_batch_after_another_stores(
         assert (ledger.head_seq, ledger.head_hash) == head_of(reference)
 
     assert got == expected
-    assert exported(db_url) == exported(reference)
-    assert state_of(db_url) == state_of(reference)
-    assert tables(db_url) == tables(reference)
+    assert_same_ledger(db_url, reference)
     assert read_tables(db_url) == read_tables(reference)
     snapshots = snapshot_rows(db_url)
     assert [seq for seq, _, _ in snapshots] == [seq for seq, _, _ in snapshot_rows(reference)]
@@ -147,8 +157,7 @@ def allow_entries(url: str) -> None:
 
 def test_a_failed_commit_drops_the_batch_applied_after_it(db_url: str, tmp_path: Path) -> None:
     commands = stream()
-    reference = f"sqlite:///{tmp_path / 'serial.db'}"
-    expected = one_after_another(reference, commands)
+    reference, expected = reference_run(tmp_path, commands)
     with Ledger.open(db_url, settings(), MIXED_PARAMS) as ledger:
         refuse_entry(db_url, head_after(expected, 3 * BATCH) + 5)  # in the fourth batch
         got: list[Result] = []
@@ -163,17 +172,14 @@ def test_a_failed_commit_drops_the_batch_applied_after_it(db_url: str, tmp_path:
         for results in ledger.execute_all(batches(commands[3 * BATCH :])):
             got += results
     assert got == expected
-    assert exported(db_url) == exported(reference)
-    assert state_of(db_url) == state_of(reference)
-    assert tables(db_url) == tables(reference)
+    assert_same_ledger(db_url, reference)
 
 
 def test_a_caller_that_stops_early_leaves_the_ledger_at_its_head(
     db_url: str, tmp_path: Path
 ) -> None:
     commands = stream()
-    reference = f"sqlite:///{tmp_path / 'serial.db'}"
-    expected = one_after_another(reference, commands)
+    reference, expected = reference_run(tmp_path, commands)
     with Ledger.open(db_url, settings(), MIXED_PARAMS) as ledger:
         pipeline = ledger.execute_all(batches(commands))
         first = next(pipeline)  # the second batch is committing meanwhile
@@ -183,17 +189,14 @@ def test_a_caller_that_stops_early_leaves_the_ledger_at_its_head(
         assert ledger.head_seq == head_of(db_url)[0] == head_after(expected, 2 * BATCH)
         for batch, _ in batches(commands[2 * BATCH :]):
             ledger.execute(batch)
-    assert exported(db_url) == exported(reference)
-    assert state_of(db_url) == state_of(reference)
-    assert tables(db_url) == tables(reference)
+    assert_same_ledger(db_url, reference)
 
 
 def test_a_batch_too_large_is_refused_before_anything_is_applied(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     commands = stream()
-    reference = f"sqlite:///{tmp_path / 'serial.db'}"
-    expected = one_after_another(reference, commands[:BATCH])
+    reference, expected = reference_run(tmp_path, commands[:BATCH])
     first, too_large = (
         [Submission.of(c) for c in commands[:BATCH]],
         [Submission.of(c) for c in commands[BATCH : 3 * BATCH]],
