@@ -62,6 +62,10 @@ def test_register_creates_an_empty_consumer() -> None:
         "goods": "0.00",
         "dividends": "0.00",
         "exited": False,
+        "cash": "0.00",
+        "withdrawing": "0.00",
+        "withdrawn": "0.00",
+        "frozen": False,
     }
     # Nothing circulates yet: the price is initial_price.
     assert state(engine)["price"] == "1.00000000"
@@ -77,7 +81,15 @@ def test_register_merchant_creates_an_empty_merchant() -> None:
     engine = Engine()
     run(engine, {"op": "register_merchant", "merchant": "shop"})
     assert state(engine)["merchants"] == {
-        "shop": {"ep": "0.00000000", "sp": "0.00", "cash_out": "0.00"}
+        "shop": {
+            "ep": "0.00000000",
+            "sp": "0.00",
+            "cash_out": "0.00",
+            "cash": "0.00",
+            "withdrawing": "0.00",
+            "withdrawn": "0.00",
+            "frozen": False,
+        }
     }
     assert state(engine)["users"] == {}
 

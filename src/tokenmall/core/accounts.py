@@ -21,8 +21,15 @@ CONSUMER_FIELDS = (
     "goods",
     "dividends",
     "exited",
+    # SPEC v2: money owed (可提现余额), in withdrawals not yet settled, paid out; risk control.
+    "cash",
+    "withdrawing",
+    "withdrawn",
+    "frozen",
 )
-MERCHANT_FIELDS = ("ep", "sp", "cash_out")
+MERCHANT_FIELDS = ("ep", "sp", "cash_out", "cash", "withdrawing", "withdrawn", "frozen")
+# A regional agent's (区域代理, SPEC §10) balance fields; its region and term are not balances.
+AGENT_FIELDS = ("commissions", "cash", "withdrawing", "withdrawn", "frozen", "ended")
 
 
 class ConsumerBook:
@@ -64,7 +71,20 @@ class Consumer:
     properties below read and write them there (hot paths index the book directly).
     """
 
-    __slots__ = ("book", "cash_out", "exited", "goods", "id", "locked_sp", "referrer", "slot")
+    __slots__ = (
+        "book",
+        "cash",
+        "cash_out",
+        "exited",
+        "frozen",
+        "goods",
+        "id",
+        "locked_sp",
+        "referrer",
+        "slot",
+        "withdrawing",
+        "withdrawn",
+    )
 
     def __init__(self, *, consumer_id: str, referrer: str | None, book: ConsumerBook) -> None:
         self.id = consumer_id
@@ -75,6 +95,10 @@ class Consumer:
         self.cash_out: Fen = ZERO_FEN
         self.goods: Fen = ZERO_FEN
         self.exited = False
+        self.cash: Fen = ZERO_FEN
+        self.withdrawing: Fen = ZERO_FEN
+        self.withdrawn: Fen = ZERO_FEN
+        self.frozen = False
 
     @property
     def ep(self) -> Units:
@@ -125,6 +149,10 @@ class Consumer:
             self.goods,
             book.dividends[slot],
             int(self.exited),
+            self.cash,
+            self.withdrawing,
+            self.withdrawn,
+            int(self.frozen),
         )
 
 
@@ -136,10 +164,89 @@ class Merchant:
     ep: Units = ZERO_UNITS
     sp: Fen = ZERO_FEN
     cash_out: Fen = ZERO_FEN
+    cash: Fen = ZERO_FEN
+    withdrawing: Fen = ZERO_FEN
+    withdrawn: Fen = ZERO_FEN
+    frozen: bool = False
 
     def balances(self) -> tuple[int, ...]:
         """MERCHANT_FIELDS' values, in that order."""
-        return (self.ep, self.sp, self.cash_out)
+        return (
+            self.ep,
+            self.sp,
+            self.cash_out,
+            self.cash,
+            self.withdrawing,
+            self.withdrawn,
+            int(self.frozen),
+        )
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Agent:
+    """A regional agent (区域代理, SPEC §10): earns a share of cash orders in its region (a
+    2-, 4- or 6-digit prefix of a GB/T 2260 area code) until `until` (a day; None: no end)."""
+
+    id: str
+    region: str
+    until: int | None
+    ended: bool = False
+    frozen: bool = False
+    commissions: Fen = ZERO_FEN  # earned, net of refund take-backs
+    cash: Fen = ZERO_FEN
+    withdrawing: Fen = ZERO_FEN
+    withdrawn: Fen = ZERO_FEN
+
+    def balances(self) -> tuple[int, ...]:
+        """AGENT_FIELDS' values, in that order."""
+        return (
+            self.commissions,
+            self.cash,
+            self.withdrawing,
+            self.withdrawn,
+            int(self.frozen),
+            int(self.ended),
+        )
+
+    def earns_on(self, day: int) -> bool:
+        return not self.ended and (self.until is None or day <= self.until)
+
+
+# A withdrawal's states (SPEC §9); it moves only along the arrows of its diagram.
+REQUESTED, APPROVED, REJECTED, PAID, FAILED = "requested", "approved", "rejected", "paid", "failed"
+PENDING = (REQUESTED, APPROVED)  # money in `withdrawing`
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Withdrawal:
+    """A payout request (提现, SPEC §9): `amount_fen` of an account's cash."""
+
+    id: str
+    account: str
+    amount_fen: Fen
+    status: str
+    reference: str | None = None
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Collection:
+    """A numbered series of digital collectibles (数字藏品, SPEC §11)."""
+
+    id: str
+    edition: int
+    value_fen: Fen
+    claimed: int = 0
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Item:
+    """One collectible, `"<collection>#<serial>"`: held by a consumer, used at most once."""
+
+    id: str
+    owner: str
+    acquired_day: int
+    gifts: int = 0
+    used: bool = False
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -156,6 +263,8 @@ class Order:
     buyer_units: Units = ZERO_UNITS
     # (referrer id, EP units granted), first-level referrer first.
     referrer_grants: tuple[tuple[str, Units], ...] = ()
+    # (agent id, fen of commission), province first (SPEC §10), for a refund to take back.
+    commissions: tuple[tuple[str, Fen], ...] = ()
     refunded: bool = False
 
 

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.state import State
 from tokenmall.core.units import format_fen, format_price, format_units
 
@@ -26,6 +26,12 @@ SHOW_FIELD: dict[str, Any] = {
     "goods": format_fen,
     "dividends": format_fen,
     "exited": bool,
+    "cash": format_fen,
+    "withdrawing": format_fen,
+    "withdrawn": format_fen,
+    "frozen": bool,
+    "commissions": format_fen,
+    "ended": bool,
 }
 
 
@@ -39,6 +45,36 @@ def canonical_state(state: State, errors: list[dict[str, Any]]) -> StateJson:
     merchants = {
         m.id: shown_balances(MERCHANT_FIELDS, m.balances())
         for m in sorted(state.merchants.values(), key=lambda m: m.id)
+    }
+    agents = {
+        a.id: {
+            "region": a.region,
+            "until": a.until,
+            **shown_balances(AGENT_FIELDS, a.balances()),
+        }
+        for a in sorted(state.agents.values(), key=lambda a: a.id)
+    }
+    withdrawals = {
+        w.id: {
+            "account": w.account,
+            "amount": fen(w.amount_fen),
+            "status": w.status,
+            "reference": w.reference,
+        }
+        for w in sorted(state.withdrawals.values(), key=lambda w: w.id)
+    }
+    collections = {
+        c.id: {"edition": c.edition, "value": fen(c.value_fen), "claimed": c.claimed}
+        for c in sorted(state.collections.values(), key=lambda c: c.id)
+    }
+    items = {
+        i.id: {
+            "owner": i.owner,
+            "acquired_day": i.acquired_day,
+            "gifts": i.gifts,
+            "used": i.used,
+        }
+        for i in sorted(state.items.values(), key=lambda i: i.id)
     }
     return {
         "price": format_price(state.price()),
@@ -58,8 +94,15 @@ def canonical_state(state: State, errors: list[dict[str, Any]]) -> StateJson:
         "dividends_paid": fen(state.dividends_paid),
         "mint_funding": fen(state.mint_funding),
         "exits": state.exits,
+        "cash_owed": fen(state.cash_owed),
+        "withdrawn": fen(state.withdrawn),
+        "agent_commissions": fen(state.agent_commissions),
         "users": users,
         "merchants": merchants,
+        "agents": agents,
+        "withdrawals": withdrawals,
+        "collections": collections,
+        "items": items,
         "errors": errors,
     }
 

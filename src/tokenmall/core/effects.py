@@ -35,6 +35,10 @@ class Field(IntEnum):
     CASH_OUT = 4  # fen paid out for EP sold (money)
     GOODS = 5  # fen of goods taken for EP (a record, not an asset)
     DIVIDENDS = 6  # fen of dividends received (a record; the asset is the SP)
+    CASH = 7  # fen the platform owes the account, withdrawable (SPEC v2)
+    WITHDRAWING = 8  # fen in withdrawals requested or approved, not yet settled
+    WITHDRAWN = 9  # fen paid out by withdrawals (money that left the platform)
+    COMMISSIONS = 10  # fen an agent earned, net of refunds (a record; the asset is the cash)
 
 
 # The asset each field holds; fields that record or allow rather than hold have none.
@@ -43,6 +47,9 @@ ASSET_OF_FIELD: dict[Field, str] = {
     Field.SP: "SP",
     Field.LOCKED_SP: "locked SP",
     Field.CASH_OUT: "money",
+    Field.CASH: "owed",
+    Field.WITHDRAWING: "owed",
+    Field.WITHDRAWN: "paid out",
 }
 NAME_OF_FIELD = {field: field.name.lower() for field in Field}
 # Module globals for the hot paths: reading an enum member off its class costs ~70 ns (3.11).
@@ -53,7 +60,7 @@ Posting = tuple[str, Field, int]  # (account id, field, signed amount)
 
 class Registered(NamedTuple):
     account: str
-    kind: str  # "consumer" or "merchant"
+    kind: str  # "consumer", "merchant" or "agent"
 
 
 class LevelReached(NamedTuple):
@@ -81,7 +88,46 @@ class DaySettled(NamedTuple):
     dividends_fen: Fen
 
 
-Event = Registered | LevelReached | Exited | Reentered | DaySettled
+class StatusChanged(NamedTuple):
+    """An account was frozen or unfrozen (冻结 / 解冻), or an agent ended (`ended`)."""
+
+    account: str
+    status: str  # "frozen", "unfrozen" or "ended"
+
+
+class WithdrawalChanged(NamedTuple):
+    """A withdrawal was requested or moved to another state (SPEC §9)."""
+
+    withdrawal: str
+    account: str
+    status: str
+
+
+class CollectionIssued(NamedTuple):
+    collection: str
+    edition: int
+
+
+class ItemMoved(NamedTuple):
+    """A collectible changed hands: claimed (`giver` None) or gifted; or was used (`used`)."""
+
+    item: str
+    account: str  # its holder after the move (the user who used it)
+    giver: str | None
+    used: bool = False
+
+
+Event = (
+    Registered
+    | LevelReached
+    | Exited
+    | Reentered
+    | DaySettled
+    | StatusChanged
+    | WithdrawalChanged
+    | CollectionIssued
+    | ItemMoved
+)
 
 
 class Payouts(NamedTuple):
@@ -141,7 +187,11 @@ class Applied(NamedTuple):
         names = [posting[0] for posting in self.postings]
         if self.payouts is not None:
             names.extend(self.payouts.accounts())
-        names.extend(event.account for event in self.events if not isinstance(event, DaySettled))
+        names.extend(
+            event.account
+            for event in self.events
+            if not isinstance(event, DaySettled | CollectionIssued)
+        )
         return list(dict.fromkeys(names))
 
 

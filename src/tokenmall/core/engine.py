@@ -12,7 +12,9 @@ from typing import Any
 
 from tokenmall.core.effects import Applied, Effects, Exited, Field, LevelReached
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.rules import RULES
+from tokenmall.core.fields import check_fields, check_ids
+from tokenmall.core.rules import OPS
+from tokenmall.core.rules.cash import credit_cash
 from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.state import TOTALS, State
 from tokenmall.core.units import ZERO_FEN, ZERO_UNITS
@@ -31,12 +33,16 @@ class Engine(State):
         changed nothing."""
         if type(command) is not dict and not isinstance(command, Mapping):
             raise Rejected(ErrorCode.INVALID_COMMAND, "a command is a JSON object")
-        if "op" not in command:
+        op = command.get("op")
+        if op is None:
             raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
-        op = command["op"]
-        rule = RULES.get(op) if type(op) is str else None
-        if rule is None:
+        # SPEC v2 §4: ids wherever they appear, then the op, then the op's own fields.
+        check_ids(command)
+        spec = OPS.get(op) if type(op) is str else None
+        if spec is None:
             raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
+        rule, required, known = spec
+        check_fields(command, required, known)
         params = self.params
         fx = Effects()
         rule(self, command, fx)
@@ -121,6 +127,7 @@ class Engine(State):
             post((consumer.id, EP, -units))
             if payout_fen:
                 post((consumer.id, CASH_OUT, payout_fen))
+                credit_cash(self, consumer, payout_fen, fx)  # a frozen consumer's too
             if quota[slot]:  # the sale consumes quota; the exit takes the rest
                 post((consumer.id, QUOTA, -quota[slot]))
             ep[slot] = ZERO_UNITS

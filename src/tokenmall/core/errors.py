@@ -1,4 +1,4 @@
-"""Error codes of SPEC §4/§7 and the exceptions that carry them.
+"""Error codes of SPEC §12 (v2) and the exceptions that carry them.
 
 Expected failures are values (a `Rejected` carries an `ErrorCode`); a broken invariant is a bug and
 raises `InvariantViolation`, which must stop the process.
@@ -25,6 +25,24 @@ class ErrorCode(StrEnum):
     REFUND_WINDOW_CLOSED = "refund_window_closed"
     POINTS_ALREADY_USED = "points_already_used"
     INVALID_PARAMS = "invalid_params"
+    # SPEC v2 §12
+    ACCOUNT_FROZEN = "account_frozen"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    UNKNOWN_AGENT = "unknown_agent"
+    INVALID_STATE = "invalid_state"
+    DUPLICATE_WITHDRAWAL = "duplicate_withdrawal"
+    UNKNOWN_WITHDRAWAL = "unknown_withdrawal"
+    BELOW_MINIMUM = "below_minimum"
+    INSUFFICIENT_CASH = "insufficient_cash"
+    OVER_DAILY_LIMIT = "over_daily_limit"
+    REGION_TAKEN = "region_taken"
+    DUPLICATE_COLLECTION = "duplicate_collection"
+    UNKNOWN_COLLECTION = "unknown_collection"
+    SOLD_OUT = "sold_out"
+    UNKNOWN_ITEM = "unknown_item"
+    NOT_OWNER = "not_owner"
+    ALREADY_USED = "already_used"
+    LOCKED = "locked"
 
 
 class Rejected(Exception):

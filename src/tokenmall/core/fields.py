@@ -1,5 +1,13 @@
-"""Reading a command's fields: structural checks (invalid_command) and amounts (invalid_amount)."""
+"""Reading a command's fields: structural checks (invalid_command) and amounts (invalid_amount).
 
+SPEC v2 §4 "Structure checks": every one is `invalid_command` and comes before any other error
+of the command. The engine checks the id fields wherever they appear, before the op is looked
+up (`check_ids`), then each op's required fields and nulls (`check_fields`); a rule checks
+what is particular to it (one seller, a region, an edition) first thing, through the helpers
+here.
+"""
+
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +18,96 @@ Command = Mapping[str, Any]  # one command, as decoded from its JSON object
 
 ID_CHARS_MAX = 64
 GRANT_DAYS_MAX = 3650
+ITEM_CHARS_MAX = 80
+EDITION_MAX = 1_000_000
+# The fields that hold ids (SPEC §4), checked wherever they appear, even where a command does
+# not use them.
+ID_FIELDS = frozenset(
+    [
+        "user",
+        "referrer",
+        "merchant",
+        "agent",
+        "account",
+        "from",
+        "to",
+        "id",
+        "order",
+        "collection",
+        "reference",
+    ]
+)
+# 1-64 code points, each a letter or digit of any script or one of _ - . : @. Python's \w is
+# exactly str.isalnum() or "_" (sre's word class for str patterns), so this is SPEC's rule.
+_VALID_ID = re.compile(r"[\w.:@-]{1,64}").fullmatch
+_DISTRICT = re.compile(r"[0-9]{6}").fullmatch  # ASCII digits only: [0-9], not \d
+_REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}").fullmatch
+
+
+def is_valid_id(value: object) -> bool:
+    return type(value) is str and _VALID_ID(value) is not None
+
+
+def check_ids(command: Mapping[str, Any]) -> None:
+    """Every id field present holds a valid id (SPEC v2 §4), whatever the op."""
+    for name in ID_FIELDS.intersection(command):
+        value = command[name]
+        if type(value) is not str or _VALID_ID(value) is None:
+            raise Rejected(
+                ErrorCode.INVALID_COMMAND,
+                f"{name!r} must be an id: 1-64 letters, digits or _ - . : @",
+            )
+
+
+def check_fields(
+    command: Mapping[str, Any], required: tuple[str, ...], known: tuple[str, ...]
+) -> None:
+    """The op's required fields are present, and none of its fields is JSON null."""
+    for name in required:
+        if name not in command:
+            raise Rejected(ErrorCode.INVALID_COMMAND, f"missing field {name!r}")
+    for name in known:
+        if name in command and command[name] is None:
+            raise Rejected(ErrorCode.INVALID_COMMAND, f"{name!r} is null")
+
+
+def one_of(command: Mapping[str, Any], names: tuple[str, ...]) -> str:
+    """The one of `names` that the command gives (a seller, a withdrawing account)."""
+    given = [name for name in names if name in command]
+    if len(given) != 1:
+        raise Rejected(ErrorCode.INVALID_COMMAND, f"needs exactly one of {', '.join(names)}")
+    return given[0]
+
+
+def check_item(command: Mapping[str, Any]) -> str:
+    item = command.get("item")
+    if type(item) is not str or len(item) > ITEM_CHARS_MAX:
+        raise Rejected(
+            ErrorCode.INVALID_COMMAND, "'item' must be a string of at most 80 characters"
+        )
+    return item
+
+
+def check_district(raw: object) -> str:
+    """An order's region: a 6-digit GB/T 2260 area code."""
+    if type(raw) is not str or _DISTRICT(raw) is None:
+        raise Rejected(ErrorCode.INVALID_COMMAND, "'region' must be 6 ASCII digits")
+    return raw
+
+
+def check_region(raw: object) -> str:
+    """An agent's region: a province (2 digits), city (4) or district (6)."""
+    if type(raw) is not str or _REGION(raw) is None:
+        raise Rejected(ErrorCode.INVALID_COMMAND, "'region' must be 2, 4 or 6 ASCII digits")
+    return raw
+
+
+def json_int(raw: object, low: int, high: int | None, what: str) -> int:
+    """A JSON integer in [low, high] (not a bool, not 1.0), else invalid_command."""
+    if type(raw) is not int or raw < low or (high is not None and raw > high):
+        limit = f"{low}..{high}" if high is not None else f">= {low}"
+        raise Rejected(ErrorCode.INVALID_COMMAND, f"{what} must be a JSON integer {limit}")
+    return raw
 
 
 def require_id(command: Mapping[str, Any], field: str) -> str:

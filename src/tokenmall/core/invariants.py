@@ -6,6 +6,7 @@ Tests run it after every step; the ledger will run it at commit. A violation is 
 
 from bisect import bisect_right
 
+from tokenmall.core.accounts import PENDING, Agent, Consumer, Merchant
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.state import TOTALS, State
 from tokenmall.core.units import Price
@@ -20,6 +21,8 @@ def invariant_violations(engine: State, previous_price: Price | None = None) -> 
     _check_stable_points(engine, problems)
     _check_money(engine, problems)
     _check_levels_and_exits(engine, problems)
+    _check_cash(engine, problems)
+    _check_collectibles(engine, problems)
     return problems
 
 
@@ -57,8 +60,13 @@ def _check_non_negative(engine: State, problems: list[str]) -> None:
             if min(c.ep, c.sp, c.locked_sp, c.quota, c.cash_out, c.goods, c.dividends) < 0
         )
     for merchant in engine.merchants.values():
-        if min(merchant.ep, merchant.sp, merchant.cash_out) < 0:
+        if min(merchant.balances()) < 0:
             problems.append(f"merchant {merchant.id} has a negative balance")
+    for agent in engine.agents.values():
+        if min(agent.balances()) < 0:
+            problems.append(f"agent {agent.id} has a negative balance")
+    if any(min(c.cash, c.withdrawing, c.withdrawn) < 0 for c in owners):
+        problems.append("a consumer has negative cash")
 
 
 def _check_supply(engine: State, problems: list[str]) -> None:
@@ -119,3 +127,50 @@ def _check_levels_and_exits(engine: State, problems: list[str]) -> None:
     for slot, (ep, quota) in enumerate(zip(book.ep, book.quota, strict=True)):
         if ep > 0 and ep * pool_fen >= quota * supply_units:
             problems.append(f"consumer {book.owners[slot].id} should have been force-exited")
+
+
+def _check_cash(engine: State, problems: list[str]) -> None:
+    """SPEC v2 §6: what each account was paid is its cash, in withdrawals, or paid out; the
+    platform's totals are the sums; `withdrawing` is the sum of the pending withdrawals."""
+    owed = paid_out = 0
+    sellers: list[Consumer | Merchant] = [*engine.book.owners, *engine.merchants.values()]
+    for account in sellers:
+        if account.cash_out != account.cash + account.withdrawing + account.withdrawn:
+            problems.append(f"{account.id}: cash_out != cash + withdrawing + withdrawn")
+        owed += account.cash + account.withdrawing
+        paid_out += account.withdrawn
+    commissions = 0
+    for agent in engine.agents.values():
+        if agent.commissions != agent.cash + agent.withdrawing + agent.withdrawn:
+            problems.append(f"{agent.id}: commissions != cash + withdrawing + withdrawn")
+        owed += agent.cash + agent.withdrawing
+        paid_out += agent.withdrawn
+        commissions += agent.commissions
+    if engine.cash_owed != owed:
+        problems.append(f"cash_owed {engine.cash_owed} != owed {owed}")
+    if engine.withdrawn != paid_out:
+        problems.append(f"withdrawn {engine.withdrawn} != paid out {paid_out}")
+    if engine.agent_commissions != commissions:
+        problems.append(f"agent_commissions {engine.agent_commissions} != {commissions}")
+    pending: dict[str, int] = {}
+    for withdrawal in engine.withdrawals.values():
+        if withdrawal.status in PENDING:
+            pending[withdrawal.account] = pending.get(withdrawal.account, 0) + withdrawal.amount_fen
+    everyone: list[Consumer | Merchant | Agent] = [*sellers, *engine.agents.values()]
+    for holder in everyone:
+        if holder.withdrawing != pending.get(holder.id, 0):
+            problems.append(f"{holder.id}: withdrawing != its pending withdrawals")
+
+
+def _check_collectibles(engine: State, problems: list[str]) -> None:
+    claimed: dict[str, int] = {}
+    for item in engine.items.values():
+        if item.owner not in engine.consumers:
+            problems.append(f"item {item.id} is held by {item.owner!r}, not a consumer")
+        of = item.id.rpartition("#")[0]
+        claimed[of] = claimed.get(of, 0) + 1
+    for collection in engine.collections.values():
+        if not 0 <= collection.claimed <= collection.edition:
+            problems.append(f"collection {collection.id}: claimed beyond its edition")
+        if claimed.get(collection.id, 0) != collection.claimed:
+            problems.append(f"collection {collection.id}: claimed != its items")

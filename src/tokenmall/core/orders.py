@@ -19,10 +19,20 @@ from tokenmall.core.accounts import Order
 from tokenmall.core.units import ZERO_FEN, ZERO_UNITS, Fen, Units
 
 # A stored order of today: (user, amount_fen, paid_cash, contribution_fen, quota_fen,
-# buyer_units, referrer_grants, refunded). Positional in this module only.
-_Stored = tuple[str, Fen, bool, Fen, Fen, Units, tuple[tuple[str, Units], ...], bool]
+# buyer_units, referrer_grants, commissions, refunded). Positional in this module only.
+_Stored = tuple[
+    str,
+    Fen,
+    bool,
+    Fen,
+    Fen,
+    Units,
+    tuple[tuple[str, Units], ...],
+    tuple[tuple[str, Fen], ...],
+    bool,
+]
 
-_PAID_CASH, _REFUNDED = itemgetter(2), itemgetter(7)  # of a _Stored
+_PAID_CASH, _REFUNDED = itemgetter(2), itemgetter(8)  # of a _Stored
 
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
 
@@ -175,6 +185,7 @@ class OrderBook:
         quota_fen: Fen,
         buyer_units: Units,
         referrer_grants: tuple[tuple[str, Units], ...],
+        commissions: tuple[tuple[str, Fen], ...] = (),
     ) -> None:
         self.today[order_id] = (
             user,
@@ -184,18 +195,29 @@ class OrderBook:
             quota_fen,
             buyer_units,
             referrer_grants,
+            commissions,
             False,
         )
 
     def add_stable(self, order_id: str, user: str, amount_fen: Fen) -> None:
-        self.today[order_id] = (user, amount_fen, False, ZERO_FEN, ZERO_FEN, ZERO_UNITS, (), False)
+        self.today[order_id] = (
+            user,
+            amount_fen,
+            False,
+            ZERO_FEN,
+            ZERO_FEN,
+            ZERO_UNITS,
+            (),
+            (),
+            False,
+        )
 
     def get(self, order_id: str, day: int) -> Order | None:
         """Today's order `order_id` as a record (its `day` is today's), or None."""
         stored = self.today.get(order_id)
         if stored is None:
             return None
-        user, amount, cash, contribution, quota, units, grants, refunded = stored
+        user, amount, cash, contribution, quota, units, grants, commissions, refunded = stored
         return Order(
             id=order_id,
             user=user,
@@ -206,6 +228,7 @@ class OrderBook:
             quota_fen=quota,
             buyer_units=units,
             referrer_grants=grants,
+            commissions=commissions,
             refunded=refunded,
         )
 

@@ -10,8 +10,12 @@ from typing import Any, Literal, cast
 from tokenmall.core.errors import ParamsError
 from tokenmall.core.units import (
     EP_DECIMALS,
+    MONEY_DECIMALS,
     UNITS_PER_EP,
+    ZERO_FEN,
+    Fen,
     Units,
+    format_fen,
     format_units,
     parse_fraction,
     parse_scaled,
@@ -20,6 +24,10 @@ from tokenmall.core.units import (
 RemainderMode = Literal["carry", "pool", "platform"]
 REMAINDER_MODES: tuple[RemainderMode, ...] = ("carry", "pool", "platform")
 REFERRAL_LEVELS_MAX = 2
+AGENT_LEVELS_MAX = 3  # province, city, district
+LOCK_DAYS_MAX = 3650
+WITHDRAW_MIN_FEN = Fen(100)  # ¥1.00
+WITHDRAW_DAILY_MAX_FEN = Fen(5_000_000)  # ¥50,000.00
 LEVELS_MAX = 20
 ZERO = Fraction(0)
 ONE = Fraction(1)
@@ -49,6 +57,12 @@ class Params:
         for ep in (100, 300, 1000, 3000, 10000, 30000, 100000, 300000, 1000000, 3000000)
     )
     dividend_remainder: RemainderMode = "carry"
+    # SPEC v2 §2: withdrawals (§9), regional agents (§10), collectibles (§11). Money in fen.
+    withdraw_min_fen: Fen = WITHDRAW_MIN_FEN
+    withdraw_daily_max_fen: Fen = WITHDRAW_DAILY_MAX_FEN
+    withdraw_review_above_fen: Fen = ZERO_FEN
+    agent_rates: tuple[Fraction, ...] = (ZERO, ZERO, ZERO)
+    collectible_lock_days: int = 30
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -81,6 +95,11 @@ class Params:
             "level_dividend_rate": fraction_text(self.level_dividend_rate),
             "level_thresholds": [format_units(units) for units in self.level_thresholds_units],
             "dividend_remainder": self.dividend_remainder,
+            "withdraw_min": format_fen(self.withdraw_min_fen),
+            "withdraw_daily_max": format_fen(self.withdraw_daily_max_fen),
+            "withdraw_review_above": format_fen(self.withdraw_review_above_fen),
+            "agent_rates": [fraction_text(rate) for rate in self.agent_rates],
+            "collectible_lock_days": self.collectible_lock_days,
         }
 
 
@@ -112,6 +131,16 @@ def _ep_units(name: str, raw: object) -> Units:
     return units
 
 
+def _money_fen(name: str, raw: object) -> Fen:
+    fen = parse_scaled(raw, MONEY_DECIMALS)
+    if fen is None:
+        raise ParamsError(
+            f'{name} must be a money string with at most 2 decimals like "1.00", '
+            f"got {_QUOTE.repr(raw)}"
+        )
+    return fen
+
+
 def _string_list(name: str, raw: object) -> list[object]:
     if not isinstance(raw, list):
         raise ParamsError(f"{name} must be a JSON array of decimal strings, got {_QUOTE.repr(raw)}")
@@ -134,6 +163,16 @@ def _parse_thresholds(name: str, raw: object) -> tuple[str, object]:
     return "level_thresholds_units", tuple(
         _ep_units(name, item) for item in _string_list(name, raw)
     )
+
+
+def _parse_money(name: str, raw: object) -> tuple[str, object]:
+    return f"{name}_fen", _money_fen(name, raw)
+
+
+def _parse_lock_days(name: str, raw: object) -> tuple[str, object]:
+    if type(raw) is not int or not 0 <= raw <= LOCK_DAYS_MAX:
+        raise ParamsError(f"{name} must be a JSON integer 0..3650, got {_QUOTE.repr(raw)}")
+    return name, raw
 
 
 def _parse_exit_enabled(name: str, raw: object) -> tuple[str, object]:
@@ -161,6 +200,11 @@ _PARSERS: dict[str, Callable[[str, object], tuple[str, object]]] = {
     "level_dividend_rate": _parse_decimal,
     "level_thresholds": _parse_thresholds,
     "dividend_remainder": _parse_remainder,
+    "withdraw_min": _parse_money,
+    "withdraw_daily_max": _parse_money,
+    "withdraw_review_above": _parse_money,
+    "agent_rates": _parse_referral_rates,
+    "collectible_lock_days": _parse_lock_days,
 }
 
 
@@ -197,6 +241,26 @@ def _validate(params: Params) -> None:
         "level_thresholds must be strictly ascending",
     )
     _require(params.dividend_remainder in REMAINDER_MODES, "dividend_remainder is invalid")
+    _require(params.withdraw_min_fen > 0, "withdraw_min must be > 0")
+    _require(
+        params.withdraw_daily_max_fen >= params.withdraw_min_fen,
+        "withdraw_daily_max must be >= withdraw_min",
+    )
+    _require(params.withdraw_review_above_fen >= 0, "withdraw_review_above must be >= 0")
+    _require(len(params.agent_rates) <= AGENT_LEVELS_MAX, "agent_rates may have at most 3 entries")
+    _require(
+        all(ZERO <= rate < ONE for rate in params.agent_rates),
+        "each agent rate must be in [0, 1)",
+    )
+    _require(
+        params.contribution_rate + sum(params.agent_rates, ZERO) <= ONE,
+        "contribution_rate + sum(agent_rates) must be <= 1 (an order must never promise more "
+        "than its amount)",
+    )
+    _require(
+        0 <= params.collectible_lock_days <= LOCK_DAYS_MAX,
+        "collectible_lock_days must be 0..3650",
+    )
 
 
 Ratio = tuple[int, int]
@@ -210,6 +274,7 @@ class Rates:
     """The rates of a Params as integer (numerator, denominator) pairs, for the hot paths."""
 
     __slots__ = (
+        "agent",
         "buyer_share",
         "contribution",
         "dividend",
@@ -227,3 +292,6 @@ class Rates:
         self.quota_multiple = _ratio(params.quota_multiple)
         self.dividend = _ratio(params.dividend_rate)
         self.level_dividend = _ratio(params.level_dividend_rate)
+        # Province, city, district; a missing entry is 0 (SPEC §10).
+        self.agent = [_ratio(rate) for rate in params.agent_rates]
+        self.agent += [(0, 1)] * (AGENT_LEVELS_MAX - len(self.agent))

@@ -9,15 +9,30 @@ Integers stay JSON integers: Python reads them back exactly.
 
 from typing import Any
 
-from tokenmall.core.accounts import CONSUMER_FIELDS, Consumer, Merchant, Order, VestingGrant
+from tokenmall.core.accounts import (
+    CONSUMER_FIELDS,
+    MERCHANT_FIELDS,
+    Agent,
+    Collection,
+    Consumer,
+    Item,
+    Merchant,
+    Order,
+    VestingGrant,
+    Withdrawal,
+)
 from tokenmall.core.engine import Engine
+from tokenmall.core.errors import ParamsError
 from tokenmall.core.params import Params
 from tokenmall.core.state import TOTALS
 from tokenmall.core.units import Fen, Units
 
-# Version 2 stores a consumer's balances in CONSUMER_FIELDS' order; version 1 (before issue 11)
-# had its own order, read back through V1_CONSUMER_FIELDS.
-SNAPSHOT_VERSION = 2
+# Version 3 (SPEC v2) adds cash, withdrawals, frozen accounts, agents and collectibles.
+# Version 2 stored a consumer's balances in CONSUMER_FIELDS' order of then; version 1 (before
+# issue 11) had its own order, read back through V1_CONSUMER_FIELDS. Older versions are
+# upgraded on reading (`upgraded`): a sale's payout was money paid, so its cash is owed now.
+SNAPSHOT_VERSION = 3
+_FLAGS = ("exited", "frozen", "ended")  # balance fields stored as JSON booleans
 V1_CONSUMER_FIELDS = (
     "ep",
     "quota",
@@ -43,7 +58,32 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
         "last_price": list(engine.last_price),
         # In slot order: a consumer's slot is its position here.
         "consumers": [_consumer_row(consumer) for consumer in engine.book.owners],
-        "merchants": [[m.id, *m.balances()] for m in engine.merchants.values()],
+        "merchants": [
+            [m.id, *_flagged(MERCHANT_FIELDS, m.balances())] for m in engine.merchants.values()
+        ],
+        "agents": [
+            [
+                a.id,
+                a.region,
+                a.until,
+                a.ended,
+                a.frozen,
+                a.commissions,
+                a.cash,
+                a.withdrawing,
+                a.withdrawn,
+            ]
+            for a in engine.agents.values()
+        ],
+        "withdrawals": [
+            [w.id, w.account, w.amount_fen, w.status, w.reference]
+            for w in engine.withdrawals.values()
+        ],
+        "withdrawn_today": sorted(engine.withdrawn_today.items()),
+        "collections": [
+            [c.id, c.edition, c.value_fen, c.claimed] for c in engine.collections.values()
+        ],
+        "items": [[i.id, i.owner, i.acquired_day, i.gifts, i.used] for i in engine.items.values()],
         "orders": [_order_row(order) for order in engine.orders.records(engine.day)],
         # Earlier days' orders: their ids, each with 1 if it was a cash order never refunded.
         "closed_orders": [[order_id, flag] for order_id, flag in engine.orders.closed_items()],
@@ -63,14 +103,59 @@ def restore_snapshot(data: dict[str, Any]) -> Engine:
 
 
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot in the current version's form (a version 1 snapshot's consumer rows
-    reordered); SnapshotError for a version this tokenmall does not know."""
+    """A snapshot in the current version's form; SnapshotError for a version this tokenmall
+    does not know."""
     version = data.get("version") if isinstance(data, dict) else None
     if version == SNAPSHOT_VERSION:
         return data
+    if version == 2:
+        return _v3_of_v2(data)
     if version != 1:
         raise SnapshotError(f"snapshot version {version!r} is not supported")
-    positions = [V1_CONSUMER_FIELDS.index(name) for name in CONSUMER_FIELDS]
+    return _v3_of_v2(_v2_of_v1(data))
+
+
+def _v3_of_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """SPEC v2's fields added: each sale's payout (cash_out) is cash owed, nothing is being
+    withdrawn or was withdrawn, nobody is frozen, and there are no agents or collectibles."""
+    try:
+        consumers = [
+            [*row, row[2 + CONSUMER_FIELDS.index("cash_out")], 0, 0, False]
+            for row in data["consumers"]
+        ]
+        merchants = [
+            [merchant_id, ep, sp, cash_out, cash_out, 0, 0, False]
+            for merchant_id, ep, sp, cash_out in data["merchants"]
+        ]
+        owed = sum(_int(row[-4]) for row in consumers) + sum(_int(row[4]) for row in merchants)
+        orders = [[*row[:-1], [], row[-1]] for row in data["orders"]]
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise SnapshotError(f"not a tokenmall snapshot: {error!r}") from None
+    totals = {**data["totals"], "cash_owed": owed, "withdrawn": 0, "agent_commissions": 0}
+    try:  # the v2 parameters at their defaults, listed as a snapshot taken now lists them
+        params = Params().with_overrides(data["params"]).as_json()
+    except ParamsError as error:
+        raise SnapshotError(f"the snapshot's parameters: {error}") from None
+    return {
+        **data,
+        "version": SNAPSHOT_VERSION,
+        "params": params,
+        "totals": totals,
+        "consumers": consumers,
+        "merchants": merchants,
+        "orders": orders,
+        "agents": [],
+        "withdrawals": [],
+        "withdrawn_today": [],
+        "collections": [],
+        "items": [],
+    }
+
+
+def _v2_of_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 snapshot's consumer rows reordered, its old orders as ids."""
+    v2_fields = CONSUMER_FIELDS[: CONSUMER_FIELDS.index("exited") + 1]
+    positions = [V1_CONSUMER_FIELDS.index(name) for name in v2_fields]
     try:
         consumers = [[*row[:2], *(row[2 + i] for i in positions)] for row in data["consumers"]]
         # Version 1 kept every order whole; an order of an earlier day is now its id only.
@@ -81,7 +166,7 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
         raise SnapshotError(f"not a tokenmall snapshot: {error!r}") from None
     return {
         **data,
-        "version": SNAPSHOT_VERSION,
+        "version": 2,
         "consumers": consumers,
         "orders": orders,
         # Listed as the order book lists them now: sorted by id (core/orders.py).
@@ -105,9 +190,57 @@ def _restore(data: dict[str, Any]) -> Engine:
     engine.last_price = (_fen(fen), _units(units))
     for row in data["consumers"]:
         _restore_consumer(engine, row)
-    for merchant_id, ep, sp, cash_out in data["merchants"]:
+    for merchant_id, ep, sp, cash_out, cash, withdrawing, withdrawn, frozen in data["merchants"]:
         engine.merchants[merchant_id] = Merchant(
-            id=merchant_id, ep=_units(ep), sp=_fen(sp), cash_out=_fen(cash_out)
+            id=merchant_id,
+            ep=_units(ep),
+            sp=_fen(sp),
+            cash_out=_fen(cash_out),
+            cash=_fen(cash),
+            withdrawing=_fen(withdrawing),
+            withdrawn=_fen(withdrawn),
+            frozen=bool(frozen),
+        )
+    for agent_id, region, until, ended, frozen, commissions, cash, withdrawing, withdrawn in data[
+        "agents"
+    ]:
+        agent = Agent(
+            id=_text(agent_id),
+            region=_text(region),
+            until=None if until is None else _int(until),
+            ended=bool(ended),
+            frozen=bool(frozen),
+            commissions=_fen(commissions),
+            cash=_fen(cash),
+            withdrawing=_fen(withdrawing),
+            withdrawn=_fen(withdrawn),
+        )
+        engine.agents[agent.id] = agent
+        if not agent.ended:
+            engine.region_agents[agent.region] = agent.id
+    for withdrawal_id, account, amount, status, reference in data["withdrawals"]:
+        engine.withdrawals[withdrawal_id] = Withdrawal(
+            id=_text(withdrawal_id),
+            account=_text(account),
+            amount_fen=_fen(amount),
+            status=_text(status),
+            reference=None if reference is None else _text(reference),
+        )
+    engine.withdrawn_today = {_text(account): _fen(fen) for account, fen in data["withdrawn_today"]}
+    for collection_id, edition, value, claimed in data["collections"]:
+        engine.collections[collection_id] = Collection(
+            id=_text(collection_id),
+            edition=_int(edition),
+            value_fen=_fen(value),
+            claimed=_int(claimed),
+        )
+    for item_id, owner, acquired_day, gifts, used in data["items"]:
+        engine.items[item_id] = Item(
+            id=_text(item_id),
+            owner=_text(owner),
+            acquired_day=_int(acquired_day),
+            gifts=_int(gifts),
+            used=bool(used),
         )
     orders = engine.orders
     for row in data["orders"]:
@@ -121,6 +254,7 @@ def _restore(data: dict[str, Any]) -> Engine:
                 order.quota_fen,
                 order.buyer_units,
                 order.referrer_grants,
+                order.commissions,
             )
         else:
             orders.add_stable(order.id, order.user, order.amount_fen)
@@ -141,8 +275,12 @@ def _restore(data: dict[str, Any]) -> Engine:
 
 
 def _consumer_row(consumer: Consumer) -> list[Any]:
-    *balances, exited = consumer.balances()
-    return [consumer.id, consumer.referrer, *balances, bool(exited)]
+    return [consumer.id, consumer.referrer, *_flagged(CONSUMER_FIELDS, consumer.balances())]
+
+
+def _flagged(fields: tuple[str, ...], values: tuple[int, ...]) -> list[Any]:
+    """Balances with the flags (exited, frozen) as JSON booleans."""
+    return [bool(v) if f in _FLAGS else v for f, v in zip(fields, values, strict=True)]
 
 
 def _restore_consumer(engine: Engine, row: list[Any]) -> None:
@@ -157,6 +295,9 @@ def _restore_consumer(engine: Engine, row: list[Any]) -> None:
     consumer.locked_sp = _fen(values["locked_sp"])
     consumer.cash_out, consumer.goods = _fen(values["cash_out"]), _fen(values["goods"])
     consumer.exited = bool(values["exited"])
+    consumer.cash, consumer.withdrawing = _fen(values["cash"]), _fen(values["withdrawing"])
+    consumer.withdrawn = _fen(values["withdrawn"])
+    consumer.frozen = bool(values["frozen"])
 
 
 def _order_row(order: Order) -> list[Any]:
@@ -170,12 +311,25 @@ def _order_row(order: Order) -> list[Any]:
         order.quota_fen,
         order.buyer_units,
         [list(grant) for grant in order.referrer_grants],
+        [list(commission) for commission in order.commissions],
         order.refunded,
     ]
 
 
 def _order_from_row(row: list[Any]) -> Order:
-    order_id, user, amount, paid_cash, day, contribution, quota, buyer_units, grants, refunded = row
+    (
+        order_id,
+        user,
+        amount,
+        paid_cash,
+        day,
+        contribution,
+        quota,
+        buyer_units,
+        grants,
+        commissions,
+        refunded,
+    ) = row
     return Order(
         id=order_id,
         user=user,
@@ -186,6 +340,7 @@ def _order_from_row(row: list[Any]) -> Order:
         quota_fen=_fen(quota),
         buyer_units=_units(buyer_units),
         referrer_grants=tuple((referrer, _units(units)) for referrer, units in grants),
+        commissions=tuple((agent, _fen(fen)) for agent, fen in commissions),
         refunded=bool(refunded),
     )
 

@@ -3,7 +3,16 @@ and change it; the engine (core/engine.py) dispatches commands to them and runs 
 each. Nothing here knows a command.
 """
 
-from tokenmall.core.accounts import Consumer, ConsumerBook, Merchant, VestingGrant
+from tokenmall.core.accounts import (
+    Agent,
+    Collection,
+    Consumer,
+    ConsumerBook,
+    Item,
+    Merchant,
+    VestingGrant,
+    Withdrawal,
+)
 from tokenmall.core.exits import ExitQueue
 from tokenmall.core.orders import OrderBook
 from tokenmall.core.params import Params, Rates
@@ -27,6 +36,9 @@ TOTALS = (
     "dividends_paid",
     "mint_funding",
     "exits",
+    "cash_owed",
+    "withdrawn",
+    "agent_commissions",
     "refund_withdrawals",
     "dividend_funds",
     "leftover_to_pool",
@@ -56,6 +68,10 @@ class State:
         self.dividends_paid: Fen = ZERO_FEN
         self.mint_funding: Fen = ZERO_FEN
         self.exits = 0
+        # SPEC v2 §3: money owed to accounts (Σ cash + withdrawing), paid out, agents' earnings.
+        self.cash_owed: Fen = ZERO_FEN
+        self.withdrawn: Fen = ZERO_FEN
+        self.agent_commissions: Fen = ZERO_FEN
         # Not printed, but needed to prove conservation of money (SPEC §6).
         self.refund_withdrawals: Fen = ZERO_FEN
         self.dividend_funds: Fen = ZERO_FEN
@@ -70,6 +86,13 @@ class State:
         self.consumers: dict[str, Consumer] = {}
         self.book = ConsumerBook()
         self.merchants: dict[str, Merchant] = {}
+        self.agents: dict[str, Agent] = {}
+        self.region_agents: dict[str, str] = {}  # region -> the agent holding it (not ended)
+        self.withdrawals: dict[str, Withdrawal] = {}
+        # Each account's sum of withdraw amounts applied today (SPEC §2 withdraw_daily_max).
+        self.withdrawn_today: dict[str, Fen] = {}
+        self.collections: dict[str, Collection] = {}
+        self.items: dict[str, Item] = {}
         self.orders = OrderBook()
         self.vesting: list[VestingGrant] = []
         # Consumers with level >= 1, in the order they reached it (the level fund's candidates).
@@ -83,7 +106,19 @@ class State:
         return self.last_price
 
     def account_exists(self, account_id: str) -> bool:
-        return account_id in self.consumers or account_id in self.merchants
+        return (
+            account_id in self.consumers
+            or account_id in self.merchants
+            or account_id in self.agents
+        )
+
+    def account(self, account_id: str) -> Consumer | Merchant | Agent | None:
+        """Any account by id (ids are unique across the three kinds)."""
+        return (
+            self.consumers.get(account_id)
+            or self.merchants.get(account_id)
+            or self.agents.get(account_id)
+        )
 
     def sp_backing_fen(self) -> Fen:
         """What backs the SP outstanding: the EP the platform took in for them (the treasury),

@@ -3,13 +3,13 @@
 from tokenmall.core.accounts import Consumer, Merchant
 from tokenmall.core.effects import Effects, Registered
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.fields import Command, optional_id, require_id
+from tokenmall.core.fields import Command
 from tokenmall.core.state import State
 
 
 def register(state: State, command: Command, fx: Effects) -> None:
-    user_id = require_id(command, "user")
-    referrer_id = optional_id(command, "referrer")
+    user_id = command["user"]
+    referrer_id = command.get("referrer")
     if state.account_exists(user_id):
         raise Rejected(ErrorCode.DUPLICATE_ACCOUNT, f"account {user_id!r} exists")
     if referrer_id is not None and referrer_id not in state.consumers:
@@ -19,7 +19,7 @@ def register(state: State, command: Command, fx: Effects) -> None:
 
 
 def register_merchant(state: State, command: Command, fx: Effects) -> None:
-    merchant_id = require_id(command, "merchant")
+    merchant_id = command["merchant"]
     if state.account_exists(merchant_id):
         raise Rejected(ErrorCode.DUPLICATE_ACCOUNT, f"account {merchant_id!r} exists")
     state.merchants[merchant_id] = Merchant(id=merchant_id)

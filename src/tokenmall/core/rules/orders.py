@@ -3,8 +3,10 @@
 from tokenmall.core.accounts import Consumer
 from tokenmall.core.effects import Effects, Field, Reentered
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.fields import Command, money_fen, optional_id, require_id, require_ids
+from tokenmall.core.fields import Command, check_district, money_fen
 from tokenmall.core.orders import REFUNDABLE
+from tokenmall.core.rules.agents import pay_commissions, take_back_commissions
+from tokenmall.core.rules.cash import refuse_frozen
 from tokenmall.core.state import State
 from tokenmall.core.units import ZERO_UNITS, Fen, Price, Units, ceil_div
 
@@ -12,11 +14,10 @@ SP = Field.SP
 
 
 def order(state: State, command: Command, fx: Effects) -> None:
-    order_id, user_id = require_ids(command, "id", "user")
-    if "amount" not in command:
-        raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'amount'")
-    # A merchant id is checked wherever it appears (SPEC §4), but a cash order seldom has one.
-    merchant_id = optional_id(command, "merchant") if "merchant" in command else None
+    order_id, user_id = command["id"], command["user"]
+    merchant_id = command.get("merchant")
+    # A region is checked on stable orders too, which then ignore it (SPEC v2 §4).
+    region = check_district(command["region"]) if "region" in command else None
     orders = state.orders
     if order_id in orders.today or order_id in orders.closed:
         raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")
@@ -26,15 +27,23 @@ def order(state: State, command: Command, fx: Effects) -> None:
     amount_fen = money_fen(command["amount"])
     pay = command.get("pay", "cash")
     if pay == "cash":
-        _cash_order(state, order_id, buyer, amount_fen, fx)
+        _cash_order(state, order_id, buyer, amount_fen, region, fx)
     elif pay == "stable":
         _stable_order(state, order_id, buyer, amount_fen, merchant_id, fx)
     else:
         raise Rejected(ErrorCode.INVALID_PAYMENT, f"pay must be cash or stable, got {pay!r}")
 
 
-def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: Fen, fx: Effects) -> None:
-    """SPEC §4 cash order: contribution to the pool, EP to the buyer and active referrers."""
+def _cash_order(
+    state: State,
+    order_id: str,
+    buyer: Consumer,
+    amount_fen: Fen,
+    region: str | None,
+    fx: Effects,
+) -> None:
+    """SPEC §4 cash order: contribution to the pool, EP to the buyer and active referrers,
+    then commissions to the region's agents (§10)."""
     rates = state.rates
     pool_fen, supply_units = state.price()
     contribution_fen = amount_fen * rates.contribution[0] // rates.contribution[1]
@@ -65,8 +74,16 @@ def _cash_order(state: State, order_id: str, buyer: Consumer, amount_fen: Fen, f
     state.day_sales += amount_fen
     state.sales += amount_fen
     state.contributions += contribution_fen
+    commissions = pay_commissions(state, region, amount_fen, fx) if region is not None else ()
     state.orders.add_cash(
-        order_id, buyer.id, amount_fen, contribution_fen, quota_fen, buyer_units, referrer_grants
+        order_id,
+        buyer.id,
+        amount_fen,
+        contribution_fen,
+        quota_fen,
+        buyer_units,
+        referrer_grants,
+        commissions,
     )
 
 
@@ -113,6 +130,7 @@ def _stable_order(
     merchant = state.merchants.get(merchant_id) if merchant_id is not None else None
     if merchant is None:
         raise Rejected(ErrorCode.UNKNOWN_MERCHANT, f"no merchant {merchant_id!r}")
+    refuse_frozen(buyer, merchant)
     if buyer.sp < amount_fen:
         raise Rejected(ErrorCode.INSUFFICIENT_STABLE, "not enough SP")
     buyer.sp -= amount_fen
@@ -122,7 +140,7 @@ def _stable_order(
 
 
 def refund(state: State, command: Command, fx: Effects) -> None:
-    order_id = require_id(command, "order")
+    order_id = command["order"]
     refunded = state.orders.get(order_id, state.day)
     if refunded is None:  # not today's: an earlier day's, or none at all
         flag = state.orders.closed_flag(order_id)
@@ -154,4 +172,5 @@ def refund(state: State, command: Command, fx: Effects) -> None:
     fx.add_quota(buyer, -min(buyer.quota, refunded.quota_fen))
     state.day_sales -= refunded.amount_fen
     state.refunds += refunded.amount_fen
+    take_back_commissions(state, refunded.commissions, fx)
     state.orders.mark_refunded(order_id)

@@ -4,12 +4,11 @@ from collections.abc import Mapping
 
 from tokenmall.core.effects import Effects
 from tokenmall.core.errors import ErrorCode, ParamsError, Rejected
-from tokenmall.core.fields import Command, require_present
+from tokenmall.core.fields import Command
 from tokenmall.core.state import State
 
 
 def set_params(state: State, command: Command, fx: Effects) -> None:
-    require_present(command, "params")
     overrides = command["params"]
     if not isinstance(overrides, Mapping):
         raise Rejected(ErrorCode.INVALID_PARAMS, "params must be a JSON object")

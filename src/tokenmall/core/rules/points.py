@@ -4,19 +4,14 @@ merchant's SP back into EP, and locked SP for legacy members."""
 from tokenmall.core.accounts import Consumer, Merchant, VestingGrant
 from tokenmall.core.effects import Effects, Field
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.fields import (
-    Command,
-    grant_days,
-    money_fen,
-    points_units,
-    require_id,
-    require_present,
-)
+from tokenmall.core.fields import Command, grant_days, money_fen, one_of, points_units
 from tokenmall.core.params import Ratio
+from tokenmall.core.rules.cash import credit_cash, refuse_frozen
 from tokenmall.core.state import State
 from tokenmall.core.units import Fen, Price, Units, ceil_div
 
 EP, SP, CASH_OUT, GOODS = Field.EP, Field.SP, Field.CASH_OUT, Field.GOODS
+SELLERS = ("user", "merchant", "agent")
 
 
 def sale_payout_fen(units: Units, price: Price, keep: Ratio) -> Fen:
@@ -28,17 +23,17 @@ def sale_payout_fen(units: Units, price: Price, keep: Ratio) -> Fen:
 
 
 def sell(state: State, command: Command, fx: Effects) -> None:
-    if ("user" in command) == ("merchant" in command):
-        raise Rejected(ErrorCode.INVALID_COMMAND, "sell needs exactly one of user, merchant")
+    """A buy-back (回购): the payout is owed to the seller as cash (SPEC v2), the fee stays
+    in the pool."""
+    kind = one_of(command, SELLERS)
+    if kind == "agent":  # agents hold no EP: sell names a user or a merchant
+        raise Rejected(ErrorCode.INVALID_COMMAND, "sell needs a user or a merchant")
     seller: Consumer | Merchant
-    if "user" in command:
-        user_id = require_id(command, "user")
-        require_present(command, "points")
-        seller = consumer_named(state, user_id)
+    if kind == "user":
+        seller = consumer_named(state, command["user"])
     else:
-        merchant_id = require_id(command, "merchant")
-        require_present(command, "points")
-        seller = merchant_named(state, merchant_id)
+        seller = merchant_named(state, command["merchant"])
+    refuse_frozen(seller)
     units = _points_held(seller, command["points"])
     payout_fen = sale_payout_fen(units, state.price(), state.rates.sell_keep)
     state.pool -= payout_fen
@@ -53,6 +48,7 @@ def sell(state: State, command: Command, fx: Effects) -> None:
         fx.postings.append((seller.id, EP, -units))
     if payout_fen:
         fx.postings.append((seller.id, CASH_OUT, payout_fen))
+        credit_cash(state, seller, payout_fen, fx)
 
 
 def redeem(state: State, command: Command, fx: Effects) -> None:
@@ -85,9 +81,8 @@ def convert(state: State, command: Command, fx: Effects) -> None:
 
 def merchant_redeem(state: State, command: Command, fx: Effects) -> None:
     """A merchant's SP into EP at par (商家等值兑换): treasury first, then minted and funded."""
-    merchant_id = require_id(command, "merchant")
-    require_present(command, "amount")
-    merchant = merchant_named(state, merchant_id)
+    merchant = merchant_named(state, command["merchant"])
+    refuse_frozen(merchant)
     amount_fen = money_fen(command["amount"])
     if merchant.sp < amount_fen:
         raise Rejected(ErrorCode.INSUFFICIENT_STABLE, "not enough SP")
@@ -114,8 +109,7 @@ def merchant_redeem(state: State, command: Command, fx: Effects) -> None:
 
 def grant_stable(state: State, command: Command, fx: Effects) -> None:
     """Locked SP for a legacy member (老会员转化), released over `days` settlements."""
-    user_id = require_id(command, "user")
-    require_present(command, "amount", "days")
+    user_id = command["user"]
     consumer = consumer_named(state, user_id)
     amount_fen = money_fen(command["amount"])
     days = grant_days(command["days"])
@@ -153,7 +147,6 @@ def _points_held(holder: Consumer | Merchant, raw: object) -> Units:
 
 
 def _consumer_points(state: State, command: Command) -> tuple[Consumer, Units]:
-    user_id = require_id(command, "user")
-    require_present(command, "points")
-    consumer = consumer_named(state, user_id)
+    consumer = consumer_named(state, command["user"])
+    refuse_frozen(consumer)
     return consumer, _points_held(consumer, command["points"])

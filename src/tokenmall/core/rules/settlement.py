@@ -27,6 +27,7 @@ def settle_day(state: State, command: Command, fx: Effects) -> None:
     state.dividends_paid += paid_fen
     _dispose_leftover(state, available_fen - paid_fen)
     _release_vesting(state, fx)
+    state.withdrawn_today.clear()  # SPEC v2 §9: each day's withdrawal limit starts again
     fx.events.append(DaySettled(state.day, net_fen, paid_fen))
     state.orders.close_day()  # no order of this day can be refunded any more
     state.day_sales = ZERO_FEN
