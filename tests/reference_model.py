@@ -27,12 +27,18 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = [
+    "Agent",
+    "CommandRejectedError",
     "Consumer",
     "Ledger",
     "Merchant",
     "Params",
+    "canonical_json",
     "canonical_state",
+    "canonical_state_v1",
+    "check_invariants",
     "replay_reference",
+    "replay_with_invariants",
     "run_reference",
 ]
 
@@ -1356,6 +1362,141 @@ def run_reference(lines: list[str], params_overrides: dict[str, Any] | None = No
 
 
 # --------------------------------------------------------------------------------------------
+# Invariants (SPEC §6)
+# --------------------------------------------------------------------------------------------
+
+
+def _all_accounts(led: Ledger) -> dict[str, Account]:
+    return {**led.consumers, **led.merchants, **led.agents}
+
+
+def _balance_problems(led: Ledger) -> list[str]:
+    problems: list[str] = []
+    if led.pool < 0:
+        problems.append(f"pool is negative: {led.pool}")
+    for name in ("supply", "issued", "burned", "treasury", "sp_outstanding", "carry"):
+        if getattr(led, name) < 0:
+            problems.append(f"{name} is negative")
+    for account_id, account in _all_accounts(led).items():
+        for name in ("ep", "sp", "locked_sp", "quota", "cash", "withdrawing", "withdrawn"):
+            if getattr(account, name, 0) < 0:
+                problems.append(f"{account_id}.{name} is negative")
+    return problems
+
+
+def _point_problems(led: Ledger) -> list[str]:
+    problems: list[str] = []
+    held = sum(c.ep for c in led.consumers.values()) + sum(m.ep for m in led.merchants.values())
+    if led.supply != held + led.treasury:
+        problems.append("supply != sum of ep + treasury")
+    if led.issued != led.supply + led.burned:
+        problems.append("issued != supply + burned")
+    if led.issued > led.params.total_issuance:
+        problems.append("issued > total_issuance")
+    sp = sum(c.sp for c in led.consumers.values()) + sum(m.sp for m in led.merchants.values())
+    if led.sp_outstanding != sp:
+        problems.append("sp_outstanding != sum of sp")
+    return problems
+
+
+def _money_problems(led: Ledger) -> list[str]:
+    problems: list[str] = []
+    cash_out = sum(c.cash_out for c in led.consumers.values())
+    cash_out += sum(m.cash_out for m in led.merchants.values())
+    expected_pool = (
+        led.contributions
+        + led.mint_funding
+        - cash_out
+        - led.refund_withdrawals
+        + led.leftover_to_pool
+    )
+    if led.pool != expected_pool:
+        problems.append(f"money conservation: pool {led.pool} != {expected_pool}")
+    spent = led.dividends_paid + led.carry + led.leftover_to_pool + led.leftover_to_platform
+    if spent != led.dividend_funds:
+        problems.append("dividends paid + leftovers != dividend funds set aside")
+    return problems
+
+
+def _cash_problems(led: Ledger) -> list[str]:
+    """SPEC §6 [v2]: what each account was credited is cash + withdrawing + withdrawn."""
+    problems: list[str] = []
+    pending: dict[str, int] = {}
+    for withdrawal in led.withdrawals.values():
+        if withdrawal.status in ("requested", "approved"):
+            pending[withdrawal.account] = pending.get(withdrawal.account, 0) + withdrawal.amount
+    accounts = _all_accounts(led)
+    for account_id, account in accounts.items():
+        credited = account.commissions if isinstance(account, Agent) else account.cash_out
+        if credited != account.cash + account.withdrawing + account.withdrawn:
+            problems.append(f"{account_id}: credited != cash + withdrawing + withdrawn")
+        if account.withdrawing != pending.get(account_id, 0):
+            problems.append(f"{account_id}: withdrawing != its open withdrawals")
+    if led.cash_owed != sum(a.cash + a.withdrawing for a in accounts.values()):
+        problems.append("cash_owed != sum of cash + withdrawing")
+    if led.withdrawn != sum(a.withdrawn for a in accounts.values()):
+        problems.append("withdrawn != sum of withdrawn")
+    if led.agent_commissions != sum(a.commissions for a in led.agents.values()):
+        problems.append("agent_commissions != sum of commissions")
+    if any(w.account not in accounts for w in led.withdrawals.values()):
+        problems.append("a withdrawal names no account")
+    return problems
+
+
+def _collectible_problems(led: Ledger) -> list[str]:
+    problems: list[str] = []
+    for collection_id, collection in led.collections.items():
+        if not 0 <= collection.claimed <= collection.edition:
+            problems.append(f"collection {collection_id}: claimed outside 0..edition")
+        serials = {f"{collection_id}#{n}" for n in range(1, collection.claimed + 1)}
+        if any(item_id not in led.items for item_id in serials):
+            problems.append(f"collection {collection_id}: a claimed item is missing")
+    for item_id, item in led.items.items():
+        if item.owner not in led.consumers:
+            problems.append(f"item {item_id}: owner is not a consumer")
+        collection_id, _, serial = item_id.rpartition("#")
+        claimed = led.collections[collection_id].claimed if collection_id in led.collections else 0
+        if not 1 <= int(serial) <= claimed:
+            problems.append(f"item {item_id}: not a claimed serial of its collection")
+    return problems
+
+
+def check_invariants(led: Ledger, previous_price: Fraction | None = None) -> list[str]:
+    """Every SPEC §6 invariant that one state can show; an empty list when all hold.
+
+    ``previous_price`` (the price before the last command) adds "P never decreases".
+    "An item is used at most once" holds by construction (``used`` is a flag that
+    use_collectible refuses to set twice).
+    """
+    problems = _balance_problems(led)
+    problems += _point_problems(led)
+    problems += _money_problems(led)
+    problems += _cash_problems(led)
+    problems += _collectible_problems(led)
+    if previous_price is not None and _price(led) < previous_price:
+        problems.append(f"price fell from {previous_price} to {_price(led)}")
+    return problems
+
+
+def replay_with_invariants(
+    lines: list[str], params_overrides: dict[str, Any] | None = None
+) -> tuple[Ledger, list[tuple[int, str]]]:
+    """Replay like ``run_reference``, checking every invariant after every line."""
+    led = _new_ledger(params_overrides)
+    problems: list[tuple[int, str]] = [(0, p) for p in check_invariants(led)]
+    for number, line in enumerate(lines, start=1):
+        if _is_blank(line):
+            continue
+        before = _price(led)
+        try:
+            _apply_line(led, line)
+        except CommandRejectedError as rejected:
+            led.errors.append((number, rejected.code))
+        problems += [(number, p) for p in check_invariants(led, before)]
+    return led, problems
+
+
+# --------------------------------------------------------------------------------------------
 # Canonical state (SPEC §7)
 # --------------------------------------------------------------------------------------------
 
@@ -1447,13 +1588,17 @@ def _item_state(item: Item) -> dict[str, Any]:
     }
 
 
-def _sorted_keys(obj: Any) -> Any:
-    """Every object's keys sorted by code point, recursively (Python str order is code point)."""
+def _sorted_value(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {key: _sorted_keys(obj[key]) for key in sorted(obj)}
+        return _sorted_keys(obj)
     if isinstance(obj, list):
-        return [_sorted_keys(entry) for entry in obj]
+        return [_sorted_value(entry) for entry in obj]
     return obj
+
+
+def _sorted_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    """Every object's keys sorted by code point, recursively (Python str order is code point)."""
+    return {key: _sorted_value(obj[key]) for key in sorted(obj)}
 
 
 def canonical_state_v1(led: Ledger) -> dict[str, Any]:
