@@ -1,4 +1,4 @@
-"""Independent reference model of the tokenmall rules (shared/SPEC.md v1 + docs/decisions.md).
+"""Independent reference model of the tokenmall rules (shared/SPEC.md v2 + docs/decisions.md).
 
 This module is written for differential testing of the real engine, so it is deliberately
 simple and slow and shares no code with ``src/``: every price and intermediate value is an exact
@@ -11,9 +11,58 @@ nothing (SPEC §4: "applies completely or is rejected ... and changes nothing").
 
 Public entry points:
 
-* ``replay_reference(lines, params_overrides)`` -> the canonical state dict of SPEC §7.
+* ``replay_reference(lines, params_overrides)`` -> the canonical state v2 dict of SPEC §7.
 * ``run_reference(lines, params_overrides)`` -> the full ``Ledger``, including the totals that are
   kept for the money-conservation invariant but never printed.
+* ``canonical_state(ledger)`` (v2), ``canonical_state_v1(ledger)`` (the v1 format, for the
+  ``*.expected-v1.json`` goldens) and ``canonical_json(state)`` (the golden files' bytes).
+* ``check_invariants(ledger, previous_price)`` -> the SPEC §6 problems (empty when all hold);
+  ``replay_with_invariants(lines, params_overrides)`` checks them after every line.
+
+Readings of SPEC v2 taken here where it is silent or ambiguous (the most conservative one: no
+value from nothing, the price never falls, money never leaves without a record):
+
+R1. The id check "wherever it appears" covers the command's top-level fields only (not keys
+    nested inside ``set_params``'s ``params``, which are parameter names).
+R2. The null rule covers the op's own fields (required and optional: ``pay``, ``merchant``,
+    ``region``, ``until``, ``referrer``...). A null in a field the op does not have is an unknown
+    extra and ignored, unless its name is an id field (then R1 makes it ``invalid_command``).
+R3. The ``item`` check (a string of at most 80 code points) is op-dependent: only
+    gift_collectible and use_collectible check it; like other unknown extras it is ignored
+    elsewhere. Likewise ``region`` outside order / register_agent, ``until`` outside
+    register_agent and ``edition`` outside issue_collection.
+R4. ``sell`` may name only ``user`` or ``merchant``: a sell naming only ``agent`` (agents hold
+    no EP) is ``invalid_command``, as is one naming several of user / merchant / agent.
+R5. JSON integers of more than 40 digits stay "out of every range" (decisions.md 27): an
+    ``until`` or ``edition`` written with one is ``invalid_command``, and a params file's
+    ``collectible_lock_days`` must be 0..3650 anyway.
+R6. ``gift_collectible`` with a ``from`` that is no account (or not a consumer) is
+    ``not_owner`` (owners are always consumers); a ``to`` that is a merchant or agent is
+    ``unknown_user``; ``use_collectible`` by a ``user`` that is no consumer is ``not_owner``.
+R7. ``unknown_user`` / ``unknown_merchant`` / ``unknown_agent`` in withdraw are by kind: a
+    ``user`` naming a merchant is ``unknown_user``. A referrer must be a consumer (an agent is
+    ``unknown_referrer``, as a merchant is by decisions.md 19).
+R8. ``locked`` is judged with the ``collectible_lock_days`` in force at the time of the gift
+    (a set_params changes it for items already held), as the formula is written.
+R9. An agent may be frozen or unfrozen after it ended, and may withdraw its cash after it ended
+    ("its cash stays withdrawable"). ``register_agent`` with ``until`` < the current day is
+    applied (the agent simply never earns).
+R10. A commission that rounds to 0 fen is not paid and not remembered by the order; a refund
+    takes back only commissions actually paid, in province, city, district order, each
+    ``min(commission, cash)``: money already withdrawing or withdrawn is not taken back.
+R11. Commissions are paid inside the order, before the levels and forced exits that follow
+    every command (they touch no EP, so this cannot change an outcome).
+R12. The daily withdrawal total is per account id and counts every applied ``withdraw`` of the
+    day whatever became of it (SPEC §2 says so); a set_params changing ``withdraw_daily_max``
+    mid-day is compared against the total so far.
+R13. Withdrawal ids, order ids, collection ids and account ids are separate namespaces: a
+    withdrawal may reuse an order's id (SPEC §4 "Structure checks").
+R14. Claiming with an empty supply uses the last defined price (SPEC §11); a claim never costs
+    0 EP since ``value`` > 0 and the ceiling rounds up.
+R15. ``check_invariants`` also checks that dividends paid + carry + leftovers equal the
+    dividend funds set aside, and that every withdrawal names an existing account and every
+    item a claimed serial of its collection.
+
 """
 
 from __future__ import annotations
