@@ -5,8 +5,16 @@ change of the platform totals. Used after every step of the property tests."""
 from collections import defaultdict
 from typing import NamedTuple
 
-from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
-from tokenmall.core.effects import NAME_OF_FIELD, Applied, Exited, Field, LevelReached, Reentered
+from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.effects import (
+    NAME_OF_FIELD,
+    Applied,
+    Exited,
+    Field,
+    LevelReached,
+    Reentered,
+    StatusChanged,
+)
 from tokenmall.core.state import State
 
 
@@ -29,17 +37,28 @@ def asset_totals(state: State) -> dict[str, int]:
             - state.refund_withdrawals
             - state.pool
         ),
+        # SPEC v2: money the platform owes (cash and withdrawing), and what it paid out.
+        "owed": state.cash_owed,
+        "paid out": state.withdrawn,
     }
 
 
 def capture(state: State) -> Before:
     balances = {c.id: c.balances() for c in state.consumers.values()}
     balances.update((m.id, m.balances()) for m in state.merchants.values())
+    balances.update((a.id, a.balances()) for a in state.agents.values())
     return Before(balances, asset_totals(state))
 
 
 ASSET_FIELDS = {Field.EP: "EP", Field.SP: "SP", Field.LOCKED_SP: "locked SP"}
 ASSET_FIELDS[Field.CASH_OUT] = "money"
+ASSET_FIELDS |= {Field.CASH: "owed", Field.WITHDRAWING: "owed", Field.WITHDRAWN: "paid out"}
+
+
+def fields_of(state: State, account: str) -> tuple[str, ...]:
+    if account in state.consumers:
+        return CONSUMER_FIELDS
+    return MERCHANT_FIELDS if account in state.merchants else AGENT_FIELDS
 
 
 def check_applied(before: Before, state: State, applied: Applied) -> None:
@@ -48,7 +67,7 @@ def check_applied(before: Before, state: State, applied: Applied) -> None:
     sums: dict[str, int] = defaultdict(int)
     for account, field, amount in applied.all_postings():
         assert amount != 0, f"a zero posting to {account}"
-        fields = CONSUMER_FIELDS if account in state.consumers else MERCHANT_FIELDS
+        fields = fields_of(state, account)
         row = expected.setdefault(account, [0] * len(fields))
         row[fields.index(NAME_OF_FIELD[field])] += amount
         if field in ASSET_FIELDS:
@@ -60,6 +79,11 @@ def check_applied(before: Before, state: State, applied: Applied) -> None:
                 row[CONSUMER_FIELDS.index("level")] = event.level
             else:
                 row[CONSUMER_FIELDS.index("exited")] = int(isinstance(event, Exited))
+        elif isinstance(event, StatusChanged):  # a flag, not a posting
+            fields = fields_of(state, event.account)
+            row = expected.setdefault(event.account, [0] * len(fields))
+            flag = "ended" if event.status == "ended" else "frozen"
+            row[fields.index(flag)] = int(event.status != "unfrozen")
     after = capture(state)
     for name, values in after.balances.items():
         assert tuple(expected.get(name, [0] * len(values))) == values, (name, applied)
