@@ -16,6 +16,10 @@ SETUP = [
     {"op": "register_agent", "agent": "a0", "region": "44"},
     {"op": "register_agent", "agent": "a1", "region": "441902", "until": 2},
     {"op": "issue_collection", "collection": "c0", "edition": 3, "value": "2.00"},
+    # Cash to withdraw and an item to gift, when the parameters allow (else rejected).
+    {"op": "order", "id": "s0", "user": "u0", "amount": "300.00", "region": "441902"},
+    {"op": "sell", "user": "u0", "points": "5"},
+    {"op": "claim_collectible", "user": "u0", "collection": "c0"},
 ]
 MERCHANTS = ["m0", "m1"]
 ORDER_IDS = [f"o{i}" for i in range(12)]
@@ -48,6 +52,9 @@ region = st.sampled_from(["441902", "440300", "110101", "4419", 441902])
 agent_region = st.sampled_from(["44", "4419", "441902", "11", "440"])
 collection = st.sampled_from(["c0", "c1", "nope"])
 item = st.sampled_from(["c0#1", "c0#2", "c0#3", "c1#1", "nope", ""])
+small_money = st.one_of(
+    st.integers(1, 2_000).map(lambda fen: f"{fen // 100}.{fen % 100:02d}"), money
+)
 bad_id = st.sampled_from(["a b", "x/y", "", "x" * 65, None, 5])
 
 
@@ -110,10 +117,10 @@ commands = st.one_of(
     # SPEC v2
     _command("order", id=order_id, user=user, amount=money, region=region),
     _command("order", id=order_id, user=user, amount=money, region=region),
-    _command("withdraw", id=withdrawal_id, user=user, amount=money),
-    _command("withdraw", id=withdrawal_id, user=user, amount=money),
-    _command("withdraw", id=withdrawal_id, merchant=merchant, amount=money),
-    _command("withdraw", id=withdrawal_id, agent=agent, amount=money),
+    _command("withdraw", id=withdrawal_id, user=user, amount=small_money),
+    _command("withdraw", id=withdrawal_id, user=user, amount=small_money),
+    _command("withdraw", id=withdrawal_id, merchant=merchant, amount=small_money),
+    _command("withdraw", id=withdrawal_id, agent=agent, amount=small_money),
     _command("approve_withdrawal", id=withdrawal_id),
     _command("approve_withdrawal", id=withdrawal_id),
     _command("reject_withdrawal", id=withdrawal_id),
@@ -132,6 +139,11 @@ commands = st.one_of(
     _command("claim_collectible", user=user, collection=collection),
     _command("claim_collectible", user=user, collection=collection),
     _command("gift_collectible", item=item, **{"from": user, "to": user}),
+    _command("gift_collectible", item=st.just("c0#1"), **{"from": st.just("u0"), "to": user}),
+    _command("gift_collectible", item=st.just("c0#1"), **{"from": st.just("u0"), "to": user}),
+    _command("withdraw", id=withdrawal_id, user=st.just("u0"), amount=small_money),
+    _command("withdraw", id=withdrawal_id, user=st.just("u0"), amount=small_money),
+    _command("reject_withdrawal", id=withdrawal_id),
     _command("use_collectible", item=item, user=user),
     _command("sell", agent=agent, points=points),
     _command("register", user=bad_id),

@@ -38,12 +38,14 @@ class EngineMachine(RuleBasedStateMachine):
     def start(self, overrides: dict[str, Any]) -> None:
         self.overrides = overrides
         self.engine = Engine(Params().with_overrides(overrides))
-        for command in SETUP:
-            self.lines.append(as_line(command))
-            self.engine.apply(command)
+        for command in SETUP:  # checked like any step: some depend on the parameters
+            self.step(command)
 
     @rule(command=commands)
     def apply(self, command: dict[str, Any]) -> None:
+        self.step(command)
+
+    def step(self, command: dict[str, Any]) -> None:
         before_price = self.engine.price()
         before = canonical_json(canonical_state(self.engine, []))
         self.lines.append(as_line(command))
