@@ -136,10 +136,16 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 # -- 1. the stored state is the replayed state ------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "params"), [("small", SMALL_PARAMS), ("seed100", Params())])
+SMALL_V2_PARAMS = Params().with_overrides(json.loads((GOLDEN / "small-v2.params.json").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("small", SMALL_PARAMS), ("seed100", Params()), ("small-v2", SMALL_V2_PARAMS)],
+)
 def test_golden_scenarios_through_the_ledger(db_url: str, name: str, params: Params) -> None:
     commands_ = golden_commands(name)
-    expected_bytes = (GOLDEN / f"{name}.expected-v1.json").read_text()
+    expected_bytes = (GOLDEN / f"{name}.expected.json").read_text()
     with Ledger.open(db_url, Settings(batch_max=16), params) as ledger:
         execute_in_batches(ledger, commands_, [1, 16, 5])
     state = state_of(db_url)
@@ -609,7 +615,7 @@ def summary(applied: int, rejected: int, replayed: int, skipped: int) -> str:
 
 def test_cli_ingest_state_and_ingest_again(db_url: str, tmp_path: Path) -> None:
     small, params = GOLDEN / "small.jsonl", GOLDEN / "small.params.json"
-    expected = (GOLDEN / "small.expected-v1.json").read_bytes()
+    expected = (GOLDEN / "small.expected.json").read_bytes()
     first = tokenmall("ingest", small, "--db", db_url, "--params", params, "--batch-size", "4")
     assert first.stderr == b""
     assert f"{small}: {summary(11, 0, 0, 0)}11, hash " in ok_output(first)

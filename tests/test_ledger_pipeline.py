@@ -227,9 +227,11 @@ def test_a_refused_commit_is_a_store_error_one_batch_at_a_time(db_url: str) -> N
 def test_rows_with_any_text_are_stored_exactly(sqlite_url: str) -> None:
     """SQLite takes a batch's rows as one JSON array, whose strings SQLite cuts at NUL: rows
     holding one go in one by one. Either way what is read back is what was written."""
-    users = ["plain", "nul\x00inside", "😀 emoji", "line\u2028sep", 'quote" back\\slash', "\x01"]
+    # Ids are letters and digits of any script (SPEC v2 §4); a payment id is any text.
+    users = ["plain", "张三", "ＡＢＣ", "a.b@c", "٣٤", "x" * 64]
+    texts = ["nul\x00inside", "😀 emoji", "line\u2028sep", 'quote" back\\slash', "\x01", "é"]
     commands: list[Command] = [{"op": "register_merchant", "merchant": "m"}]
-    for index, user in enumerate(users):
+    for index, (user, text) in enumerate(zip(users, texts, strict=True)):
         commands += [
             {"op": "register", "user": user, "key": f"key {user[:4]!r} ✓"},
             {
@@ -237,7 +239,7 @@ def test_rows_with_any_text_are_stored_exactly(sqlite_url: str) -> None:
                 "id": f"o{index}",
                 "user": user,
                 "amount": "100.00",
-                "payment_id": f"pay {user}",
+                "payment_id": f"pay {text}",
             },
         ]
     with Ledger.open(sqlite_url, settings(), MIXED_PARAMS) as ledger:
@@ -246,7 +248,7 @@ def test_rows_with_any_text_are_stored_exactly(sqlite_url: str) -> None:
             assert all(r.ok for r in results)
     assert state_of(sqlite_url) == replay(commands, MIXED_PARAMS)
     paid = {str(payment) for payment, _ in tables(sqlite_url)["payments"]}
-    assert paid == {f"pay {user}" for user in users}
+    assert paid == {f"pay {text}" for text in texts}
     keys = [json.loads(line).get("key") for line in exported(sqlite_url)]
     assert keys == [c.get("key") for c in commands]
     with reader(sqlite_url) as store:

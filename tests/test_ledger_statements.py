@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
 from tests.support.workload import MixGenerator
-from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import canonical_state
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
@@ -83,13 +83,35 @@ def account_balances(engine: Engine, account: str) -> Balances:
             consumer.goods,
             consumer.dividends,
             int(consumer.exited),
+            consumer.cash,
+            consumer.withdrawing,
+            consumer.withdrawn,
+            int(consumer.frozen),
         )
-    merchant = engine.merchants[account]
-    return (merchant.ep, merchant.sp, merchant.cash_out)
+    merchant = engine.merchants.get(account)
+    if merchant is not None:
+        return (
+            merchant.ep,
+            merchant.sp,
+            merchant.cash_out,
+            merchant.cash,
+            merchant.withdrawing,
+            merchant.withdrawn,
+            int(merchant.frozen),
+        )
+    agent = engine.agents[account]
+    return (
+        agent.commissions,
+        agent.cash,
+        agent.withdrawing,
+        agent.withdrawn,
+        int(agent.frozen),
+        int(agent.ended),
+    )
 
 
 def every_balance(engine: Engine) -> dict[str, Balances]:
-    names = [*engine.consumers, *engine.merchants]
+    names = [*engine.consumers, *engine.merchants, *engine.agents]
     return {name: account_balances(engine, name) for name in names}
 
 
@@ -228,13 +250,13 @@ def check_statement_properties(tables: Tables, engine: Engine) -> None:
     and name accepted entries; the read models cover the whole journal."""
     assert tables.projected_seq == tables.head_seq
     accounts = {account for account, _ in tables.lines}
-    assert accounts == {*engine.consumers, *engine.merchants}
+    assert accounts == {*engine.consumers, *engine.merchants, *engine.agents}
     for account in accounts:
         lines = account_lines(tables.lines, account)
         seqs = [seq for seq, _, _ in lines]
         assert seqs == sorted(set(seqs))
         assert all(tables.outcomes[seq] == "ok" for seq in seqs)
-        assert lines[0][1] in ("register", "register_merchant")  # the account's opening
+        assert lines[0][1] in ("register", "register_merchant", "register_agent")  # its opening
         texts = [text for _, _, text in lines]
         assert all(before != after for before, after in itertools.pairwise(texts))
         last = decode_balances(texts[-1])
@@ -242,6 +264,7 @@ def check_statement_properties(tables: Tables, engine: Engine) -> None:
         assert current is not None
         assert tuple(last.values()) == current == account_balances(engine, account)
         fields = CONSUMER_FIELDS if account in engine.consumers else MERCHANT_FIELDS
+        fields = AGENT_FIELDS if account in engine.agents else fields
         assert tuple(last) == fields
 
 
@@ -534,6 +557,7 @@ def test_scenario_lines_name_exactly_the_changed_accounts(db_url: str) -> None:
     assert balances("dave", 12) == {
         **dict.fromkeys(CONSUMER_FIELDS, 0),
         "cash_out": 2_470,
+        "cash": 2_470,  # owed to him until he withdraws it (SPEC v2)
         "exited": 1,
     }
     # the refund takes the referrers' EP back: alice and bob hold what they held at entry 8
@@ -548,8 +572,9 @@ def test_scenario_lines_name_exactly_the_changed_accounts(db_url: str) -> None:
     assert balances("alice", 7)["level"] == 1
     assert balances("erin", 12)["level"] == 2
     # the SP order and the merchant's redemption
-    assert balances("shop", 18) == {"ep": 0, "sp": 500, "cash_out": 0}
-    assert balances("shop", 19) == {"ep": 233_577_964, "sp": 0, "cash_out": 0}
+    shop_zero = dict.fromkeys(MERCHANT_FIELDS, 0)
+    assert balances("shop", 18) == {**shop_zero, "sp": 500}
+    assert balances("shop", 19) == {**shop_zero, "ep": 233_577_964}
     assert balances("bob", 18)["sp"] == balances("bob", 17)["sp"] - 500
 
 
@@ -581,6 +606,10 @@ def test_statement_changes_and_recorded_at(db_url: str) -> None:
         "goods": "0.00",
         "dividends": "0.00",
         "exited": False,
+        "cash": "0.00",
+        "withdrawing": "0.00",
+        "withdrawn": "0.00",
+        "frozen": False,
     }
     assert bought["changes"] == {"ep": "+13.23000000", "quota": "+25.00"}
     assert forced_out["changes"] == {
@@ -588,6 +617,7 @@ def test_statement_changes_and_recorded_at(db_url: str) -> None:
         "quota": "-25.00",
         "cash_out": "+24.70",
         "exited": True,
+        "cash": "+24.70",
     }
     assert forced_out["balances"]["exited"] is True
     assert forced_out["balances"]["cash_out"] == "24.70"
@@ -596,7 +626,15 @@ def test_statement_changes_and_recorded_at(db_url: str) -> None:
         {"sp": "+5.00"},
         {"ep": "+2.33577964", "sp": "-5.00"},
     ]
-    assert shop["lines"][-1]["balances"] == {"ep": "2.33577964", "sp": "0.00", "cash_out": "0.00"}
+    assert shop["lines"][-1]["balances"] == {
+        "ep": "2.33577964",
+        "sp": "0.00",
+        "cash_out": "0.00",
+        "cash": "0.00",
+        "withdrawing": "0.00",
+        "withdrawn": "0.00",
+        "frozen": False,
+    }
     for line in dave["lines"] + shop["lines"]:
         assert line["recorded_at"] == recorded[line["seq"]]
     # one clock tick for the ledger's creation, then one per batch (1, 4, 2, 7, 3 commands):
@@ -638,7 +676,7 @@ def test_statement_pages_concatenate_to_one_page(db_url: str) -> None:
         assert [line["seq"] for line in second["lines"]] == [8, 13]
         assert second["next_after"] == 13
         assert second["lines"][0]["changes"] == {"ep": "+2.10000000"}
-        after_8 = decode_balances("2310000000,0,0,20000,1,0,0,0,0")
+        after_8 = decode_balances("2310000000,0,0,20000,1,0,0,0,0,0,0,0,0")
         assert second["lines"][0]["changes"] != format_changes({}, after_8)
         # `after` between two of the account's lines: the line before it is at or below it
         middle = statement_page(store, "alice", 10, 1)
@@ -883,7 +921,7 @@ def test_rejected_commands_and_replays_add_no_lines(db_url: str) -> None:
 
 
 def test_format_balances_and_changes() -> None:
-    consumer = decode_balances("2100000000,150,0,20000,1,0,7,150,0")
+    consumer = decode_balances("2100000000,150,0,20000,1,0,7,150,0,0,0,0,0")
     assert consumer == {
         "ep": 2_100_000_000,
         "sp": 150,
@@ -894,6 +932,10 @@ def test_format_balances_and_changes() -> None:
         "goods": 7,
         "dividends": 150,
         "exited": 0,
+        "cash": 0,
+        "withdrawing": 0,
+        "withdrawn": 0,
+        "frozen": 0,
     }
     assert format_balances(consumer) == {
         "ep": "21.00000000",
@@ -905,29 +947,52 @@ def test_format_balances_and_changes() -> None:
         "goods": "0.07",
         "dividends": "1.50",
         "exited": False,
+        "cash": "0.00",
+        "withdrawing": "0.00",
+        "withdrawn": "0.00",
+        "frozen": False,
     }
-    out = decode_balances("0,150,0,0,3,2470,7,150,1")
+    out = decode_balances("0,150,0,0,3,2470,7,150,1,2470,0,0,1")
     assert format_changes(consumer, out) == {
         "ep": "-21.00000000",
         "quota": "-200.00",
         "level": 2,
         "cash_out": "+24.70",
         "exited": True,
+        "cash": "+24.70",
+        "frozen": True,
     }
     assert format_changes(out, out) == {}
-    merchant = decode_balances("5,500,0")
-    assert merchant == {"ep": 5, "sp": 500, "cash_out": 0}
+    merchant = decode_balances("5,500,0,0,0,0,0")
+    assert merchant == {**dict.fromkeys(MERCHANT_FIELDS, 0), "ep": 5, "sp": 500}
+    agent = decode_balances("700,200,500,0,0,1")
+    assert agent == {
+        "commissions": 700,
+        "cash": 200,
+        "withdrawing": 500,
+        "withdrawn": 0,
+        "frozen": 0,
+        "ended": 1,
+    }
+    assert format_changes({}, agent) == {
+        "commissions": "+7.00",
+        "cash": "+2.00",
+        "withdrawing": "+5.00",
+        "ended": True,
+    }
     assert format_changes({}, merchant) == {"ep": "+0.00000005", "sp": "+5.00"}
     # Decimal differences of the formatted balances are the formatted changes
     before, after = format_balances(consumer), format_balances(out)
     assert Decimal(after["cash_out"]) - Decimal(before["cash_out"]) == Decimal("24.70")
 
 
-def test_an_id_with_a_nul_character_gets_a_statement(db_url: str) -> None:
-    """SPEC §4: an id is any string of 1-64 characters, and the journal stores it JSON-escaped
-    ("\\u0000"); PostgreSQL text cannot hold NUL, so the statement table escapes it."""
+def test_an_id_with_a_nul_character_from_spec_v1_gets_a_statement(db_url: str) -> None:
+    """SPEC v1 took any string of 1-64 characters as an id, so a ledger journaled then may
+    hold a NUL (the journal stores it JSON-escaped, "\\u0000"); PostgreSQL text cannot hold
+    NUL, so the statement table escapes it. SPEC v2 refuses such an id."""
     odd = "a\x00b"
     with Ledger.open(db_url) as ledger:
+        ledger.engine.rules_v1 = True  # as the build before SPEC v2 applied commands
         results = ledger.execute(
             [
                 Submission.of({"op": "register", "user": "plain"}),
@@ -936,8 +1001,15 @@ def test_an_id_with_a_nul_character_gets_a_statement(db_url: str) -> None:
             ]
         )
         assert [result.outcome for result in results] == ["ok", "ok", "ok"]
+        head = ledger.head_seq
+    with reader(db_url) as store, store.engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE ledger_meta SET spec_v2_from = {head + 1}"))
+    with Ledger.open(db_url) as ledger:  # replays those entries as SPEC v1 checked them
+        refused = ledger.execute([Submission.of({"op": "register", "user": "b\x00c"})])
+        assert [result.outcome for result in refused] == ["invalid_command"]
     with reader(db_url) as store:
         page = statement_page(store, odd, 0, 10)
+        assert verify(store).ok
     assert [(line["seq"], line["op"]) for line in page["lines"]] == [(2, "register"), (3, "order")]
 
 

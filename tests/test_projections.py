@@ -37,3 +37,11 @@ def test_junk_commands_never_raise_and_record_nothing_when_rejected(
             assert {name: balances_of(engine, name) for name in ("u", "m")} == before
         for row in out.statement:
             assert row.seq == seq
+
+
+def test_each_kind_of_account_stores_a_different_number_of_fields() -> None:
+    """A stored statement line says whose it is by how many balances it holds."""
+    from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS  # noqa: PLC0415
+
+    counts = {len(CONSUMER_FIELDS), len(MERCHANT_FIELDS), len(AGENT_FIELDS)}
+    assert len(counts) == 3

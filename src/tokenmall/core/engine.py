@@ -12,8 +12,8 @@ from typing import Any
 
 from tokenmall.core.effects import Applied, Effects, Exited, Field, LevelReached
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.fields import check_fields, check_ids
-from tokenmall.core.rules import OPS
+from tokenmall.core.fields import check_fields, check_ids, check_v1_ids
+from tokenmall.core.rules import OPS, V1_OPS
 from tokenmall.core.rules.cash import credit_cash
 from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.state import TOTALS, State
@@ -37,8 +37,12 @@ class Engine(State):
         if op is None:
             raise Rejected(ErrorCode.INVALID_COMMAND, "missing field 'op'")
         # SPEC v2 §4: ids wherever they appear, then the op, then the op's own fields.
-        check_ids(command)
-        spec = OPS.get(op) if type(op) is str else None
+        if self.rules_v1:
+            check_v1_ids(command)
+            spec = V1_OPS.get(op) if type(op) is str else None
+        else:
+            check_ids(command)
+            spec = OPS.get(op) if type(op) is str else None
         if spec is None:
             raise Rejected(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}")
         rule, required, known = spec

@@ -59,6 +59,19 @@ def check_ids(command: Mapping[str, Any]) -> None:
             )
 
 
+V1_ID_FIELDS = frozenset(["user", "referrer", "merchant", "id", "order"])
+
+
+def check_v1_ids(command: Mapping[str, Any]) -> None:
+    """SPEC v1's ids: any string of 1-64 characters, in the fields v1 had."""
+    for name in V1_ID_FIELDS.intersection(command):
+        value = command[name]
+        if type(value) is not str or not 0 < len(value) <= ID_CHARS_MAX:
+            raise Rejected(
+                ErrorCode.INVALID_COMMAND, f"{name!r} must be a string of 1-64 characters"
+            )
+
+
 def check_fields(
     command: Mapping[str, Any], required: tuple[str, ...], known: tuple[str, ...]
 ) -> None:

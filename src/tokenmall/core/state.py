@@ -51,6 +51,9 @@ class State:
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else Params()
+        # Apply commands as SPEC v1 checked them: for the entries of a ledger journaled before
+        # it moved to SPEC v2 (decision 81). Only v1's ops, v1's ids; v2's fields ignored.
+        self.rules_v1 = False
         self.rates = Rates(self.params)
         # Platform totals (SPEC §3): money in fen, EP in units of 1e-8.
         self.pool: Fen = ZERO_FEN

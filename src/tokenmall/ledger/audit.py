@@ -19,6 +19,7 @@ from tokenmall.ledger.chain import (
     decode_entry_command,
     entry_is_intact,
     genesis_hash,
+    outcome_agrees,
     outcome_of,
 )
 from tokenmall.ledger.ledger import load_params
@@ -83,8 +84,9 @@ def _verify(store: Store) -> AuditReport:
                         f"entry {row.seq} does not match the hash chain: it was edited, or "
                         "entries were reordered"
                     )
+                engine.rules_v1 = row.seq < meta.spec_v2_from
                 outcome = _outcome(engine, row.seq, row.command)
-                if outcome != row.outcome:
+                if not outcome_agrees(row.outcome, outcome, engine.rules_v1):
                     raise _Tampered(
                         f"entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
                     )

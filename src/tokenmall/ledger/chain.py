@@ -95,6 +95,16 @@ def outcome_of(code: str | None) -> str:
     return OUTCOME_OK if code is None else str(code)
 
 
+def outcome_agrees(recorded: str, computed: str, rules_v1: bool) -> bool:
+    """Whether replaying an entry gave what the journal records. An entry journaled under
+    SPEC v1 (before the ledger moved to v2, decision 81) and rejected then may be rejected
+    now under another code: v2 reports structure errors first, and null fields as
+    invalid_command. A rejection changes nothing either way, so only "applied" must agree."""
+    if recorded == computed:
+        return True
+    return rules_v1 and OUTCOME_OK not in (recorded, computed)
+
+
 def entry_is_intact(
     previous_hash: str,
     seq: int,

@@ -35,6 +35,7 @@ from tokenmall.ledger.chain import (
     entry_hash,
     entry_is_intact,
     genesis_hash,
+    outcome_agrees,
     outcome_of,
 )
 from tokenmall.ledger.projections import Projection, Projector
@@ -536,12 +537,14 @@ def project_journal(store: Store) -> None:
         return
     engine = Engine(load_params(meta))
     projector, projection, done = Projector(engine), Projection(), 0
+    v2_from = meta.spec_v2_from
     store.append_projection(Projection(), 0)  # start over: a partial fill has no entries' state
     with store.reading() as connection:
         seq, hash_hex = 0, meta.genesis_hash
         for row in store.journal_rows(connection, after_seq=FIRST_SEQ_MIN):
+            engine.rules_v1 = row.seq < v2_from
             code = projector.apply(_checked_command(row, seq, hash_hex), row.seq, projection)
-            _check_outcome(row, outcome_of(code))
+            _check_outcome(row, outcome_of(code), engine.rules_v1)
             seq, hash_hex = row.seq, row.hash
             if row.seq - done >= PROJECT_CHUNK_ENTRIES:
                 store.append_projection(projection, row.seq)
@@ -578,7 +581,9 @@ def load_engine_from(store: Store, connection: Connection) -> tuple[Engine, int,
     snapshot_seq = seq
     first = seq if snapshot is not None else FIRST_SEQ_MIN  # rows numbered <= 0 are tampering
     for row in store.journal_rows(connection, after_seq=first):
+        engine.rules_v1 = row.seq < meta.spec_v2_from
         seq, hash_hex = _apply_entry(engine, row, seq, hash_hex)
+    engine.rules_v1 = False  # what the writer applies from now on is checked by SPEC v2
     if (seq, hash_hex) != (head_seq, head_hash):
         raise StoreError(
             f"the journal ends at entry {seq} but the ledger's head is entry {head_seq}; "
@@ -601,12 +606,12 @@ def _checked_command(row: JournalRow, seq: int, hash_hex: str) -> dict[str, Any]
 def _apply_entry(engine: Engine, row: JournalRow, seq: int, hash_hex: str) -> tuple[int, str]:
     """Check one entry against the chain, then apply it; StoreError if it does not fit."""
     command = _checked_command(row, seq, hash_hex)
-    _check_outcome(row, outcome_of(engine.try_apply(command)))
+    _check_outcome(row, outcome_of(engine.try_apply(command)), engine.rules_v1)
     return row.seq, row.hash
 
 
-def _check_outcome(row: JournalRow, outcome: str) -> None:
-    if outcome != row.outcome:
+def _check_outcome(row: JournalRow, outcome: str, rules_v1: bool) -> None:
+    if not outcome_agrees(row.outcome, outcome, rules_v1):
         raise StoreError(
             f"journal entry {row.seq} records {row.outcome!r} but the rules give {outcome!r}"
         )

@@ -23,15 +23,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from tokenmall.core.accounts import CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import SHOW_FIELD
-from tokenmall.core.effects import Applied, DaySettled, Payouts, Registered
+from tokenmall.core.effects import (
+    Applied,
+    CollectionIssued,
+    DaySettled,
+    ItemMoved,
+    Payouts,
+    Registered,
+    WithdrawalChanged,
+)
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
 from tokenmall.core.units import format_fen, format_price, format_units
 
 Balances = tuple[int, ...]
 
+FLAGS = ("exited", "frozen", "ended")  # balance fields that are yes or no
 BLOCK_SLOTS = 1024  # consumer slots per dividend row: a statement reads 8 KiB of a settlement
 PAYMENT_BYTES = 8
 _SP, _QUOTA, _DIVIDENDS = (CONSUMER_FIELDS.index(name) for name in ("sp", "quota", "dividends"))
@@ -89,11 +98,8 @@ def stored_account(account_id: str) -> str:
 
 def balances_of(engine: Engine, account_id: str) -> Balances | None:
     """An account's balances now, in CONSUMER_FIELDS' or MERCHANT_FIELDS' order."""
-    consumer = engine.consumers.get(account_id)
-    if consumer is not None:
-        return consumer.balances()
-    merchant = engine.merchants.get(account_id)
-    return None if merchant is None else merchant.balances()
+    holder = engine.account(account_id)
+    return None if holder is None else holder.balances()
 
 
 class Projector:
@@ -124,7 +130,7 @@ def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
     append = out.statement.append
     new_row = tuple.__new__  # skips StatementRow's Python-level __new__: a line per change
     for account in dict.fromkeys(accounts):
-        holder = consumers.get(account) or merchants.get(account)
+        holder = consumers.get(account) or merchants.get(account) or engine.agents.get(account)
         if holder is not None:
             balances = ",".join(map(str, holder.balances()))
             stored = stored_account(account) if "\x00" in account or "\\" in account else account
@@ -137,6 +143,10 @@ def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projec
     for event in applied.events:
         if isinstance(event, DaySettled):
             out.price_days.append(_price_day(applied, event, seq))
+        elif isinstance(event, CollectionIssued | ItemMoved | WithdrawalChanged):
+            # No balance changed by the event itself (what did is in the postings): a
+            # statement line is a change of balances.
+            continue
         else:
             accounts.append(event.account)
             if isinstance(event, Registered) and event.kind == "consumer":
@@ -198,15 +208,24 @@ def _price_day(applied: Applied, settled: DaySettled, seq: int) -> PriceDayRow:
     )
 
 
+# Whose balances a stored line holds, by how many fields it has (each kind has its own count:
+# tests/test_projections.py checks that they differ).
+_KIND_OF_COUNT = {
+    len(CONSUMER_FIELDS): ("consumer", CONSUMER_FIELDS),
+    len(MERCHANT_FIELDS): ("merchant", MERCHANT_FIELDS),
+    len(AGENT_FIELDS): ("agent", AGENT_FIELDS),
+}
+assert len(_KIND_OF_COUNT) == 3
+
+
 def balances_kind(text: str) -> str:
-    """Whose balances a stored line holds: "consumer" or "merchant" (by how many fields)."""
-    return "consumer" if text.count(",") + 1 == len(CONSUMER_FIELDS) else "merchant"
+    """Whose balances a stored line holds: "consumer", "merchant" or "agent"."""
+    return _KIND_OF_COUNT[text.count(",") + 1][0]
 
 
 def decode_balances(text: str) -> dict[str, int]:
     values = [int(part) for part in text.split(",")]
-    fields = CONSUMER_FIELDS if len(values) == len(CONSUMER_FIELDS) else MERCHANT_FIELDS
-    return dict(zip(fields, values, strict=True))
+    return dict(zip(_KIND_OF_COUNT[len(values)][1], values, strict=True))
 
 
 def format_balances(balances: Mapping[str, int]) -> dict[str, Any]:
@@ -215,13 +234,13 @@ def format_balances(balances: Mapping[str, int]) -> dict[str, Any]:
 
 
 def format_changes(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, Any]:
-    """The fields that changed, as signed differences (exited: its new value)."""
+    """The fields that changed, as signed differences (a flag: its new value)."""
     changes: dict[str, Any] = {}
     for name, value in after.items():
         delta = value - before.get(name, 0)
         if not delta:
             continue
-        if name == "exited":
+        if name in FLAGS:
             changes[name] = bool(value)
         elif name == "level":
             changes[name] = delta

@@ -31,6 +31,9 @@ ledger_meta = Table(
     Column("params", Text, nullable=False),
     Column("genesis_hash", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
+    # The first entry applied under SPEC v2; the ones before it are replayed as SPEC v1
+    # checked them (decision 81). 1 for a ledger made under v2.
+    Column("spec_v2_from", BigInteger, nullable=False, server_default="1"),
 )
 
 ledger_head = Table(

@@ -84,6 +84,7 @@ class LedgerMeta:
     params_json: str
     genesis_hash: str
     created_at: str
+    spec_v2_from: int = 1  # entries before it are replayed under SPEC v1's checks
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,9 @@ class Store:
         row = connection.execute(sa.select(ledger_meta).where(ledger_meta.c.id == 1)).first()
         if row is None:
             return None
-        return LedgerMeta(row.chain_format, row.params, row.genesis_hash, row.created_at)
+        return LedgerMeta(
+            row.chain_format, row.params, row.genesis_hash, row.created_at, int(row.spec_v2_from)
+        )
 
     @staticmethod
     def head(connection: sa.Connection) -> tuple[int, str]:

@@ -75,3 +75,22 @@ OPS: dict[str, Op] = {
     "gift_collectible": _op(gift_collectible, "item from to"),
     "use_collectible": _op(use_collectible, "item user"),
 }
+
+V1_OP_NAMES = [
+    "register",
+    "register_merchant",
+    "order",
+    "sell",
+    "redeem",
+    "convert",
+    "merchant_redeem",
+    "refund",
+    "grant_stable",
+    "set_params",
+    "settle_day",
+]
+# SPEC v1's ops with v1's fields (an order had no region, a sale no agent: v1 ignored them).
+V1_OPS = {name: OPS[name] for name in V1_OP_NAMES} | {
+    "order": _op(order, "id user amount", "pay merchant"),
+    "sell": _op(sell, "points", "user merchant"),
+}

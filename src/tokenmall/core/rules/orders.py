@@ -17,7 +17,9 @@ def order(state: State, command: Command, fx: Effects) -> None:
     order_id, user_id = command["id"], command["user"]
     merchant_id = command.get("merchant")
     # A region is checked on stable orders too, which then ignore it (SPEC v2 §4).
-    region = check_district(command["region"]) if "region" in command else None
+    region = None
+    if "region" in command and not state.rules_v1:  # SPEC v1 had no regions: ignored
+        region = check_district(command["region"])
     orders = state.orders
     if order_id in orders.today or order_id in orders.closed:
         raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")

@@ -7,11 +7,30 @@ from tokenmall.core.errors import ErrorCode, ParamsError, Rejected
 from tokenmall.core.fields import Command
 from tokenmall.core.state import State
 
+V1_PARAMS = frozenset(
+    [
+        "initial_price",
+        "contribution_rate",
+        "buyer_share",
+        "referral_rates",
+        "total_issuance",
+        "sell_fee_rate",
+        "quota_multiple",
+        "exit_enabled",
+        "dividend_rate",
+        "level_dividend_rate",
+        "level_thresholds",
+        "dividend_remainder",
+    ]
+)
+
 
 def set_params(state: State, command: Command, fx: Effects) -> None:
     overrides = command["params"]
     if not isinstance(overrides, Mapping):
         raise Rejected(ErrorCode.INVALID_PARAMS, "params must be a JSON object")
+    if state.rules_v1 and not V1_PARAMS.issuperset(overrides):
+        raise Rejected(ErrorCode.INVALID_PARAMS, "a parameter SPEC v1 did not have")
     if "initial_price" in overrides:
         raise Rejected(ErrorCode.INVALID_PARAMS, "initial_price is fixed after start")
     try:

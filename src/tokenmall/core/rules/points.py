@@ -12,6 +12,7 @@ from tokenmall.core.units import Fen, Price, Units, ceil_div
 
 EP, SP, CASH_OUT, GOODS = Field.EP, Field.SP, Field.CASH_OUT, Field.GOODS
 SELLERS = ("user", "merchant", "agent")
+SELLERS_V1 = ("user", "merchant")  # v1 ignored an "agent" field
 
 
 def sale_payout_fen(units: Units, price: Price, keep: Ratio) -> Fen:
@@ -25,7 +26,7 @@ def sale_payout_fen(units: Units, price: Price, keep: Ratio) -> Fen:
 def sell(state: State, command: Command, fx: Effects) -> None:
     """A buy-back (回购): the payout is owed to the seller as cash (SPEC v2), the fee stays
     in the pool."""
-    kind = one_of(command, SELLERS)
+    kind = one_of(command, SELLERS_V1 if state.rules_v1 else SELLERS)
     if kind == "agent":  # agents hold no EP: sell names a user or a merchant
         raise Rejected(ErrorCode.INVALID_COMMAND, "sell needs a user or a merchant")
     seller: Consumer | Merchant
