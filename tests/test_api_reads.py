@@ -24,6 +24,7 @@ from tests.test_api import (
     tokenmall,
 )
 from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES
+from tokenmall.core.accounts import MERCHANT_FIELDS
 from tokenmall.services.queries import PAGE_MAX
 
 server = test_api.server  # the fixture: pytest finds fixtures among a module's names
@@ -211,7 +212,7 @@ def test_statements(server: Server) -> None:
         "sell",
     ]
     for line in merchant["lines"]:
-        assert set(line["balances"]) == {"ep", "sp", "cash_out"}
+        assert set(line["balances"]) == set(MERCHANT_FIELDS)
     assert merchant["lines"][1]["changes"] == {"sp": "+3.00"}
     assert Decimal(merchant["lines"][-1]["balances"]["cash_out"]) > 0
     assert_lines_add_up(merchant["lines"])

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.canonical import shown_balances
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import format_fen, format_price, format_units
 from tokenmall.ledger.projections import (
@@ -41,31 +43,32 @@ def market(engine: Engine) -> dict[str, Any]:
 
 
 def account(engine: Engine, account_id: str) -> dict[str, Any] | None:
+    """An account's balances as SPEC §7 shows them (the one field list of each kind), with
+    its id, kind and what else identifies it (a consumer's referrer, an agent's region)."""
     consumer = engine.consumers.get(account_id)
     if consumer is not None:
         return {
             "id": consumer.id,
             "kind": "consumer",
             "referrer": consumer.referrer,
-            "ep": format_units(consumer.ep),
-            "sp": format_fen(consumer.sp),
-            "locked_sp": format_fen(consumer.locked_sp),
-            "quota": format_fen(consumer.quota),
-            "level": consumer.level,
-            "cash_out": format_fen(consumer.cash_out),
-            "goods": format_fen(consumer.goods),
-            "dividends": format_fen(consumer.dividends),
-            "exited": consumer.exited,
+            **shown_balances(CONSUMER_FIELDS, consumer.balances()),
         }
     merchant = engine.merchants.get(account_id)
-    if merchant is None:
+    if merchant is not None:
+        return {
+            "id": merchant.id,
+            "kind": "merchant",
+            **shown_balances(MERCHANT_FIELDS, merchant.balances()),
+        }
+    agent = engine.agents.get(account_id)
+    if agent is None:
         return None
     return {
-        "id": merchant.id,
-        "kind": "merchant",
-        "ep": format_units(merchant.ep),
-        "sp": format_fen(merchant.sp),
-        "cash_out": format_fen(merchant.cash_out),
+        "id": agent.id,
+        "kind": "agent",
+        "region": agent.region,
+        "until": agent.until,
+        **shown_balances(AGENT_FIELDS, agent.balances()),
     }
 
 
