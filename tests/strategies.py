@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 USERS = [f"u{i}" for i in range(6)]
 # Registered before every run: a referral tree two levels deep, and two merchants.
-SETUP = [
+SETUP: list[dict[str, Any]] = [
     {"op": "register", "user": "u0"},
     {"op": "register", "user": "u1", "referrer": "u0"},
     {"op": "register", "user": "u2", "referrer": "u1"},

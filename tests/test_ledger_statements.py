@@ -263,7 +263,9 @@ def check_statement_properties(tables: Tables, engine: Engine) -> None:
         current = balances_of(engine, account)
         assert current is not None
         assert tuple(last.values()) == current == account_balances(engine, account)
-        fields = CONSUMER_FIELDS if account in engine.consumers else MERCHANT_FIELDS
+        fields: tuple[str, ...] = (
+            CONSUMER_FIELDS if account in engine.consumers else MERCHANT_FIELDS
+        )
         fields = AGENT_FIELDS if account in engine.agents else fields
         assert tuple(last) == fields
 
