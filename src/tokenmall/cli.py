@@ -519,12 +519,13 @@ def token() -> None:
 @token.command("create")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "integration", "merchant", "consumer"]),
+    type=click.Choice(["admin", "integration", "finance", "merchant", "consumer", "agent"]),
     required=True,
     help="What it may do: admin (everything); integration (the mall's back end: cash orders "
-    "with their payment_id, refunds); merchant or consumer (its own account).",
+    "with their payment_id, refunds, payout outcomes); finance (reviews withdrawals, reports "
+    "payouts, reads accounts); merchant, consumer or agent (its own account).",
 )
-@click.option("--account", metavar="ID", help="The merchant or consumer it acts for.")
+@click.option("--account", metavar="ID", help="The merchant, consumer or agent it acts for.")
 @click.option(
     "--expires-in", metavar="DURATION", help="Expire after this long: 90s, 15m, 12h, 30d."
 )

@@ -61,6 +61,8 @@ from tokenmall.services.payment_codes import (
 from tokenmall.services.rate_limit import RateLimiter
 from tokenmall.services.tokens import ACCOUNT_KIND_OF_ROLE, Principal, Role, find_principal
 
+READ_ANY = (Role.ADMIN, Role.INTEGRATION, Role.FINANCE)  # roles that read any account
+
 BODY_BYTES_MAX = 64 * 1024
 PRINCIPALS_CACHED_MAX = 10_000
 # A token is looked up again at most this long after the last look: a revoked token stops
@@ -382,11 +384,11 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
         return respond(await api.query(name))
 
     def account_reader(request: Request[Any, Any, Any], account_id: str) -> Principal | Problem:
-        """The admin and the back end read any account; other tokens only their own."""
+        """The admin, the back end and finance read any account; other tokens only their own."""
         who = api.principal(request.scope)
         if isinstance(who, Problem):
             return who
-        if who.role not in (Role.ADMIN, Role.INTEGRATION) and who.account != account_id:
+        if who.role not in READ_ANY and who.account != account_id:
             return make_problem(403, "forbidden", "a token may read only its own account")
         return who
 

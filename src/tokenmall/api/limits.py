@@ -12,7 +12,14 @@ from tokenmall.services.tokens import Role
 # Requests per second per token, by role (a burst of 2 s worth). 0: no limit. A consumer's app
 # or a cashier makes a few requests a second; the mall's back end and scripts many more.
 RATES_PER_S_DEFAULT: Mapping[str, float] = MappingProxyType(
-    {Role.CONSUMER: 10, Role.MERCHANT: 50, Role.INTEGRATION: 2_000, Role.ADMIN: 2_000}
+    {
+        Role.CONSUMER: 10,
+        Role.MERCHANT: 50,
+        Role.AGENT: 10,
+        Role.FINANCE: 200,
+        Role.INTEGRATION: 2_000,
+        Role.ADMIN: 2_000,
+    }
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tokenmall.api.problems import PROBLEM_JSON
 from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES, Route
-from tokenmall.api.schemas import FIELD_SCHEMAS, KEY_CHARS_MAX, Schema
+from tokenmall.api.schemas import KEY_CHARS_MAX, Schema, schema_of
 
 RESULT: Schema = {
     "type": "object",
@@ -59,7 +59,7 @@ IDEMPOTENCY_KEY: Schema = {
 
 
 def body_schema(route: Route) -> Schema:
-    properties = {name: FIELD_SCHEMAS[name] for name in route.body}
+    properties = {name: schema_of(name, route.op) for name in route.body}
     if route.op != PAYMENT_CODE_OP:  # not a ledger command: it has no op
         properties["op"] = {"type": "string", "const": route.op}
     return {
@@ -103,7 +103,7 @@ def complete(generated: Schema) -> Schema:
 
 def _command_operation(op: str, summary: str, path_fields: tuple[str, ...]) -> Schema:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": FIELD_SCHEMAS[name]}
+        {"name": name, "in": "path", "required": True, "schema": schema_of(name, op)}
         for name in path_fields
     ]
     name = "_".join([op, *path_fields]) if path_fields else op

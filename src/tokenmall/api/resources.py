@@ -55,6 +55,30 @@ def merchant_self(who: Principal, command: Command) -> str | None:
     return _own(who, command, Role.MERCHANT, "merchant")
 
 
+def agent_self(who: Principal, command: Command) -> str | None:
+    return _own(who, command, Role.AGENT, "agent")
+
+
+def reviewer(who: Principal, _command: Command) -> str | None:
+    """Withdrawal review (提现审核): the finance team, or an admin."""
+    if who.role in (Role.ADMIN, Role.FINANCE):
+        return None
+    return "only a finance or admin token may review withdrawals"
+
+
+def payout_reporter(who: Principal, _command: Command) -> str | None:
+    """A payout's outcome: the payment channel's integration (the back end), finance by hand,
+    or an admin. It says money left, or came back: like a payment, not a consumer's to say."""
+    if who.role in (Role.ADMIN, Role.FINANCE, Role.INTEGRATION):
+        return None
+    return "only the back end, a finance or an admin token may report a payout's outcome"
+
+
+def giver_self(who: Principal, command: Command) -> str | None:
+    """A gift of an item: the consumer giving it (`from`)."""
+    return _own(who, command, Role.CONSUMER, "from")
+
+
 def registrar(self_check: Permission) -> Permission:
     """Registration: the admin, the mall's back end (sign-up), or the account's own token."""
 
@@ -138,7 +162,7 @@ ROUTES = (
         "with the consumer's payment code)",
         order_party,
         created=True,
-        body=("id", "user", "amount", "pay", "merchant", "payment_id", "payment_code"),
+        body=("id", "user", "amount", "pay", "merchant", "region", "payment_id", "payment_code"),
         required=("id", "amount"),
     ),
     Route(
@@ -222,6 +246,126 @@ ROUTES = (
         required=("params",),
     ),
     Route("POST", "/v1/settlements", "settle_day", "Run the daily settlement", admin),
+    # SPEC v2 §9: withdrawals (提现) and their review, frozen accounts
+    *(
+        Route(
+            "POST",
+            f"/v1/{kind}s/{{{field_name}:str}}/withdrawals",
+            "withdraw",
+            f"Request a withdrawal of the {kind}'s cash (申请提现)",
+            may,
+            created=True,
+            body=("id", "amount"),
+            required=("id", "amount"),
+        )
+        for kind, field_name, may in (
+            ("consumer", "user", consumer_self),
+            ("merchant", "merchant", merchant_self),
+            ("agent", "agent", agent_self),
+        )
+    ),
+    Route(
+        "POST",
+        "/v1/withdrawals/{id:str}/approve",
+        "approve_withdrawal",
+        "Approve a requested withdrawal (审核通过)",
+        reviewer,
+    ),
+    Route(
+        "POST",
+        "/v1/withdrawals/{id:str}/reject",
+        "reject_withdrawal",
+        "Reject a withdrawal with a reason, which the journal keeps (驳回); the money goes back",
+        reviewer,
+        body=("reason",),
+        required=("reason",),
+    ),
+    Route(
+        "POST",
+        "/v1/withdrawals/{id:str}/complete",
+        "complete_withdrawal",
+        "Report an approved withdrawal paid, with the channel's transfer number (打款成功)",
+        payout_reporter,
+        body=("reference",),
+        required=("reference",),
+    ),
+    Route(
+        "POST",
+        "/v1/withdrawals/{id:str}/fail",
+        "fail_withdrawal",
+        "Report an approved withdrawal's transfer failed (打款失败); the money goes back",
+        payout_reporter,
+        body=("reason",),
+    ),
+    Route(
+        "POST",
+        "/v1/risk/freeze",
+        "freeze",
+        "Freeze an account (冻结)",
+        admin,
+        body=("account",),
+        required=("account",),
+    ),
+    Route(
+        "POST",
+        "/v1/risk/unfreeze",
+        "unfreeze",
+        "Unfreeze an account (解冻)",
+        admin,
+        body=("account",),
+        required=("account",),
+    ),
+    # SPEC v2 §10: regional agents
+    Route(
+        "POST",
+        "/v1/agents",
+        "register_agent",
+        "Register a regional agent (区域代理) for a province, city or district",
+        admin,
+        created=True,
+        body=("agent", "region", "until"),
+        required=("agent", "region"),
+    ),
+    Route("POST", "/v1/agents/{agent:str}/end", "end_agent", "End an agent's term", admin),
+    # SPEC v2 §11: digital collectibles
+    Route(
+        "POST",
+        "/v1/collections",
+        "issue_collection",
+        "Issue a collection of numbered items (数字藏品)",
+        admin,
+        created=True,
+        body=("collection", "edition", "value"),
+        required=("collection", "edition", "value"),
+    ),
+    Route(
+        "POST",
+        "/v1/collections/{collection:str}/claims",
+        "claim_collectible",
+        "Claim the collection's next item for EP",
+        consumer_self,
+        created=True,
+        body=("user",),
+        required=("user",),
+    ),
+    Route(
+        "POST",
+        "/v1/items/{item:str}/gift",
+        "gift_collectible",
+        "Gift an item held long enough to another consumer (转赠)",
+        giver_self,
+        body=("from", "to"),
+        required=("from", "to"),
+    ),
+    Route(
+        "POST",
+        "/v1/items/{item:str}/use",
+        "use_collectible",
+        "Use an item's right, once (核销)",
+        consumer_self,
+        body=("user",),
+        required=("user",),
+    ),
 )
 
 
@@ -257,7 +401,7 @@ def body_refusal(route: Route, body: Command, path_params: dict[str, Any]) -> Re
             continue
         if name not in route.body:
             return f"unknown field {name!r} (this endpoint takes {', '.join(route.body) or 'none'})"
-        error = field_error(name, value)
+        error = field_error(name, value, route.op)
         if error is not None:
             return Refusal(INVALID_AMOUNT if name in AMOUNT_FIELDS else INVALID_COMMAND, error)
     missing = [name for name in route.required if name not in body]

@@ -8,14 +8,22 @@ amount) is the ledger's to reject, and is journaled as rejected, as SPEC §7 lis
 import re
 from typing import Any
 
-from tokenmall.core.fields import GRANT_DAYS_MAX, ID_CHARS_MAX
+from tokenmall.core.fields import EDITION_MAX, GRANT_DAYS_MAX, ID_CHARS_MAX, ITEM_CHARS_MAX
 from tokenmall.core.units import AMOUNT_CHARS_MAX
 from tokenmall.services.payment_codes import CODE_DIGITS, TTL_MAX_S, TTL_MIN_S
 
 Schema = dict[str, Any]
 KEY_CHARS_MAX = 200  # an Idempotency-Key; the ledger stores it scoped: "<token id>/<key>"
+REASON_CHARS_MAX = 200  # a rejection's reason
 
-ID: Schema = {"type": "string", "minLength": 1, "maxLength": ID_CHARS_MAX}
+ID: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": ID_CHARS_MAX,
+    # Python's \w: a letter or digit of any script, or _ (SPEC v2 §4).
+    "pattern": r"^[\w.:@-]+$",
+    "description": "1-64 letters or digits of any script, or _ - . : @",
+}
 MONEY: Schema = {
     "type": "string",
     "maxLength": AMOUNT_CHARS_MAX,
@@ -63,17 +71,55 @@ FIELD_SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "SPEC §2 parameters to change (any but initial_price)",
     },
+    # SPEC v2
+    "agent": ID,
+    "account": ID,
+    "from": ID,
+    "to": ID,
+    "collection": ID,
+    "reference": {**ID, "description": "the payment channel's transfer number"},
+    "item": {"type": "string", "minLength": 1, "maxLength": ITEM_CHARS_MAX},
+    "reason": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": REASON_CHARS_MAX,
+        "description": "why (kept in the journal with the command)",
+    },
+    "region": {
+        "type": "string",
+        "pattern": r"^[0-9]{6}$",
+        "description": "the GB/T 2260 district code the order was sold in",
+        "examples": ["441902"],
+    },
+    "until": {"type": "integer", "minimum": 0, "maximum": 10**9, "description": "last day"},
+    "edition": {"type": "integer", "minimum": 1, "maximum": EDITION_MAX},
+    "value": {**MONEY, "description": "CNY of EP an item costs"},
 }
 
+# A field whose schema depends on the op: an agent's region may be a province or a city.
+OP_FIELD_SCHEMAS: dict[tuple[str, str], Schema] = {
+    ("register_agent", "region"): {
+        "type": "string",
+        "pattern": r"^[0-9]{2}([0-9]{2}){0,2}$",
+        "description": "a GB/T 2260 province (2 digits), city (4) or district (6) code",
+        "examples": ["44", "4419", "441902"],
+    },
+}
+
+
+def schema_of(name: str, op: str) -> Schema:
+    return OP_FIELD_SCHEMAS.get((op, name)) or FIELD_SCHEMAS[name]
+
+
 # Fields SPEC calls amounts: a bad one is invalid_amount, not invalid_command.
-AMOUNT_FIELDS = frozenset({"amount", "points", "days", "max_amount"})
+AMOUNT_FIELDS = frozenset({"amount", "points", "days", "max_amount", "value"})
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "object": (dict,)}
 
 
-def field_error(name: str, value: object) -> str | None:
-    """Why `value` does not fit the schema of field `name`, or None."""
-    schema = FIELD_SCHEMAS[name]
+def field_error(name: str, value: object, op: str) -> str | None:
+    """Why `value` does not fit the schema of field `name` of `op`, or None."""
+    schema = schema_of(name, op)
     kind = schema["type"]
     if type(value) not in JSON_TYPES[kind]:  # a bool is not an integer here
         return f"{name!r} must be a JSON {kind}"

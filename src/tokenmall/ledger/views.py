@@ -56,8 +56,9 @@ def export_lines(store: Store) -> Iterator[str]:
 
 
 def account_kind(store: Store, account_id: str) -> str | None:
-    """ "consumer", "merchant", or None for no such account. From the statements (an account's
-    first line is its registration) when they cover the whole journal, else from the state."""
+    """ "consumer", "merchant", "agent", or None for no such account. From the statements (an
+    account's first line is its registration) when they cover the whole journal, else from
+    the state."""
     with store.reading() as connection:
         if store.meta(connection) is None:
             return None
@@ -67,4 +68,6 @@ def account_kind(store: Store, account_id: str) -> str | None:
         engine, *_ = load_engine_from(store, connection)
     if account_id in engine.consumers:
         return "consumer"
-    return "merchant" if account_id in engine.merchants else None
+    if account_id in engine.merchants:
+        return "merchant"
+    return "agent" if account_id in engine.agents else None

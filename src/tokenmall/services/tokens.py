@@ -30,9 +30,15 @@ class Role(StrEnum):
     INTEGRATION = "integration"  # the mall's back end: says what was paid (cash orders, refunds)
     MERCHANT = "merchant"  # its own merchant account
     CONSUMER = "consumer"  # its own consumer account
+    FINANCE = "finance"  # the finance team: reviews withdrawals, reports payouts (提现审核)
+    AGENT = "agent"  # its own regional agent account (区域代理)
 
 
-ACCOUNT_KIND_OF_ROLE = {Role.MERCHANT: "merchant", Role.CONSUMER: "consumer"}
+ACCOUNT_KIND_OF_ROLE = {
+    Role.MERCHANT: "merchant",
+    Role.CONSUMER: "consumer",
+    Role.AGENT: "agent",
+}
 
 
 @dataclass(frozen=True)
