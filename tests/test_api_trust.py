@@ -28,7 +28,7 @@ from tokenmall.services.tokens import Role, create_token
 
 NO_RATE_LIMITS = tuple(
     option
-    for role in ("admin", "integration", "merchant", "consumer")
+    for role in ("admin", "integration", "finance", "merchant", "consumer", "agent")
     for option in ("--rate-limit", f"{role}=0")
 )
 
@@ -122,6 +122,8 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         ("c2", "consumer", "c2"),
         ("m1", "merchant", "m1"),
         ("m2", "merchant", "m2"),
+        ("finance", "finance", None),
+        ("a1", "agent", "a1"),
         ("revoked", "consumer", "c1"),
     ):
         token, token_id = new_token(tmp_path, role, account)
@@ -134,17 +136,23 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     process, client = start_server(tmp_path, *NO_RATE_LIMITS)
     served = Ledger(tmp_path, client, parties)
     try:
-        served.admin("PUT", "/v1/params", {"params": {"exit_enabled": False}})
-        for user in ("c1", "c2"):
+        served.admin("PUT", "/v1/params", {"params": SETUP_PARAMS})
+        for agent, region in (("a1", "44"), ("a2", "11")):
+            served.admin("POST", "/v1/agents", {"agent": agent, "region": region})
+        for user, region in (("c1", "440300"), ("c2", "110101")):
             served.admin("POST", "/v1/consumers", {"user": user})
             order = {"id": served.new_id("setup"), "user": user, "amount": "100.00"}
-            served.admin("POST", "/v1/orders", order)
+            served.admin("POST", "/v1/orders", {**order, "region": region})  # commissions
             served.admin("POST", f"/v1/consumers/{user}/convert", {"points": "5"})
+            served.admin("POST", f"/v1/consumers/{user}/sell", {"points": "1"})  # cash
         for merchant, user in (("m1", "c1"), ("m2", "c2")):
             served.admin("POST", "/v1/merchants", {"merchant": merchant})
             paid = {"id": served.new_id("setup"), "user": user, "amount": "5.00"}
             served.admin("POST", "/v1/orders", {**paid, "pay": "stable", "merchant": merchant})
             served.admin("POST", f"/v1/merchants/{merchant}/redeem", {"amount": "2.00"})
+            served.admin("POST", f"/v1/merchants/{merchant}/sell", {"points": "0.5"})
+        collection = {"collection": "col", "edition": 100_000, "value": "0.01"}
+        served.admin("POST", "/v1/collections", collection)
         time.sleep(max(0.0, expires_at - time.monotonic()))
         yield served
     finally:
@@ -169,6 +177,17 @@ CALLERS: dict[str, tuple[str, str, str]] = {
     "consumer other's": ("c1", "c2", "m1"),
     "merchant own": ("m1", "c1", "m1"),
     "merchant other's": ("m1", "c1", "m2"),
+    "finance": ("finance", "c1", "m1"),
+    "agent own": ("a1", "c1", "m1"),
+    "agent other's": ("a1", "c1", "m1"),
+}
+# The agent a caller acts on (the others act on a1).
+AGENT_SUBJECT = {caller: "a2" if caller == "agent other's" else "a1" for caller in CALLERS}
+SETUP_PARAMS = {
+    "exit_enabled": False,
+    "withdraw_min": "0.01",
+    "agent_rates": ["0.05"],
+    "collectible_lock_days": 0,
 }
 Build = Callable[[Ledger, str, str, str], tuple[str, object | None]]  # -> (path, body)
 
@@ -189,19 +208,31 @@ def expect(
     merchant_own: int,
     merchant_other: int,
     unauthenticated: int = 401,
+    *,
+    finance: int = 403,
+    agent_own: int = 403,
+    agent_other: int = 403,
 ) -> dict[str, int]:
+    """The status each caller gets; finance and agents are refused unless said otherwise."""
     statuses = dict.fromkeys(UNAUTHENTICATED, unauthenticated)
     statuses |= {"admin": admin, "integration": integration, "consumer own": consumer_own}
     statuses |= {"consumer other's": consumer_other, "merchant own": merchant_own}
+    statuses |= {"finance": finance, "agent own": agent_own, "agent other's": agent_other}
     return statuses | {"merchant other's": merchant_other}
 
 
+def every(status: int, unauthenticated: int = 401) -> dict[str, int]:
+    return expect(
+        *(status,) * 6, unauthenticated, finance=status, agent_own=status, agent_other=status
+    )
+
+
 def anyone(status: int = 200) -> dict[str, int]:
-    return expect(status, status, status, status, status, status, status)
+    return every(status, status)
 
 
 def any_token(status: int = 200) -> dict[str, int]:
-    return expect(status, status, status, status, status, status)
+    return every(status)
 
 
 ADMIN_ONLY_201 = expect(201, 403, 403, 403, 403, 403)
@@ -253,16 +284,98 @@ def on_merchant(action: str, body: object) -> Build:
 def account_read(suffix: str) -> Build:
     def build(_ledger: Ledger, caller: str, user: str, merchant: str) -> tuple[str, None]:
         account = merchant if caller.startswith("merchant") else user
+        account = AGENT_SUBJECT[caller] if caller.startswith("agent") else account
         return f"/v1/accounts/{account}{suffix}", None
 
     return build
+
+
+# -- SPEC v2 --
+
+
+def own_withdrawal(kind: str) -> Build:
+    def build(ledger: Ledger, caller: str, user: str, merchant: str) -> tuple[str, object]:
+        account = {"consumer": user, "merchant": merchant, "agent": AGENT_SUBJECT[caller]}[kind]
+        body = {"id": ledger.new_id("w"), "amount": "0.01"}
+        return f"/v1/{kind}s/{account}/withdrawals", body
+
+    return build
+
+
+def withdrawal_step(action: str, body: object | None = None, approved: bool = False) -> Build:
+    """A step on a fresh withdrawal of c1's (requested, or approved first)."""
+
+    def build(ledger: Ledger, *_: str) -> tuple[str, object | None]:
+        withdrawal = ledger.new_id("w")
+        ledger.admin("POST", "/v1/consumers/c1/withdrawals", {"id": withdrawal, "amount": "0.01"})
+        if approved:
+            ledger.admin("POST", f"/v1/withdrawals/{withdrawal}/approve")
+        return f"/v1/withdrawals/{withdrawal}/{action}", body
+
+    return build
+
+
+def risk(action: str) -> Build:
+    """Freeze a fresh consumer, or unfreeze one frozen for the purpose."""
+
+    def build(ledger: Ledger, *_: str) -> tuple[str, object]:
+        account = ledger.new_id("risky")
+        ledger.admin("POST", "/v1/consumers", {"user": account})
+        if action == "unfreeze":
+            ledger.admin("POST", "/v1/risk/freeze", {"account": account})
+        return f"/v1/risk/{action}", {"account": account}
+
+    return build
+
+
+def new_agent(ledger: Ledger, *_: str) -> tuple[str, object]:
+    number = next(ledger.fresh)
+    return "/v1/agents", {"agent": f"ag{number}", "region": f"{number % 90 + 10:02d}{number:04d}"}
+
+
+def end_agent(ledger: Ledger, *rest: str) -> tuple[str, None]:
+    _, body = new_agent(ledger, *rest)
+    ledger.admin("POST", "/v1/agents", body)
+    assert isinstance(body, dict)
+    return f"/v1/agents/{body['agent']}/end", None
+
+
+def new_collection(ledger: Ledger, *_: str) -> tuple[str, object]:
+    body = {"collection": ledger.new_id("col"), "edition": 1, "value": "1.00"}
+    return "/v1/collections", body
+
+
+def claim(_ledger: Ledger, _caller: str, user: str, _merchant: str) -> tuple[str, object]:
+    return "/v1/collections/col/claims", {"user": user}
+
+
+def item_step(action: str) -> Build:
+    """A gift or use of an item the subject consumer just claimed ("#" escaped in the path)."""
+
+    def build(ledger: Ledger, _caller: str, user: str, _merchant: str) -> tuple[str, object]:
+        ledger.admin("POST", "/v1/collections/col/claims", {"user": user})
+        item = newest_item(ledger)
+        other = "c2" if user == "c1" else "c1"
+        body = {"from": user, "to": other} if action == "gift" else {"user": user}
+        return f"/v1/items/{item.replace('#', '%23')}/{action}", body
+
+    return build
+
+
+def newest_item(ledger: Ledger) -> str:
+    """The item of "col" claimed last (the highest serial)."""
+    items: dict[str, Any] = json.loads(ledger.state())["items"]
+    return max((item for item in items if item.startswith("col#")), key=lambda i: int(i[4:]))
 
 
 def raw_command(ledger: Ledger, *_: str) -> tuple[str, object]:
     return "/v1/commands", {"op": "register", "user": ledger.new_id("raw")}
 
 
+# its own token, and those that read any account: the admin, the back end and finance
+ACCOUNT_READERS = expect(200, 200, 200, 403, 200, 403, finance=200, agent_own=200)
 OWN_OR_OPERATOR = expect(200, 403, 200, 403, 403, 403)  # the consumer itself, or the admin
+OWN_OR_OPERATOR_201 = expect(201, 403, 201, 403, 403, 403)
 MERCHANT_OR_OPERATOR = expect(200, 403, 403, 403, 200, 403)
 CASES = (
     Case("GET", "/healthz", fixed("/healthz"), anyone()),
@@ -272,14 +385,12 @@ CASES = (
     Case("GET", "/v1/holders/top", fixed("/v1/holders/top"), any_token()),
     Case("GET", "/v1/levels", fixed("/v1/levels"), any_token()),
     Case("GET", "/v1/state", fixed("/v1/state"), ADMIN_ONLY_200),
-    Case(
-        "GET", "/v1/accounts/{account_id}", account_read(""), expect(200, 200, 200, 403, 200, 403)
-    ),
+    Case("GET", "/v1/accounts/{account_id}", account_read(""), ACCOUNT_READERS),
     Case(
         "GET",
         "/v1/accounts/{account_id}/statement",
         account_read("/statement"),
-        expect(200, 200, 200, 403, 200, 403),
+        ACCOUNT_READERS,
     ),
     Case("POST", "/v1/commands", raw_command, ADMIN_ONLY_200),
     Case(
@@ -338,6 +449,60 @@ CASES = (
     ),
     Case("PUT", "/v1/params", fixed("/v1/params", {"params": {}}), ADMIN_ONLY_200),
     Case("POST", "/v1/settlements", fixed("/v1/settlements"), ADMIN_ONLY_200),
+    # SPEC v2: a withdrawal is the account's own request; review is finance's; the payout's
+    # outcome is the back end's (or finance's by hand); risk, agents and collections the admin's
+    Case(
+        "POST",
+        "/v1/consumers/{user}/withdrawals",
+        own_withdrawal("consumer"),
+        OWN_OR_OPERATOR_201,
+    ),
+    Case(
+        "POST",
+        "/v1/merchants/{merchant}/withdrawals",
+        own_withdrawal("merchant"),
+        expect(201, 403, 403, 403, 201, 403),
+    ),
+    Case(
+        "POST",
+        "/v1/agents/{agent}/withdrawals",
+        own_withdrawal("agent"),
+        expect(201, 403, 403, 403, 403, 403, agent_own=201),
+    ),
+    Case(
+        "POST",
+        "/v1/withdrawals/{id}/approve",
+        withdrawal_step("approve"),
+        expect(200, 403, 403, 403, 403, 403, finance=200),
+    ),
+    Case(
+        "POST",
+        "/v1/withdrawals/{id}/reject",
+        withdrawal_step("reject", {"reason": "account under review"}),
+        expect(200, 403, 403, 403, 403, 403, finance=200),
+    ),
+    Case(
+        "POST",
+        "/v1/withdrawals/{id}/complete",
+        withdrawal_step("complete", {"reference": "TX-1"}, approved=True),
+        expect(200, 200, 403, 403, 403, 403, finance=200),
+    ),
+    Case(
+        "POST",
+        "/v1/withdrawals/{id}/fail",
+        withdrawal_step("fail", None, approved=True),
+        expect(200, 200, 403, 403, 403, 403, finance=200),
+    ),
+    Case("POST", "/v1/risk/freeze", risk("freeze"), ADMIN_ONLY_200),
+    Case("POST", "/v1/risk/unfreeze", risk("unfreeze"), ADMIN_ONLY_200),
+    Case("POST", "/v1/agents", new_agent, ADMIN_ONLY_201),
+    Case("POST", "/v1/agents/{agent}/end", end_agent, ADMIN_ONLY_200),
+    Case("POST", "/v1/collections", new_collection, ADMIN_ONLY_201),
+    Case(
+        "POST", "/v1/collections/{collection}/claims", claim, expect(201, 403, 201, 403, 403, 403)
+    ),
+    Case("POST", "/v1/items/{item}/gift", item_step("gift"), OWN_OR_OPERATOR),
+    Case("POST", "/v1/items/{item}/use", item_step("use"), OWN_OR_OPERATOR),
 )
 
 
