@@ -32,6 +32,24 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.POINTS_ALREADY_USED: 409,
     IDEMPOTENCY_CONFLICT: 409,
     DUPLICATE_PAYMENT: 409,
+    # SPEC v2: what names nothing is 404; a step the state does not allow now is 409
+    ErrorCode.UNKNOWN_ACCOUNT: 404,
+    ErrorCode.UNKNOWN_AGENT: 404,
+    ErrorCode.UNKNOWN_WITHDRAWAL: 404,
+    ErrorCode.UNKNOWN_COLLECTION: 404,
+    ErrorCode.UNKNOWN_ITEM: 404,
+    ErrorCode.BELOW_MINIMUM: 422,
+    ErrorCode.ACCOUNT_FROZEN: 409,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.DUPLICATE_WITHDRAWAL: 409,
+    ErrorCode.INSUFFICIENT_CASH: 409,
+    ErrorCode.OVER_DAILY_LIMIT: 409,
+    ErrorCode.REGION_TAKEN: 409,
+    ErrorCode.DUPLICATE_COLLECTION: 409,
+    ErrorCode.SOLD_OUT: 409,
+    ErrorCode.NOT_OWNER: 409,
+    ErrorCode.ALREADY_USED: 409,
+    ErrorCode.LOCKED: 409,
 }
 Headers = tuple[tuple[str, str], ...]
 
