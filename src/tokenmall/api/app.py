@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Litestar, Request, Response, asgi, get
 from litestar.enums import MediaType
@@ -45,6 +45,7 @@ from tokenmall.api.resources import (
 )
 from tokenmall.api.schemas import KEY_CHARS_MAX
 from tokenmall.core.canonical import canonical_json
+from tokenmall.core.fields import ID_CHARS_MAX
 from tokenmall.core.units import MONEY_DECIMALS, Fen, format_fen, parse_scaled
 from tokenmall.jsonl import decode_command
 from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
@@ -466,7 +467,70 @@ def read_handlers(api: Api) -> list[HTTPRouteHandler]:
         """Each level's EP threshold and how many consumers reached it (any token)."""
         return await public_query(request, "levels")
 
-    return [get_market, get_account, get_statement, get_price_history, get_top_holders, get_levels]
+    return [
+        get_market,
+        get_account,
+        get_statement,
+        get_price_history,
+        get_top_holders,
+        get_levels,
+    ]
+
+
+def money_out_handlers(api: Api) -> list[HTTPRouteHandler]:
+    """GET endpoints of SPEC v2's read models: the withdrawals list and item provenance."""
+
+    @get("/v1/withdrawal-list")
+    async def get_withdrawal_list(
+        request: Request[Any, Any, Any],
+        status: Literal["requested", "approved", "rejected", "paid", "failed"] | None = None,
+        account: str | None = Parameter(default=None, min_length=1, max_length=ID_CHARS_MAX),
+        day: str | None = Parameter(
+            default=None,
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            description="the UTC day they were requested, 2026-11-30",
+        ),
+        after: int = Parameter(
+            default=0, ge=0, le=queries.SEQ_MAX, description="the last requested_seq seen"
+        ),
+        limit: int = Parameter(default=100, ge=1, le=queries.PAGE_MAX),
+    ) -> Response[Any]:
+        """Withdrawals as they stand, filtered by status, account and day (提现审核 queue):
+        admin, finance and the back end see all; a consumer, merchant or agent token its own."""
+        who = api.principal(request.scope)
+        if isinstance(who, Problem):
+            return who.response()
+        if who.role not in READ_ANY:
+            if who.account is None or account not in (None, who.account):
+                return problem(403, "forbidden", "a token may list only its own withdrawals")
+            account = who.account
+        page = await asyncio.to_thread(
+            queries.withdrawal_list,
+            api.store,
+            status=status,
+            account=account,
+            day=day,
+            after=after,
+            limit=limit,
+        )
+        return Response(page)
+
+    @get("/v1/item-provenance/{item:str}")
+    async def get_item_provenance(request: Request[Any, Any, Any], item: str) -> Response[Any]:
+        """Every owner of a collectible, with the journal entry that moved it: admin, finance
+        and the back end, or a consumer that held it."""
+        who = api.principal(request.scope)
+        if isinstance(who, Problem):
+            return who.response()
+        found = await asyncio.to_thread(queries.provenance, api.store, item)
+        if found is None:
+            return problem(404, "unknown_item", f"no item {item!r}")
+        held = {move["account"] for move in found["moves"]}
+        if who.role not in READ_ANY and not (who.role is Role.CONSUMER and who.account in held):
+            return problem(403, "forbidden", "only a consumer that held the item may read it")
+        return Response(found)
+
+    return [get_withdrawal_list, get_item_provenance]
 
 
 class CompletedSchema(JsonRenderPlugin):
@@ -539,6 +603,7 @@ def create_app(
             healthz,
             state,
             *read_handlers(api),
+            *money_out_handlers(api),
             *(command_mount(api, prefix) for prefix in (COMMANDS_PATH, *mount_prefixes())),
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},

@@ -338,7 +338,7 @@ class Ledger:
         projector = Projector(self.engine) if self.settings.read_models else None
         project = projector.apply if projector is not None else _applying(self.engine)
         start = (self.head_seq, self.head_hash) if after is None else (after.seq, after.hash)
-        done = _Applied(*start, Projection() if projector else None)
+        done = _Applied(*start, Projection(recorded_at=recorded_at) if projector else None)
         projection = done.projection or Projection()  # without read models: filled, not kept
         wanted = {s.key for s in batch if s.key is not None}
         earlier = self.find_keys(sorted(wanted), now)
@@ -543,6 +543,7 @@ def project_journal(store: Store) -> None:
         seq, hash_hex = 0, meta.genesis_hash
         for row in store.journal_rows(connection, after_seq=FIRST_SEQ_MIN):
             engine.rules_v1 = row.seq < v2_from
+            projection.recorded_at = row.recorded_at
             code = projector.apply(_checked_command(row, seq, hash_hex), row.seq, projection)
             _check_outcome(row, outcome_of(code), engine.rules_v1)
             seq, hash_hex = row.seq, row.hash

@@ -73,6 +73,27 @@ class DividendBlock(NamedTuple):
     payments: bytes  # PAYMENT_BYTES a slot, unsigned little-endian fen; as many slots as then
 
 
+class WithdrawalRow(NamedTuple):
+    """A withdrawal as a step left it; inserted by its request, updated by later steps."""
+
+    id: str
+    account: str
+    amount_fen: int
+    status: str
+    reference: str | None
+    requested_seq: int
+    requested_at: str
+    updated_seq: int
+
+
+class ItemMoveRow(NamedTuple):
+    item: str
+    seq: int
+    action: str  # claim, gift or use
+    account: str
+    giver: str | None
+
+
 class SlotRow(NamedTuple):
     account: str  # stored_account(id)
     slot: int
@@ -86,6 +107,9 @@ class Projection:
     price_days: list[PriceDayRow] = field(default_factory=list)
     dividends: list[DividendBlock] = field(default_factory=list)
     slots: list[SlotRow] = field(default_factory=list)
+    withdrawals: list[WithdrawalRow] = field(default_factory=list)
+    item_moves: list[ItemMoveRow] = field(default_factory=list)
+    recorded_at: str = ""  # the batch's time (a rebuild sets each entry's)
 
 
 def stored_account(account_id: str) -> str:
@@ -143,9 +167,26 @@ def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projec
     for event in applied.events:
         if isinstance(event, DaySettled):
             out.price_days.append(_price_day(applied, event, seq))
-        elif isinstance(event, CollectionIssued | ItemMoved | WithdrawalChanged):
-            # No balance changed by the event itself (what did is in the postings): a
-            # statement line is a change of balances.
+        elif isinstance(event, WithdrawalChanged):
+            # Not a statement line (the postings hold what the step changed): the list of
+            # withdrawals as they stand.
+            withdrawal = engine.withdrawals[event.withdrawal]
+            out.withdrawals.append(
+                WithdrawalRow(
+                    event.withdrawal,
+                    event.account,
+                    withdrawal.amount_fen,
+                    event.status,
+                    withdrawal.reference,
+                    seq,
+                    out.recorded_at,
+                    seq,
+                )
+            )
+        elif isinstance(event, ItemMoved):
+            action = "use" if event.used else "claim" if event.giver is None else "gift"
+            out.item_moves.append(ItemMoveRow(event.item, seq, action, event.account, event.giver))
+        elif isinstance(event, CollectionIssued):
             continue
         else:
             accounts.append(event.account)

@@ -19,7 +19,17 @@ Only `journal` is the record; the other tables are bookkeeping around it:
   the same transaction as the entries it applied, so that a killed ingest resumes exactly.
 """
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -133,4 +143,31 @@ dividend_blocks = Table(
     Column("block", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("payments", LargeBinary, nullable=False),
+)
+
+# SPEC v2 read models (migration 0007): each withdrawal as it stands, for the review queue and
+# an account's own list; and every move of every collectible (its provenance).
+withdrawal_list = Table(
+    "withdrawal_list",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account", Text, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reference", Text, nullable=True),
+    Column("requested_seq", BigInteger, nullable=False),  # the withdraw entry: the cursor
+    Column("requested_at", String(32), nullable=False),  # its recorded_at: the date filter
+    Column("updated_seq", BigInteger, nullable=False),  # the entry of its last step
+)
+Index("withdrawal_list_by_status", withdrawal_list.c.status, withdrawal_list.c.requested_seq)
+Index("withdrawal_list_by_account", withdrawal_list.c.account, withdrawal_list.c.requested_seq)
+
+item_moves = Table(
+    "item_moves",
+    metadata,
+    Column("item", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("action", String(8), nullable=False),  # claim, gift or use
+    Column("account", Text, nullable=False),  # its holder after the move (the user, for a use)
+    Column("giver", Text, nullable=True),  # a gift's giver
 )

@@ -33,9 +33,11 @@ from tokenmall.ledger.projections import (
     BLOCK_SLOTS,
     PAYMENT_BYTES,
     DividendBlock,
+    ItemMoveRow,
     PriceDayRow,
     Projection,
     StatementRow,
+    WithdrawalRow,
     stored_account,
     with_dividend,
 )
@@ -43,6 +45,7 @@ from tokenmall.ledger.schema import (
     consumer_slots,
     dividend_blocks,
     ingest_sources,
+    item_moves,
     journal,
     ledger_head,
     ledger_meta,
@@ -50,9 +53,19 @@ from tokenmall.ledger.schema import (
     price_days,
     snapshots,
     statement_lines,
+    withdrawal_list,
 )
 
 DEFAULT_DB = "tokenmall.db"
+# Everything the writer keeps beside the journal and rebuilds from it.
+READ_MODEL_TABLES = (
+    statement_lines,
+    price_days,
+    consumer_slots,
+    dividend_blocks,
+    withdrawal_list,
+    item_moves,
+)
 DB_ENV = "TOKENMALL_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # pg_try_advisory_lock's key: "tokenmal" in ASCII, so that it is recognisable in pg_locks.
@@ -175,8 +188,18 @@ class Store:
                 ("statement_lines", StatementRow._fields),
                 ("consumer_slots", ("account", "slot")),
                 ("dividend_blocks", DividendBlock._fields),
+                ("item_moves", ItemMoveRow._fields),
             )
         }
+        marker = "?" if self.is_sqlite else "%s"
+        # A withdrawal's request inserts its row; each later step updates the status (SQLite
+        # 3.24+ and PostgreSQL share the upsert).
+        self._upsert_withdrawal_sql = (
+            f"INSERT INTO withdrawal_list ({', '.join(WithdrawalRow._fields)}) "
+            f"VALUES ({', '.join([marker] * len(WithdrawalRow._fields))}) "
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+            "reference = excluded.reference, updated_seq = excluded.updated_seq"
+        )
         made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
             with self.engine.connect() as connection:
@@ -463,6 +486,40 @@ class Store:
         return [PriceDayRow(*row) for row in rows]
 
     @staticmethod
+    def withdrawal_rows(
+        connection: sa.Connection,
+        *,
+        status: str | None,
+        account: str | None,
+        day: str | None,
+        after_seq: int,
+        limit: int,
+    ) -> list[WithdrawalRow]:
+        """Withdrawals by the entry that requested them, after `after_seq`, filtered by status,
+        account and the UTC day they were requested ("2026-11-30")."""
+        table = withdrawal_list
+        query = sa.select(*(table.c[name] for name in WithdrawalRow._fields)).where(
+            table.c.requested_seq > after_seq
+        )
+        if status is not None:
+            query = query.where(table.c.status == status)
+        if account is not None:
+            query = query.where(table.c.account == account)
+        if day is not None:  # recorded_at is fixed-width UTC text: a day is a prefix range
+            query = query.where(table.c.requested_at >= day, table.c.requested_at < day + "U")
+        rows = connection.execute(query.order_by(table.c.requested_seq).limit(limit)).all()
+        return [WithdrawalRow(*row) for row in rows]
+
+    @staticmethod
+    def item_move_rows(connection: sa.Connection, item: str) -> list[ItemMoveRow]:
+        rows = connection.execute(
+            sa.select(*(item_moves.c[name] for name in ItemMoveRow._fields))
+            .where(item_moves.c.item == item)
+            .order_by(item_moves.c.seq)
+        ).all()
+        return [ItemMoveRow(*row) for row in rows]
+
+    @staticmethod
     def journal_hash(connection: sa.Connection, seq: int) -> str | None:
         return connection.execute(
             sa.select(journal.c.hash).where(journal.c.seq == seq)
@@ -560,7 +617,7 @@ class Store:
         """Read models of entries already in the journal (a ledger made before them)."""
         with self.writing() as connection:
             if upto_seq == 0:
-                for table in (statement_lines, price_days, consumer_slots, dividend_blocks):
+                for table in READ_MODEL_TABLES:
                     connection.execute(table.delete())
             self._write_projection(connection, projection)
             connection.execute(
@@ -572,6 +629,9 @@ class Store:
         self._inserts["consumer_slots"].run(connection, projection.slots)
         # Binary payments: not JSON text (few rows, one a block of 1,024 consumers a settlement).
         self._inserts["dividend_blocks"].run(connection, projection.dividends, as_json=False)
+        self._inserts["item_moves"].run(connection, projection.item_moves)
+        if projection.withdrawals:  # in order: a request, then its steps, may share a batch
+            connection.exec_driver_sql(self._upsert_withdrawal_sql, projection.withdrawals)
         if projection.price_days:
             connection.execute(
                 price_days.insert(), [row._asdict() for row in projection.price_days]

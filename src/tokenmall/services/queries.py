@@ -11,7 +11,7 @@ from typing import Any
 from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import shown_balances
 from tokenmall.core.engine import Engine
-from tokenmall.core.units import format_fen, format_price, format_units
+from tokenmall.core.units import Fen, format_fen, format_price, format_units
 from tokenmall.ledger.projections import (
     balances_kind,
     decode_balances,
@@ -174,3 +174,49 @@ ENGINE_QUERIES: dict[str, Callable[..., Any]] = {
     "levels": levels,
     "today": today,
 }
+
+
+def withdrawal_list(
+    store: Store,
+    *,
+    status: str | None = None,
+    account: str | None = None,
+    day: str | None = None,
+    after: int = 0,
+    limit: int = PAGE_MAX,
+) -> dict[str, Any]:
+    """Withdrawals as they stand (提现列表), oldest request first; continue with `after` = the
+    page's `next_after`."""
+    with store.reading() as connection:
+        rows = store.withdrawal_rows(
+            connection, status=status, account=account, day=day, after_seq=after, limit=limit
+        )
+    return {
+        "withdrawals": [
+            {
+                "id": row.id,
+                "account": row.account,
+                "amount": format_fen(Fen(row.amount_fen)),
+                "status": row.status,
+                "reference": row.reference,
+                "requested_seq": row.requested_seq,
+                "requested_at": row.requested_at,
+                "updated_seq": row.updated_seq,
+            }
+            for row in rows
+        ],
+        "next_after": rows[-1].requested_seq if len(rows) == limit else None,
+    }
+
+
+def provenance(store: Store, item: str) -> dict[str, Any] | None:
+    """Every move of a collectible (claimed, gifted, used), by journal entry; None if none."""
+    with store.reading() as connection:
+        rows = store.item_move_rows(connection, item)
+    if not rows:
+        return None
+    moves = [
+        {"seq": row.seq, "action": row.action, "account": row.account, "giver": row.giver}
+        for row in rows
+    ]
+    return {"item": item, "owner": rows[-1].account, "moves": moves}
