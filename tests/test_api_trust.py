@@ -362,6 +362,20 @@ def item_step(action: str) -> Build:
     return build
 
 
+def own_withdrawal_list(_ledger: Ledger, caller: str, user: str, merchant: str) -> tuple[str, None]:
+    """The caller's subject's withdrawals (none named for the roles that read them all)."""
+    account = {"consumer": user, "merchant": merchant, "agent": AGENT_SUBJECT[caller]}.get(
+        caller.split(maxsplit=1)[0]
+    )
+    query = "" if account is None else f"?account={account}"
+    return f"/v1/withdrawal-list{query}", None
+
+
+def provenance(ledger: Ledger, _caller: str, user: str, _merchant: str) -> tuple[str, None]:
+    ledger.admin("POST", "/v1/collections/col/claims", {"user": user})
+    return f"/v1/item-provenance/{newest_item(ledger).replace('#', '%23')}", None
+
+
 def newest_item(ledger: Ledger) -> str:
     """The item of "col" claimed last (the highest serial)."""
     items: dict[str, Any] = json.loads(ledger.state())["items"]
@@ -503,6 +517,15 @@ CASES = (
     ),
     Case("POST", "/v1/items/{item}/gift", item_step("gift"), OWN_OR_OPERATOR),
     Case("POST", "/v1/items/{item}/use", item_step("use"), OWN_OR_OPERATOR),
+    # an account's own withdrawals, or all of them for those who read any account
+    Case("GET", "/v1/withdrawal-list", own_withdrawal_list, ACCOUNT_READERS),
+    # an item's owners: those who read any account, or a consumer that held it
+    Case(
+        "GET",
+        "/v1/item-provenance/{item}",
+        provenance,
+        expect(200, 200, 200, 403, 403, 403, finance=200),
+    ),
 )
 
 

@@ -222,3 +222,76 @@ def test_a_rejection_keeps_its_reason_in_the_journal(served: Served) -> None:
     assert last["op"] == "reject_withdrawal"
     assert last["reason"] == "账户信息不符 name mismatch"
     assert last["actor"].startswith("finance:")
+
+
+def test_the_withdrawal_list_filters_and_pages(served: Served) -> None:
+    cash = give_cash(served, "o1")
+    assert cash >= 5
+    for number in range(5):
+        served.ok(
+            "alice", "/v1/consumers/alice/withdrawals", {"id": f"w{number}", "amount": "0.01"}
+        )
+    served.ok("finance", "/v1/withdrawals/w1/approve")
+    served.ok("finance", "/v1/withdrawals/w2/reject", {"reason": "duplicate"})
+    served.ok("finance", "/v1/withdrawals/w3/approve")
+    served.ok("integration", "/v1/withdrawals/w3/complete", {"reference": "TX-3"})
+
+    def listed(who: str, query: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {served.tokens[who]}"}
+        response = served.client.get(f"/v1/withdrawal-list{query}", headers=headers)
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        return page
+
+    everything = listed("finance", "")["withdrawals"]
+    assert [(w["id"], w["status"]) for w in everything] == [
+        ("w0", "requested"),
+        ("w1", "approved"),
+        ("w2", "rejected"),
+        ("w3", "paid"),
+        ("w4", "requested"),
+    ]
+    assert everything[3]["reference"] == "TX-3" and everything[3]["amount"] == "0.01"
+    assert [w["id"] for w in listed("finance", "?status=requested")["withdrawals"]] == ["w0", "w4"]
+    today = everything[0]["requested_at"][:10]
+    assert len(listed("finance", f"?day={today}")["withdrawals"]) == 5
+    assert listed("finance", "?day=2001-01-01")["withdrawals"] == []
+    # pages of two walk every withdrawal once
+    walked, after = [], 0
+    while True:
+        page = listed("admin", f"?limit=2&after={after}")
+        walked += page["withdrawals"]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert walked == everything
+    # alice lists her own; naming someone else's is refused
+    assert listed("alice", "")["withdrawals"] == everything
+    headers = {"Authorization": f"Bearer {served.tokens['alice']}"}
+    other = served.client.get("/v1/withdrawal-list?account=bob", headers=headers)
+    assert other.status_code == 403
+
+
+def test_an_items_provenance_names_every_owner(served: Served) -> None:
+    give_cash(served, "o1")
+    served.ok("admin", "/v1/consumers", {"user": "bob"})
+    served.ok("admin", "/v1/orders", {"id": "o2", "user": "bob", "amount": "100.00"})
+    served.ok("admin", "/v1/commands", {"op": "set_params", "params": {"collectible_lock_days": 0}})
+    served.ok("admin", "/v1/collections", {"collection": "vip", "edition": 2, "value": "1.00"})
+    claimed = served.ok("admin", "/v1/collections/vip/claims", {"user": "bob"})["seq"]
+    gifted = served.ok("admin", "/v1/items/vip%231/gift", {"from": "bob", "to": "alice"})["seq"]
+    used = served.ok("alice", "/v1/items/vip%231/use", {"user": "alice"})["seq"]
+    headers = {"Authorization": f"Bearer {served.tokens['alice']}"}
+    found = served.client.get("/v1/item-provenance/vip%231", headers=headers)
+    assert found.status_code == 200, found.text
+    assert found.json() == {
+        "item": "vip#1",
+        "owner": "alice",
+        "moves": [
+            {"seq": claimed, "action": "claim", "account": "bob", "giver": None},
+            {"seq": gifted, "action": "gift", "account": "alice", "giver": "bob"},
+            {"seq": used, "action": "use", "account": "alice", "giver": None},
+        ],
+    }
+    missing = served.client.get("/v1/item-provenance/vip%232", headers=headers)
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown_item")
