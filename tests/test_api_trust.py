@@ -88,9 +88,12 @@ class Ledger:
         if "json" not in response.headers.get("content-type", ""):
             return
         body = response.json()
-        if isinstance(body, dict) and body.get("seq") is not None and not body.get("replayed"):
-            assert body["seq"] not in self.seqs, body
-            self.seqs[body["seq"]] = f"{party.role}:{party.token_id}"
+        # one command's answer, or a batch's (a result per command)
+        answers = body.get("results", [body]) if isinstance(body, dict) else []
+        for answer in answers:
+            if answer.get("seq") is not None and not answer.get("replayed"):
+                assert answer["seq"] not in self.seqs, answer
+                self.seqs[answer["seq"]] = f"{party.role}:{party.token_id}"
 
     def admin(self, method: str, path: str, body: object | None = None) -> dict[str, Any]:
         response = self.send("admin", method, path, body)
@@ -315,6 +318,12 @@ def withdrawal_step(action: str, body: object | None = None, approved: bool = Fa
     return build
 
 
+def batch_approval(ledger: Ledger, *_: str) -> tuple[str, object]:
+    withdrawal = ledger.new_id("w")
+    ledger.admin("POST", "/v1/consumers/c1/withdrawals", {"id": withdrawal, "amount": "0.01"})
+    return "/v1/withdrawals/approve", {"ids": [withdrawal]}
+
+
 def risk(action: str) -> Build:
     """Freeze a fresh consumer, or unfreeze one frozen for the purpose."""
 
@@ -487,6 +496,12 @@ CASES = (
         "POST",
         "/v1/withdrawals/{id}/approve",
         withdrawal_step("approve"),
+        expect(200, 403, 403, 403, 403, 403, finance=200),
+    ),
+    Case(
+        "POST",
+        "/v1/withdrawals/approve",
+        batch_approval,
         expect(200, 403, 403, 403, 403, 403, finance=200),
     ),
     Case(

@@ -295,3 +295,33 @@ def test_an_items_provenance_names_every_owner(served: Served) -> None:
     }
     missing = served.client.get("/v1/item-provenance/vip%232", headers=headers)
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_item")
+
+
+def test_finance_approves_five_hundred_at_once(served: Served) -> None:
+    cash = give_cash(served, "o1")
+    assert cash >= 500
+    ids = [f"w{number}" for number in range(500)]
+    for withdrawal in ids:
+        served.ok("alice", "/v1/consumers/alice/withdrawals", {"id": withdrawal, "amount": "0.01"})
+    headers = {"Authorization": f"Bearer {served.tokens['finance']}", "Idempotency-Key": "b1"}
+    answer = served.client.post("/v1/withdrawals/approve", json={"ids": ids}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["approved"], body["refused"]) == (500, 0)
+    assert [result["id"] for result in body["results"]] == ids
+    statuses = {w["status"] for w in served.state()["withdrawals"].values()}
+    assert statuses == {"approved"}
+    # the same request again (a double click, a retry): the same results, nothing approved twice
+    again = served.client.post("/v1/withdrawals/approve", json={"ids": ids}, headers=headers)
+    assert [r["seq"] for r in again.json()["results"]] == [r["seq"] for r in body["results"]]
+    # without the key: each is refused as approved already; unknown ids are named
+    mixed = served.call("finance", "/v1/withdrawals/approve", {"ids": ["w0", "nope"]})
+    assert [(r["id"], r["status"], r["outcome"]) for r in mixed.json()["results"]] == [
+        ("w0", 409, "invalid_state"),
+        ("nope", 404, "unknown_withdrawal"),
+    ]
+    too_many = served.call("finance", "/v1/withdrawals/approve", {"ids": [*ids, "w500"]})
+    assert (too_many.status_code, too_many.json()["code"]) == (422, "invalid_command")
+    twice = served.call("finance", "/v1/withdrawals/approve", {"ids": ["w1", "w1"]})
+    assert twice.status_code == 422
+    assert_books_balance(served)

@@ -36,6 +36,7 @@ from tokenmall.api.problems import (
     unauthorized,
 )
 from tokenmall.api.resources import (
+    BATCH_APPROVE_OP,
     PAYMENT_CODE_OP,
     ROUTES,
     Refusal,
@@ -167,6 +168,40 @@ class Api:
             status, result.outcome, detail, seq=result.seq, replayed=result.replayed
         )
         return problem_, result.seq is not None
+
+    async def approve_all(self, who: Principal, ids: list[str], key: str | None) -> Answer:
+        """Approve withdrawals at once (批量审核): one approve_withdrawal command and journal
+        entry each, submitted together, so the writer commits them in as few transactions as
+        its batches allow. The answer lists each one's outcome, in the order asked; with an
+        Idempotency-Key, each command's key is that key and its withdrawal id, so a retry
+        of the same request gives the same results and approves nothing twice."""
+        scoped = None if key is None else f"{who.token_id}/{key}"
+        answers = await asyncio.gather(
+            *(
+                self._commit(
+                    who,
+                    {"op": "approve_withdrawal", "id": withdrawal_id},
+                    None if scoped is None else f"{scoped}/{withdrawal_id}",
+                    created=False,
+                )
+                for withdrawal_id in ids
+            )
+        )
+        results = []
+        for withdrawal_id, (answer, _) in zip(ids, answers, strict=True):
+            status, body = (answer.status, answer.body) if isinstance(answer, Problem) else answer
+            found = json.loads(body)
+            results.append(
+                {
+                    "id": withdrawal_id,
+                    "status": status,
+                    "outcome": found.get("outcome", found.get("code")),
+                    "seq": found.get("seq"),
+                }
+            )
+        approved = sum(1 for result in results if result["outcome"] == "ok")
+        answer_body = {"approved": approved, "refused": len(results) - approved, "results": results}
+        return 200, json.dumps(answer_body, separators=(",", ":")).encode()
 
     async def issue_code(self, who: Principal, body: dict[str, Any]) -> Answer:
         """A payment code for the consumer `who` (who must exist), valid `expires_in` s."""
@@ -329,6 +364,8 @@ async def command_answer(api: Api, scope: Scope, receive: Receive, route: Route 
         return make_problem(
             422, "invalid_command", f"an Idempotency-Key has 1-{KEY_CHARS_MAX} characters"
         )
+    if route is not None and route.op == BATCH_APPROVE_OP:
+        return await api.approve_all(who, command["ids"], key)
     if command.get("op") == "order":
         refused = order_problem(who, command, api.limits, resource=route is not None)
         if refused is not None:

@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from tokenmall.api.problems import PROBLEM_JSON
-from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES, Route
+from tokenmall.api.resources import NOT_ONE_COMMAND, PAYMENT_CODE_OP, ROUTES, Route
 from tokenmall.api.schemas import KEY_CHARS_MAX, Schema, schema_of
 
 RESULT: Schema = {
@@ -58,9 +58,30 @@ IDEMPOTENCY_KEY: Schema = {
 }
 
 
+BATCH_RESULT: Schema = {
+    "type": "object",
+    "properties": {
+        "approved": {"type": "integer"},
+        "refused": {"type": "integer"},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "integer", "description": "as if asked alone"},
+                    "outcome": {"type": "string", "description": "ok, or the error code"},
+                    "seq": {"type": ["integer", "null"]},
+                },
+            },
+        },
+    },
+}
+
+
 def body_schema(route: Route) -> Schema:
     properties = {name: schema_of(name, route.op) for name in route.body}
-    if route.op != PAYMENT_CODE_OP:  # not a ledger command: it has no op
+    if route.op not in NOT_ONE_COMMAND:  # not one ledger command: it has no op
         properties["op"] = {"type": "string", "const": route.op}
     return {
         "type": "object",
@@ -89,6 +110,10 @@ def complete(generated: Schema) -> Schema:
             content = operation["responses"]["201"]["content"]["application/json"]
             content["schema"] = {"$ref": "#/components/schemas/PaymentCode"}
             operation["responses"]["201"]["description"] = "The code, shown once"
+        elif route.op in NOT_ONE_COMMAND:  # a batch: a result per command
+            content = operation["responses"]["200"]["content"]["application/json"]
+            content["schema"] = BATCH_RESULT
+            operation["responses"]["200"]["description"] = "Each withdrawal's outcome, in order"
         paths.setdefault(path, {})[route.method.lower()] = operation
     operation = _command_operation("command", "One SPEC §4 command as JSON (admin)", ())
     command_body = {"type": "object", "required": ["op"], "properties": {"op": {"type": "string"}}}

@@ -18,6 +18,8 @@ INVALID_COMMAND, INVALID_AMOUNT = str(ErrorCode.INVALID_COMMAND), str(ErrorCode.
 # Who may send a command: None if `who` may, else why not (the 403's detail).
 Permission = Callable[[Principal, Command], str | None]
 PAYMENT_CODE_OP = "payment_code"  # issues a payment code; not a ledger command
+BATCH_APPROVE_OP = "approve_withdrawals"  # one approve_withdrawal command per id (批量审核)
+NOT_ONE_COMMAND = (PAYMENT_CODE_OP, BATCH_APPROVE_OP)  # routes whose body is no command
 
 
 def admin(who: Principal, _command: Command) -> str | None:
@@ -270,6 +272,15 @@ ROUTES = (
         "approve_withdrawal",
         "Approve a requested withdrawal (审核通过)",
         reviewer,
+    ),
+    Route(
+        "POST",
+        "/v1/withdrawals/approve",
+        BATCH_APPROVE_OP,
+        "Approve up to 500 withdrawals at once (批量审核): one journal entry each, a result each",
+        reviewer,
+        body=("ids",),
+        required=("ids",),
     ),
     Route(
         "POST",

@@ -15,6 +15,7 @@ from tokenmall.services.payment_codes import CODE_DIGITS, TTL_MAX_S, TTL_MIN_S
 Schema = dict[str, Any]
 KEY_CHARS_MAX = 200  # an Idempotency-Key; the ledger stores it scoped: "<token id>/<key>"
 REASON_CHARS_MAX = 200  # a rejection's reason
+BATCH_APPROVE_MAX = 500  # withdrawals approved by one request
 
 ID: Schema = {
     "type": "string",
@@ -94,6 +95,14 @@ FIELD_SCHEMAS: dict[str, Schema] = {
     "until": {"type": "integer", "minimum": 0, "maximum": 10**9, "description": "last day"},
     "edition": {"type": "integer", "minimum": 1, "maximum": EDITION_MAX},
     "value": {**MONEY, "description": "CNY of EP an item costs"},
+    "ids": {
+        "type": "array",
+        "items": ID,
+        "minItems": 1,
+        "maxItems": BATCH_APPROVE_MAX,
+        "uniqueItems": True,
+        "description": "the withdrawals to approve",
+    },
 }
 
 # A field whose schema depends on the op: an agent's region may be a province or a city.
@@ -114,7 +123,12 @@ def schema_of(name: str, op: str) -> Schema:
 # Fields SPEC calls amounts: a bad one is invalid_amount, not invalid_command.
 AMOUNT_FIELDS = frozenset({"amount", "points", "days", "max_amount", "value"})
 
-JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "object": (dict,)}
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "object": (dict,),
+    "array": (list,),
+}
 
 
 def field_error(name: str, value: object, op: str) -> str | None:
@@ -130,6 +144,22 @@ def field_error(name: str, value: object, op: str) -> str | None:
             return f"{name!r} is malformed: {schema.get('description', schema['pattern'])}"
         if "enum" in schema and value not in schema["enum"]:
             return f"{name!r} must be one of {', '.join(schema['enum'])}"
+    if isinstance(value, list):
+        return _array_error(name, value, schema)
     if isinstance(value, int) and not schema["minimum"] <= value <= schema["maximum"]:
         return f"{name!r} must be {schema['minimum']}..{schema['maximum']}"
+    return None
+
+
+def _array_error(name: str, value: list[Any], schema: Schema) -> str | None:
+    if not schema["minItems"] <= len(value) <= schema["maxItems"]:
+        return f"{name!r} holds {schema['minItems']}-{schema['maxItems']} items"
+    items = schema["items"]
+    for item in value:
+        if type(item) is not str or not items["minLength"] <= len(item) <= items["maxLength"]:
+            return f"each of {name!r} must be an id"
+        if not re.fullmatch(items["pattern"][1:-1], item):
+            return f"each of {name!r} must be an id: {items['description']}"
+    if schema.get("uniqueItems") and len(set(value)) != len(value):
+        return f"{name!r} names an item twice"
     return None
