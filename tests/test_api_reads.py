@@ -23,7 +23,7 @@ from tests.test_api import (
     start_server,
     tokenmall,
 )
-from tokenmall.api.resources import PAYMENT_CODE_OP, ROUTES
+from tokenmall.api.resources import NOT_ONE_COMMAND, PAYMENT_CODE_OP, ROUTES
 from tokenmall.core.accounts import MERCHANT_FIELDS
 from tokenmall.services.queries import PAGE_MAX
 
@@ -409,7 +409,7 @@ def test_openapi_describes_every_resource(server: Server) -> None:
         operation = paths[path][route.method.lower()]
         documented.add((path, route.method.lower()))
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        journaled = route.op != PAYMENT_CODE_OP  # a payment code is not a ledger command
+        journaled = route.op not in NOT_ONE_COMMAND  # a code, or a batch: no one command
         assert set(body["properties"]) == {*route.body, *(["op"] if journaled else [])}, path
         assert not journaled or body["properties"]["op"]["const"] == route.op
         assert set(body["required"]) == set(route.required), path
@@ -418,8 +418,9 @@ def test_openapi_describes_every_resource(server: Server) -> None:
             if name in body["properties"]:
                 assert body["properties"][name]["type"] == "string", (path, name)
         parameters = {(p["in"], p["name"]): p for p in operation.get("parameters", [])}
-        assert (("header", "Idempotency-Key") in parameters) is journaled, path
-        assert not journaled or parameters[("header", "Idempotency-Key")]["required"] is False
+        keyed = route.op != PAYMENT_CODE_OP  # a batch's key names each of its commands
+        assert (("header", "Idempotency-Key") in parameters) is keyed, path
+        assert not keyed or parameters[("header", "Idempotency-Key")]["required"] is False
         for name in route.path_fields:
             assert parameters[("path", name)]["required"] is True, (path, name)
         responses = operation["responses"]

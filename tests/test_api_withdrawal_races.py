@@ -293,6 +293,16 @@ def test_an_items_provenance_names_every_owner(served: Served) -> None:
             {"seq": used, "action": "use", "account": "alice", "giver": None},
         ],
     }
+    # the statements show the items too: a gift and a use change no balance, yet are listed
+    statement = served.client.get("/v1/accounts/alice/statement", headers=headers).json()
+    assert [(m["seq"], m["item"], m["action"]) for m in statement["items"]] == [
+        (gifted, "vip#1", "gift"),
+        (used, "vip#1", "use"),
+    ]
+    admin = {"Authorization": f"Bearer {served.tokens['admin']}"}
+    bob = served.client.get("/v1/accounts/bob/statement", headers=admin).json()
+    assert [(m["action"], m["giver"]) for m in bob["items"]] == [("claim", None), ("gift", "bob")]
+    assert used not in [line["seq"] for line in statement["lines"]]
     missing = served.client.get("/v1/item-provenance/vip%232", headers=headers)
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_item")
 

@@ -171,3 +171,5 @@ item_moves = Table(
     Column("account", Text, nullable=False),  # its holder after the move (the user, for a use)
     Column("giver", Text, nullable=True),  # a gift's giver
 )
+Index("item_moves_by_account", item_moves.c.account, item_moves.c.seq)
+Index("item_moves_by_giver", item_moves.c.giver, item_moves.c.seq)

@@ -520,6 +520,20 @@ class Store:
         return [ItemMoveRow(*row) for row in rows]
 
     @staticmethod
+    def item_moves_of(
+        connection: sa.Connection, account: str, after_seq: int, upto_seq: int
+    ) -> list[ItemMoveRow]:
+        """The item moves an account took part in (as holder or giver), after_seq < seq <=
+        upto_seq, in order: the items part of its statement."""
+        columns = [item_moves.c[name] for name in ItemMoveRow._fields]
+        window = (item_moves.c.seq > after_seq, item_moves.c.seq <= upto_seq)
+        query = sa.union_all(
+            sa.select(*columns).where(item_moves.c.account == account, *window),
+            sa.select(*columns).where(item_moves.c.giver == account, *window),
+        ).order_by("seq")
+        return [ItemMoveRow(*row) for row in connection.execute(query).all()]
+
+    @staticmethod
     def journal_hash(connection: sa.Connection, seq: int) -> str | None:
         return connection.execute(
             sa.select(journal.c.hash).where(journal.c.seq == seq)

@@ -112,8 +112,9 @@ SEQ_MAX = 2**63 - 1  # the largest journal seq (and day) a BIGINT column holds
 
 def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict[str, Any] | None:
     """One page of an account's statement: every journal entry that changed its balances, in
-    order, with the balances after it and the change. `next_after` continues the page. None
-    for an account that does not exist (every account's first line is its registration)."""
+    order, with the balances after it and the change, and its items' moves in those entries.
+    `next_after` continues the page. None for an account that does not exist (every account's
+    first line is its registration)."""
     after_seq = min(after_seq, SEQ_MAX)  # nothing lies beyond; the database cannot take more
     with store.reading() as connection:
         before_text, lines = store.statement(connection, account_id, after_seq, limit)
@@ -121,6 +122,10 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
         any_text = before_text or (lines[0][-1] if lines else None)
         if any_text is None:
             any_text = store.first_statement_line(connection, account_id)
+        # The items it claimed, gave, received or used in the entries this page covers (a
+        # gift or a use changes no balance, so it has no line of its own).
+        upto_seq = lines[-1][0] if len(lines) == limit else SEQ_MAX
+        moves = store.item_moves_of(connection, account_id, after_seq, upto_seq)
     if any_text is None:
         return None
     kind = balances_kind(any_text)
@@ -140,7 +145,17 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
         )
         before = after
     next_after = lines[-1][0] if len(lines) == limit else None
-    return {"account": account_id, "kind": kind, "lines": shown, "next_after": next_after}
+    items = [
+        {"seq": m.seq, "item": m.item, "action": m.action, "account": m.account, "giver": m.giver}
+        for m in moves
+    ]
+    return {
+        "account": account_id,
+        "kind": kind,
+        "lines": shown,
+        "items": items,
+        "next_after": next_after,
+    }
 
 
 def price_history(store: Store, after_day: int, limit: int) -> dict[str, Any]:

@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("account", sa.Text, nullable=False),
         sa.Column("giver", sa.Text, nullable=True),
     )
+    op.create_index("item_moves_by_account", "item_moves", ["account", "seq"])
+    op.create_index("item_moves_by_giver", "item_moves", ["giver", "seq"])
     for table in ("statement_lines", "price_days", "dividend_blocks", "consumer_slots"):
         op.execute(f"DELETE FROM {table}")
     op.execute("UPDATE ledger_head SET projected_seq = 0")
