@@ -17,6 +17,7 @@ from tokenmall.ledger.projections import (
     decode_balances,
     format_balances,
     format_changes,
+    stored_account,
 )
 from tokenmall.ledger.store import Store
 
@@ -125,7 +126,8 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
         # The items it claimed, gave, received or used in the entries this page covers (a
         # gift or a use changes no balance, so it has no line of its own).
         upto_seq = lines[-1][0] if len(lines) == limit else SEQ_MAX
-        moves = store.item_moves_of(connection, account_id, after_seq, upto_seq)
+        # (as the statement table does: PostgreSQL text cannot hold a v1 id's NUL)
+        moves = store.item_moves_of(connection, stored_account(account_id), after_seq, upto_seq)
     if any_text is None:
         return None
     kind = balances_kind(any_text)
