@@ -115,6 +115,29 @@ def test_golden_files_match_the_shared_examples() -> None:
         assert (GOLDEN / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+@pytest.mark.parametrize("name", ["small", "seed100", "small-v2"])
+def test_golden_through_ingest_state_export_and_audit(tmp_path: Path, name: str) -> None:
+    """Each golden scenario (v2 commands too) through the durable ledger by the command line:
+    `state` prints the golden bytes, `journal export` replays to them, `audit verify` passes."""
+    params = GOLDEN / f"{name}.params.json"
+    extra: list[str | Path] = ["--params", params] if params.exists() else []
+    ingested = tokenmall("ingest", GOLDEN / f"{name}.jsonl", "--db", "l.db", *extra, cwd=tmp_path)
+    assert ingested.returncode == 0, ingested.stderr
+    expected = (GOLDEN / f"{name}.expected.json").read_bytes()
+    assert tokenmall("state", "--db", "l.db", cwd=tmp_path).stdout == expected
+    exported = tokenmall(
+        "journal", "export", "--db", "l.db", "--params-out", "p.json", cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
+    (tmp_path / "j.jsonl").write_bytes(exported.stdout)
+    replayed = tokenmall("replay", "j.jsonl", "--params", "p.json", cwd=tmp_path)
+    assert replayed.stdout == expected, replayed.stderr
+    audit = tokenmall("audit", "verify", "--db", "l.db", cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    lines = len((GOLDEN / f"{name}.jsonl").read_text().splitlines())
+    assert f"audit: ok: {lines} entries" in audit.stdout.decode()
+
+
 def test_replay_with_the_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "tokenmall"
     if not script.exists():
