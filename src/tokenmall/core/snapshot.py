@@ -79,7 +79,9 @@ def take_snapshot(engine: Engine) -> dict[str, Any]:
             [w.id, w.account, w.amount_fen, w.status, w.reference]
             for w in engine.withdrawals.values()
         ],
-        "withdrawn_today": sorted(engine.withdrawn_today.items()),
+        "withdrawn_today": [
+            [account, fen] for account, fen in sorted(engine.withdrawn_today.items())
+        ],
         "collections": [
             [c.id, c.edition, c.value_fen, c.claimed] for c in engine.collections.values()
         ],
