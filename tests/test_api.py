@@ -1,6 +1,7 @@
 """`tokenmall serve`: a real server process on a free port, driven over real HTTP."""
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -53,13 +54,19 @@ class Server:
 
 
 def start_server(
-    directory: Path, *options: str, stdout: int | None = subprocess.DEVNULL
+    directory: Path,
+    *options: str,
+    stdout: int | None = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[str], httpx.Client]:
-    """`tokenmall serve` on a free port in `directory`, once /healthz answers; `options` go to
-    serve; `stdout` (the access log) is dropped unless asked for (subprocess.PIPE)."""
-    port = free_port()
+    """`tokenmall serve` on a free port (or `port`) in `directory`, once /healthz answers;
+    `options` go to serve, `env` adds to its environment; `stdout` (the access log) is dropped
+    unless asked for (subprocess.PIPE)."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tokenmall.cli", "serve", "--port", str(port), *options],
+        env=None if env is None else {**os.environ, **env},
         cwd=directory,
         stdout=stdout,
         stderr=subprocess.PIPE,

@@ -26,6 +26,8 @@ from tokenmall.ledger.ledger import utc_now
 from tokenmall.ledger.store import Store, resolve_url
 from tokenmall.services.tokens import Role, create_token
 
+# Where a withdrawal's money goes (收款账户): required in every request.
+PAYEE = {"method": "wechat", "name": "张三", "account": "o6_bmjrPTlm6"}
 NO_RATE_LIMITS = tuple(
     option
     for role in ("admin", "integration", "finance", "merchant", "consumer", "agent")
@@ -299,7 +301,7 @@ def account_read(suffix: str) -> Build:
 def own_withdrawal(kind: str) -> Build:
     def build(ledger: Ledger, caller: str, user: str, merchant: str) -> tuple[str, object]:
         account = {"consumer": user, "merchant": merchant, "agent": AGENT_SUBJECT[caller]}[kind]
-        body = {"id": ledger.new_id("w"), "amount": "0.01"}
+        body = {"id": ledger.new_id("w"), "amount": "0.01", "payee": PAYEE}
         return f"/v1/{kind}s/{account}/withdrawals", body
 
     return build
@@ -310,7 +312,11 @@ def withdrawal_step(action: str, body: object | None = None, approved: bool = Fa
 
     def build(ledger: Ledger, *_: str) -> tuple[str, object | None]:
         withdrawal = ledger.new_id("w")
-        ledger.admin("POST", "/v1/consumers/c1/withdrawals", {"id": withdrawal, "amount": "0.01"})
+        ledger.admin(
+            "POST",
+            "/v1/consumers/c1/withdrawals",
+            {"id": withdrawal, "amount": "0.01", "payee": PAYEE},
+        )
         if approved:
             ledger.admin("POST", f"/v1/withdrawals/{withdrawal}/approve")
         return f"/v1/withdrawals/{withdrawal}/{action}", body
@@ -320,7 +326,9 @@ def withdrawal_step(action: str, body: object | None = None, approved: bool = Fa
 
 def batch_approval(ledger: Ledger, *_: str) -> tuple[str, object]:
     withdrawal = ledger.new_id("w")
-    ledger.admin("POST", "/v1/consumers/c1/withdrawals", {"id": withdrawal, "amount": "0.01"})
+    ledger.admin(
+        "POST", "/v1/consumers/c1/withdrawals", {"id": withdrawal, "amount": "0.01", "payee": PAYEE}
+    )
     return "/v1/withdrawals/approve", {"ids": [withdrawal]}
 
 
@@ -391,12 +399,37 @@ def newest_item(ledger: Ledger) -> str:
     return max((item for item in items if item.startswith("col#")), key=lambda i: int(i[4:]))
 
 
+# -- issue 13: payouts --
+
+
+def approved_withdrawal(ledger: Ledger) -> None:
+    """A fresh approved withdrawal of c1's, for the bank (no payout service is configured)."""
+    withdrawal = ledger.new_id("w")
+    body = {"id": withdrawal, "amount": "0.01", "payee": PAYEE}
+    ledger.admin("POST", "/v1/consumers/c1/withdrawals", body)
+    ledger.admin("POST", f"/v1/withdrawals/{withdrawal}/approve")
+
+
+def new_batch(ledger: Ledger, *_: str) -> tuple[str, None]:
+    approved_withdrawal(ledger)
+    return "/v1/payouts/batches", None
+
+
+def batch_file(ledger: Ledger, *_: str) -> tuple[str, None]:
+    approved_withdrawal(ledger)
+    batch = ledger.admin("POST", "/v1/payouts/batches")["batch"]
+    return f"/v1/payouts/batches/{batch}/file?format=csv", None
+
+
 def raw_command(ledger: Ledger, *_: str) -> tuple[str, object]:
     return "/v1/commands", {"op": "register", "user": ledger.new_id("raw")}
 
 
 # its own token, and those that read any account: the admin, the back end and finance
 ACCOUNT_READERS = expect(200, 200, 200, 403, 200, 403, finance=200, agent_own=200)
+FINANCE_200 = expect(200, 403, 403, 403, 403, 403, finance=200)
+FINANCE_201 = expect(201, 403, 403, 403, 403, 403, finance=201)
+FINANCE_422 = expect(422, 403, 403, 403, 403, 403, finance=422)
 OWN_OR_OPERATOR = expect(200, 403, 200, 403, 403, 403)  # the consumer itself, or the admin
 OWN_OR_OPERATOR_201 = expect(201, 403, 201, 403, 403, 403)
 MERCHANT_OR_OPERATOR = expect(200, 403, 403, 403, 200, 403)
@@ -541,6 +574,18 @@ CASES = (
         provenance,
         expect(200, 200, 200, 403, 403, 403, finance=200),
     ),
+    # issue 13: money out is finance's (and the admin's); a payout service's callback carries
+    # no token (its signature is checked; without a service configured there is none)
+    Case("POST", "/v1/payouts/batches", new_batch, FINANCE_201),
+    Case("GET", "/v1/payouts/batches", fixed("/v1/payouts/batches"), FINANCE_200),
+    Case("GET", "/v1/payouts/batches/{batch}/file", batch_file, FINANCE_200),
+    # an empty file: past the door, refused as a file (422)
+    Case("POST", "/v1/payouts/results", fixed("/v1/payouts/results?filename=r.csv"), FINANCE_422),
+    Case(
+        "POST", "/v1/payouts/reconcile", fixed("/v1/payouts/reconcile?filename=s.csv"), FINANCE_422
+    ),
+    Case("GET", "/v1/payouts", fixed("/v1/payouts"), FINANCE_200),
+    Case("POST", "/v1/payouts/webhook", fixed("/v1/payouts/webhook"), anyone(404)),
 )
 
 

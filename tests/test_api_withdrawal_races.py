@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.test_api import start_server, tokenmall
-from tests.test_api_trust import NO_RATE_LIMITS
+from tests.test_api_trust import NO_RATE_LIMITS, PAYEE
 from tokenmall.ledger.ledger import utc_now
 from tokenmall.ledger.store import Store, resolve_url
 from tokenmall.services.tokens import Role, create_token
@@ -152,7 +152,11 @@ def test_fifty_withdrawals_of_the_whole_balance_pay_once(served: Served) -> None
 
 def test_fifty_approvals_and_a_payout_reported_twice_move_the_money_once(served: Served) -> None:
     cash = give_cash(served, "o1")
-    served.ok("alice", "/v1/consumers/alice/withdrawals", {"id": "w1", "amount": money(cash)})
+    served.ok(
+        "alice",
+        "/v1/consumers/alice/withdrawals",
+        {"id": "w1", "amount": money(cash), "payee": PAYEE},
+    )
     approvals = codes(served.race([("finance", "/v1/withdrawals/w1/approve", None)] * RACERS))
     assert approvals == {(200, "ok"): 1, (409, "invalid_state"): RACERS - 1}
     # the channel's callback and finance by hand report the same payout at once
@@ -192,7 +196,11 @@ def test_approvals_racing_rejections_return_the_money_at_most_once(served: Serve
     cash = give_cash(served, "o1")
     for round_number in range(3):
         withdrawal = f"w{round_number}"
-        served.ok("alice", "/v1/consumers/alice/withdrawals", {"id": withdrawal, "amount": "0.01"})
+        served.ok(
+            "alice",
+            "/v1/consumers/alice/withdrawals",
+            {"id": withdrawal, "amount": "0.01", "payee": PAYEE},
+        )
         half = RACERS // 2
         racers: list[Request] = [("finance", f"/v1/withdrawals/{withdrawal}/approve", None)] * half
         racers += [
@@ -214,7 +222,9 @@ def test_approvals_racing_rejections_return_the_money_at_most_once(served: Serve
 
 def test_a_rejection_keeps_its_reason_in_the_journal(served: Served) -> None:
     give_cash(served, "o1")
-    served.ok("alice", "/v1/consumers/alice/withdrawals", {"id": "w1", "amount": "0.01"})
+    served.ok(
+        "alice", "/v1/consumers/alice/withdrawals", {"id": "w1", "amount": "0.01", "payee": PAYEE}
+    )
     served.ok("finance", "/v1/withdrawals/w1/reject", {"reason": "账户信息不符 name mismatch"})
     exported = tokenmall("journal", "export", "--db", served.db_url, cwd=served.directory)
     assert exported.returncode == 0, exported.stderr
@@ -312,7 +322,11 @@ def test_finance_approves_five_hundred_at_once(served: Served) -> None:
     assert cash >= 500
     ids = [f"w{number}" for number in range(500)]
     for withdrawal in ids:
-        served.ok("alice", "/v1/consumers/alice/withdrawals", {"id": withdrawal, "amount": "0.01"})
+        served.ok(
+            "alice",
+            "/v1/consumers/alice/withdrawals",
+            {"id": withdrawal, "amount": "0.01", "payee": PAYEE},
+        )
     headers = {"Authorization": f"Bearer {served.tokens['finance']}", "Idempotency-Key": "b1"}
     answer = served.client.post("/v1/withdrawals/approve", json={"ids": ids}, headers=headers)
     assert answer.status_code == 200, answer.text

@@ -5,18 +5,22 @@ Every failure on bad input is one line on stderr and exit status 2, never a trac
 
 import errno
 import json
+import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenmall import __version__
 from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
+from tokenmall.cli_common import db_option
+from tokenmall.cli_common import fail as _fail
+from tokenmall.cli_payouts import payouts
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.params import Params
@@ -30,7 +34,9 @@ from tokenmall.ledger.store import Store, StoreError, display_url, first_line, r
 from tokenmall.ledger.views import export_lines, open_reader, read_meta, read_state
 from tokenmall.runtime import tune_gc
 
-EXIT_BAD_INPUT = 2
+if TYPE_CHECKING:
+    from tokenmall.payouts.dispatcher import DispatchSettings
+
 EXIT_AUDIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BATCH_MAX = 100_000
@@ -100,16 +106,6 @@ def demo(orders: int) -> None:
     100.00 CNY (orders 1-4 and the last), and what the first buyer's EP are worth.
     """
     click.echo(render_seed_example(orders))
-
-
-DB_HELP = (
-    "The ledger: a SQLite file path or sqlite:/// URL, or a postgresql:// URL "
-    "[default: $TOKENMALL_DB, else tokenmall.db]"
-)
-
-
-def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--db", "db", metavar="URL", help=DB_HELP)(function)
 
 
 @app.command()
@@ -378,6 +374,38 @@ def _rate_limits(specs: tuple[str, ...]) -> dict[str, float]:
     show_default=True,
     help="info logs every request (the access log, on standard output).",
 )
+@click.option(
+    "--payout-webhook",
+    metavar="URL",
+    envvar="TOKENMALL_PAYOUT_WEBHOOK",
+    help="The payout service approved withdrawals are sent to (signed with "
+    "$TOKENMALL_PAYOUT_SECRET); its callbacks come to /v1/payouts/webhook. "
+    "[default: $TOKENMALL_PAYOUT_WEBHOOK, else none: every payout goes by bank file]",
+)
+@click.option(
+    "--payout-route",
+    "payout_routes",
+    multiple=True,
+    metavar="METHOD=CHANNEL",
+    help="Which channel pays a payee method (bank, wechat, alipay): manual or webhook "
+    "(repeat) [default: all to the payout service if there is one, else manual].",
+)
+@click.option(
+    "--payout-timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a payout service (or the exchange hook) may take to answer; after it, the "
+    "same request is sent again later (with backoff), never failed for the silence.",
+)
+@click.option(
+    "--exchange-hook",
+    metavar="URL",
+    envvar="TOKENMALL_EXCHANGE_HOOK",
+    help="Send signed collectible events (issued, claimed, gifted, used) here, signed with "
+    "$TOKENMALL_EXCHANGE_SECRET; off by default. See docs/payouts.md before you set it.",
+)
 def serve(
     db: str | None,
     host: str,
@@ -388,6 +416,10 @@ def serve(
     request_timeout: float,
     queue_max: int,
     log_level: str,
+    payout_webhook: str | None,
+    payout_routes: tuple[str, ...],
+    payout_timeout: float,
+    exchange_hook: str | None,
 ) -> None:
     """Run the HTTP API on the ledger (created and migrated first). SIGTERM or Ctrl-C stops it
     cleanly: requests in flight finish, queued commands are committed, then it exits."""
@@ -415,6 +447,7 @@ def serve(
         connections_max=max_connections,
         queue_max=queue_max,
     )
+    dispatch = dispatch_settings(payout_webhook, payout_routes, exchange_hook, payout_timeout)
     refusal = _listen_refusal(host, port)
     if refusal is not None:
         _fail(refusal)
@@ -432,6 +465,7 @@ def serve(
             lambda: click.echo(
                 f"tokenmall: stopped cleanly; journal head: entry {client.head_seq}", err=True
             ),
+            dispatch,
         )
         config = uvicorn.Config(
             application,
@@ -452,6 +486,36 @@ def serve(
         uvicorn.Server(config).run()
     finally:
         client.kill()  # a no-op after a clean stop; else (a port in use, ...) the writer ends
+
+
+def dispatch_settings(
+    payout_webhook: str | None,
+    payout_routes: Sequence[str],
+    exchange_hook: str | None,
+    timeout_s: float,
+) -> "DispatchSettings":
+    """The payout channels and hooks from serve's options and the secrets' variables."""
+    from tokenmall.payouts.channels import Routes  # noqa: PLC0415
+    from tokenmall.payouts.dispatcher import DispatchSettings, Hook  # noqa: PLC0415
+
+    def hook(url: str | None, secret_variable: str, option: str) -> Hook | None:
+        if not url:
+            return None
+        secret = os.environ.get(secret_variable)
+        if not secret:
+            _fail(f"{option} needs its secret in ${secret_variable} ('tokenmall payouts secret')")
+        try:
+            return Hook(url, secret)
+        except ValueError as error:
+            _fail(f"{option}: {error}")
+
+    payout = hook(payout_webhook, "TOKENMALL_PAYOUT_SECRET", "--payout-webhook")
+    exchange = hook(exchange_hook, "TOKENMALL_EXCHANGE_SECRET", "--exchange-hook")
+    try:
+        routes = Routes.parse(payout_routes, webhook_configured=payout is not None)
+    except ValueError as error:
+        _fail(f"--payout-route: {error}")
+    return DispatchSettings(payout=payout, exchange=exchange, routes=routes, timeout_s=timeout_s)
 
 
 def _open_reader_or_fail(url: str) -> Store:
@@ -688,11 +752,6 @@ def _stdout() -> TextIO:
     return sys.stdout
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"tokenmall: error: {message}", err=True)
-    sys.exit(EXIT_BAD_INPUT)
-
-
 def _interrupted() -> NoReturn:
     click.echo("tokenmall: interrupted", err=True)
     sys.exit(EXIT_INTERRUPTED)
@@ -730,6 +789,8 @@ def main() -> None:
         click.echo(f"tokenmall: error: cannot write the output ({error.strerror})", err=True)
         sys.exit(1)
 
+
+app.add_command(payouts)
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from tokenmall import __version__
 from tokenmall.api import openapi as openapi_schema_module
 from tokenmall.api.edge import Edge, note_request
 from tokenmall.api.limits import Limits
+from tokenmall.api.payouts import payout_handlers
 from tokenmall.api.problems import (
     PROBLEM_JSON,
     STATUS_OF_CODE,
@@ -53,6 +54,8 @@ from tokenmall.ledger.ledger import DUPLICATE_PAYMENT, Submission
 from tokenmall.ledger.store import Store, StoreError
 from tokenmall.ledger.views import read_state
 from tokenmall.ledger.writer import LedgerClosed, WriterBusy, WriterClient, WriterStopped
+from tokenmall.payouts.dispatcher import Dispatcher, DispatchSettings
+from tokenmall.payouts.store import PayoutStore
 from tokenmall.services import queries
 from tokenmall.services.payment_codes import (
     TTL_DEFAULT_S,
@@ -64,6 +67,13 @@ from tokenmall.services.rate_limit import RateLimiter
 from tokenmall.services.tokens import ACCOUNT_KIND_OF_ROLE, Principal, Role, find_principal
 
 READ_ANY = (Role.ADMIN, Role.INTEGRATION, Role.FINANCE)  # roles that read any account
+# A withdrawal's end decided by a person (or the back end) through the API: allowed only while
+# no payout channel holds it (payouts/store.py), so money on its way is never returned.
+BY_HAND_OPS = {
+    "reject_withdrawal": "rejected",
+    "complete_withdrawal": "paid",
+    "fail_withdrawal": "failed",
+}
 
 BODY_BYTES_MAX = 64 * 1024
 PRINCIPALS_CACHED_MAX = 10_000
@@ -84,6 +94,7 @@ class Api:
         self.client = client
         self.store = store
         self.limits = limits
+        self.payouts = PayoutStore(store)
         self.codes = PaymentCodes()
         self.limiter = RateLimiter(limits.rates_per_s)
         # token -> (when it was looked up, monotonic; its principal; its expiry, POSIX time)
@@ -130,10 +141,31 @@ class Api:
                 self.codes.unspend(code, who.token_id, key)
                 return make_problem(403, "payment_code_refused", "the code is another consumer's")
             command["consent"] = consent.as_json()
+        by_hand = command.get("op") in BY_HAND_OPS and isinstance(command.get("id"), str)
+        if by_hand:
+            held = await asyncio.to_thread(self.payouts.claim_by_hand, command["id"], who.actor)
+            if held is not None:
+                return make_problem(
+                    409,
+                    "payout_in_progress",
+                    f"the {held.channel} channel holds this withdrawal ({held.state}"
+                    f"{', batch ' + held.batch if held.batch else ''}): its outcome comes "
+                    "from that channel",
+                )
         answer, committed = await self._commit(who, command, scoped, created)
         if code is not None and not committed:
             self.codes.unspend(code, who.token_id, key)  # the consumer's code still works
+        if by_hand:
+            await asyncio.to_thread(self._after_by_hand, command, answer)
         return answer
+
+    def _after_by_hand(self, command: dict[str, Any], answer: Answer) -> None:
+        """A person's decision applied: the withdrawal is done; refused: let it go again."""
+        if isinstance(answer, Problem):
+            self.payouts.release_by_hand(command["id"])
+            return
+        outcome = BY_HAND_OPS[command["op"]]
+        self.payouts.finish(command["id"], outcome, command.get("reference"))
 
     async def _commit(
         self, who: Principal, command: dict[str, Any], key: str | None, created: bool
@@ -591,11 +623,14 @@ def create_app(
     store: Store,
     limits: Limits | None = None,
     on_stopped: Callable[[], None] | None = None,
+    dispatch: DispatchSettings | None = None,
 ) -> Edge:
     """The API over a running writer process (`client`) and a read-only `store` of the same
     ledger, behind the edge (access log, security headers). Stopping the app stops the writer
     after everything submitted has committed, then calls `on_stopped`."""
     api = Api(client, store, limits or Limits())
+    dispatch = dispatch or DispatchSettings()
+    dispatcher = Dispatcher(api.payouts, dispatch, client.submit)
 
     @get("/healthz", sync_to_thread=False)
     def healthz() -> Response[Any]:
@@ -630,6 +665,7 @@ def create_app(
         return problem(500, "internal_error", type(error).__name__)
 
     async def stop() -> None:
+        await dispatcher.stop()  # first: it submits outcomes through the writer's client
         await client.close()
         store.close()
         if on_stopped is not None:
@@ -641,6 +677,7 @@ def create_app(
             state,
             *read_handlers(api),
             *money_out_handlers(api),
+            *payout_handlers(api, dispatch),
             *(command_mount(api, prefix) for prefix in (COMMANDS_PATH, *mount_prefixes())),
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},
@@ -653,7 +690,7 @@ def create_app(
             path="/openapi.json",
             render_plugins=[CompletedSchema()],
         ),
-        on_startup=[client.attach],
+        on_startup=[client.attach, dispatcher.start],
         on_shutdown=[stop],
     )
     return Edge(application)

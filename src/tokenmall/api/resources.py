@@ -257,8 +257,8 @@ ROUTES = (
             f"Request a withdrawal of the {kind}'s cash (申请提现)",
             may,
             created=True,
-            body=("id", "amount"),
-            required=("id", "amount"),
+            body=("id", "amount", "payee"),
+            required=("id", "amount", "payee"),
         )
         for kind, field_name, may in (
             ("consumer", "user", consumer_self),

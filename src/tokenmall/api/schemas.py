@@ -10,6 +10,13 @@ from typing import Any
 
 from tokenmall.core.fields import EDITION_MAX, GRANT_DAYS_MAX, ID_CHARS_MAX, ITEM_CHARS_MAX
 from tokenmall.core.units import AMOUNT_CHARS_MAX
+from tokenmall.payouts.payee import (
+    ACCOUNT_PATTERN,
+    BANK_CHARS_MAX,
+    METHODS,
+    NAME_CHARS_MAX,
+    parse_payee,
+)
 from tokenmall.services.payment_codes import CODE_DIGITS, TTL_MAX_S, TTL_MIN_S
 
 Schema = dict[str, Any]
@@ -95,6 +102,29 @@ FIELD_SCHEMAS: dict[str, Schema] = {
     "until": {"type": "integer", "minimum": 0, "maximum": 10**9, "description": "last day"},
     "edition": {"type": "integer", "minimum": 1, "maximum": EDITION_MAX},
     "value": {**MONEY, "description": "CNY of EP an item costs"},
+    "payee": {
+        "type": "object",
+        "description": "where the money goes (收款账户); kept in the journal with the request",
+        "properties": {
+            "method": {"type": "string", "enum": list(METHODS)},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_CHARS_MAX},
+            "account": {
+                "type": "string",
+                "pattern": ACCOUNT_PATTERN,
+                "description": "a bank card, phone number, e-mail or WeChat openid",
+            },
+            "bank": {
+                "type": "string",
+                "maxLength": BANK_CHARS_MAX,
+                "description": "the bank's name (开户行), for method bank only",
+            },
+        },
+        "required": ["method", "name", "account"],
+        "additionalProperties": False,
+        "examples": [
+            {"method": "bank", "name": "张三", "account": "6222020200001234567", "bank": "工商银行"}
+        ],
+    },
     "ids": {
         "type": "array",
         "items": ID,
@@ -146,6 +176,11 @@ def field_error(name: str, value: object, op: str) -> str | None:
             return f"{name!r} must be one of {', '.join(schema['enum'])}"
     if isinstance(value, list):
         return _array_error(name, value, schema)
+    if name == "payee":
+        try:
+            parse_payee(value)
+        except ValueError as error:
+            return f"'payee': {error}"
     if isinstance(value, int) and not schema["minimum"] <= value <= schema["maximum"]:
         return f"{name!r} must be {schema['minimum']}..{schema['maximum']}"
     return None

@@ -173,3 +173,82 @@ item_moves = Table(
 )
 Index("item_moves_by_account", item_moves.c.account, item_moves.c.seq)
 Index("item_moves_by_giver", item_moves.c.giver, item_moves.c.seq)
+
+# Money out in practice (migration 0008, issue 13). Not read models: they hold what happened
+# outside the ledger (a withdrawal handed to a payout channel, a message sent), so a rebuild of
+# the read models leaves them alone. The journal stays the record of every balance.
+payouts = Table(
+    "payouts",
+    metadata,
+    # One row per withdrawal handed to a channel, inserted once (the primary key is the claim:
+    # of two processes handing the same withdrawal over, one inserts and the other sees it).
+    Column("withdrawal", Text, primary_key=True),
+    Column("channel", String(16), nullable=False),  # manual, webhook, or by_hand
+    # manual: exported (in a bank batch); webhook: sending (in the outbox); by_hand: a person
+    # reports the outcome, or rejects it. `done` once the ledger holds its outcome.
+    Column("state", String(16), nullable=False),
+    Column("account", Text, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("payee", Text, nullable=True),  # JSON, from the withdraw command
+    Column("batch", String(40), nullable=True),  # manual: the bank batch it went out in
+    Column("outcome", String(8), nullable=True),  # paid or failed, once known
+    Column("reference", Text, nullable=True),  # the channel's transfer number
+    Column("claimed_by", String(80), nullable=False),  # who handed it over (an actor)
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+Index("payouts_by_state", payouts.c.state, payouts.c.channel)
+Index("payouts_by_batch", payouts.c.batch)
+
+payout_batches = Table(
+    "payout_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),  # "B" + UTC date + number, e.g. B20261201-003
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(80), nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("total_fen", BigInteger, nullable=False),
+)
+
+payout_imports = Table(
+    "payout_imports",
+    metadata,
+    # A bank result file imported, by the SHA-256 of its bytes, and what came of each line:
+    # importing the same file again shows this report and applies nothing.
+    Column("sha256", String(64), primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("imported_at", String(32), nullable=False),
+    Column("imported_by", String(80), nullable=False),
+    Column("report", Text, nullable=False),  # JSON
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(100), primary_key=True),  # webhook-id: the same on every retry
+    Column("topic", String(16), nullable=False),  # payout or exchange
+    Column("body", Text, nullable=False),  # the exact bytes sent each time (UTF-8 JSON)
+    Column("created_at", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, waiting, delivered
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),  # POSIX ms
+    Column("last_status", Integer, nullable=True),  # the HTTP status of the last answer
+    Column("last_error", Text, nullable=True),
+)
+Index("outbox_due", outbox.c.state, outbox.c.next_attempt_ms)
+
+webhooks_seen = Table(
+    "webhooks_seen",
+    metadata,
+    # Callbacks processed, by webhook-id: a replay of one is refused.
+    Column("id", String(256), primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+)
+
+hook_cursors = Table(
+    "hook_cursors",
+    metadata,
+    # How far a hook has read the journal (the exchange hook: collectible events).
+    Column("name", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -77,6 +77,9 @@ _FIRST = operator.itemgetter(0)
 KEYS_PER_QUERY = 500
 
 
+IMMEDIATE_OPTION = "tokenmall_immediate"  # SQLite: begin with the write lock (Store.writing_now)
+
+
 class StoreError(Exception):
     """The store cannot be used as asked (missing, unreachable, locked, damaged): one line."""
 
@@ -309,6 +312,16 @@ class Store:
             return
         with self._lock_connection.begin():
             yield self._lock_connection
+
+    @contextmanager
+    def writing_now(self) -> Iterator[sa.Connection]:
+        """A short transaction of a process other than the ledger's writer (the server's
+        payout tables, tokens): on SQLite it holds the write lock from its start."""
+        with (
+            self.engine.connect().execution_options(**{IMMEDIATE_OPTION: True}) as connection,
+            connection.begin(),
+        ):
+            yield connection
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -836,7 +849,11 @@ def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A transaction that reads before it writes takes the write lock at its start
+        # (IMMEDIATE): upgrading a read snapshot that the ledger's writer has since moved past
+        # fails at once with "database is locked", whatever the busy timeout.
+        immediate = connection.get_execution_options().get(IMMEDIATE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
