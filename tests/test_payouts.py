@@ -116,6 +116,11 @@ def test_a_withdrawal_goes_into_one_batch_and_its_file_reads_back(db_url: str) -
         assert made.batch is not None and made.batch.startswith("B")
         again = export_batch(payouts, routes, "finance:tk_b")
         assert (again.batch, again.lines) == (None, 0)  # nothing goes into a second batch
+        # finance may send a withdrawal to the bank by name, whatever its route
+        chosen = export_batch(payouts, routes, "finance:tk_b", ids=["w5", "w6", "w1"])
+        assert (chosen.lines, chosen.total_fen) == (1, 200)
+        assert [s["withdrawal"] for s in chosen.skipped] == ["w6", "w1"]
+        assert chosen.batch is not None and chosen.batch > made.batch
         for fmt in ("csv", "xlsx"):
             data = batch_file(payouts, made.batch, fmt)
             assert data is not None

@@ -21,7 +21,7 @@ from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
 from tokenmall.ledger.store import StoreError, resolve_url
 from tokenmall.ledger.views import open_reader
 from tokenmall.payouts import webhooks
-from tokenmall.payouts.channels import Routes, batch_file, export_batch, import_results
+from tokenmall.payouts.channels import EXPORT_MAX, Routes, batch_file, export_batch, import_results
 from tokenmall.payouts.files import FileProblem
 from tokenmall.payouts.reconcile import report_csv, report_xlsx
 from tokenmall.payouts.service import differences_text, payout_list, reconcile_file
@@ -81,8 +81,19 @@ def _write_file(path: Path, data: bytes) -> None:
     help="As serve's --payout-route: only methods routed to manual are exported "
     "[default: every method].",
 )
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="WITHDRAWAL",
+    help="Export these approved withdrawals only, whatever their route (repeat).",
+)
 def payouts_export(
-    db: str | None, file_format: Literal["xlsx", "csv"], out: Path, routes: tuple[str, ...]
+    db: str | None,
+    file_format: Literal["xlsx", "csv"],
+    out: Path,
+    routes: tuple[str, ...],
+    ids: tuple[str, ...],
 ) -> None:
     """Claim every approved withdrawal routed to the bank for a new batch, and write its
     批量代发 file. A withdrawal goes into one batch only."""
@@ -91,7 +102,9 @@ def payouts_export(
     except ValueError as error:
         _fail(f"--route: {error}")
     store = _payout_store(db)
-    made = export_batch(store, parsed, cli_actor())
+    if len(ids) > EXPORT_MAX:
+        _fail(f"--id: at most {EXPORT_MAX} withdrawals in one batch")
+    made = export_batch(store, parsed, cli_actor(), EXPORT_MAX, list(ids) if ids else None)
     for skipped in made.skipped:
         click.echo(f"skipped {skipped['withdrawal']}: {skipped['reason']}", err=True)
     if made.batch is None:

@@ -15,11 +15,13 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
 from tokenmall.api.problems import Problem, make_problem, problem
+from tokenmall.api.schemas import field_error
 from tokenmall.core.fields import ID_CHARS_MAX
+from tokenmall.jsonl import decode_command
 from tokenmall.ledger.ledger import Result, Submission
 from tokenmall.ledger.store import StoreError
 from tokenmall.ledger.writer import LedgerClosed
-from tokenmall.payouts.channels import batch_file, export_batch, import_results
+from tokenmall.payouts.channels import EXPORT_MAX, batch_file, export_batch, import_results
 from tokenmall.payouts.dispatcher import DispatchSettings, receive_callback
 from tokenmall.payouts.files import FileProblem
 from tokenmall.payouts.reconcile import report_csv, report_xlsx
@@ -41,6 +43,19 @@ def payout_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHan
     return [*batch_handlers(api, settings), *result_handlers(api, settings)]
 
 
+def chosen_ids(body: bytes) -> list[str] | Problem | None:
+    """The withdrawals an export names ({"ids": [...]}), None for an empty body."""
+    if not body.strip():
+        return None
+    found = decode_command(body)
+    if not isinstance(found, dict) or set(found) != {"ids"}:
+        return make_problem(422, "invalid_command", 'the body is {"ids": [withdrawal ids]}')
+    error = field_error("ids", found["ids"], "export")
+    if error is not None:
+        return make_problem(422, "invalid_command", error)
+    return list(found["ids"])
+
+
 def staff_of(api: "Api", request: Request[Any, Any, Any]) -> Principal | Problem:
     """The finance or admin caller, or the 401/403 to answer."""
     who = api.principal(request.scope)
@@ -60,12 +75,18 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
 
     @post("/v1/payouts/batches", status_code=200)
     async def create_batch(request: Request[Any, Any, Any]) -> Response[Any]:
-        """Export the approved withdrawals routed to the bank as a new batch (批量代发): each
-        is claimed for it, so it is in no other file and sent to no service."""
+        """Export the approved withdrawals routed to the bank as a new batch (批量代发), or
+        those a body {"ids": [...]} names, whatever their route: each is claimed for it, so
+        it is in no other file and sent to no service."""
         who = staff(request)
         if isinstance(who, Problem):
             return who.response()
-        made = await asyncio.to_thread(export_batch, payouts, settings.routes, who.actor)
+        ids = chosen_ids(await request.body())
+        if isinstance(ids, Problem):
+            return ids.response()
+        made = await asyncio.to_thread(
+            export_batch, payouts, settings.routes, who.actor, EXPORT_MAX, ids
+        )
         body = {
             "batch": made.batch,
             "lines": made.lines,

@@ -176,14 +176,31 @@ def _payee(found: Mapping[str, Any] | None) -> Payee | None:
 
 
 def export_batch(
-    payouts: PayoutStore, routes: Routes, actor: str, limit: int = EXPORT_MAX
+    payouts: PayoutStore,
+    routes: Routes,
+    actor: str,
+    limit: int = EXPORT_MAX,
+    ids: Sequence[str] | None = None,
 ) -> Export:
-    """Claim every approved withdrawal routed to the bank (up to `limit`) for a new batch.
-    A withdrawal without a usable payee is left out and listed: it cannot be paid."""
-    candidates = [
-        w for w in payouts.approved_unclaimed(0, limit * 4) if routes.channel_of(w.payee) == MANUAL
-    ]
-    skipped = [
+    """Claim every approved withdrawal routed to the bank (up to `limit`) for a new batch,
+    or, when finance names them (`ids`), those withdrawals whatever their route. A withdrawal
+    without a usable payee is left out and listed: it cannot be paid."""
+    if ids is None:
+        candidates = [
+            w
+            for w in payouts.approved_unclaimed(0, limit * 4)
+            if routes.channel_of(w.payee) == MANUAL
+        ]
+        skipped = []
+    else:
+        candidates = payouts.approved_unclaimed(0, len(ids), ids)
+        found = {w.id for w in candidates}
+        skipped = [
+            {"withdrawal": id_, "reason": "not approved, or a channel holds it already"}
+            for id_ in ids
+            if id_ not in found
+        ]
+    skipped += [
         {"withdrawal": w.id, "reason": "no usable payee (收款账户) in the request: reject it"}
         for w in candidates
         if _payee(w.payee) is None
@@ -264,6 +281,11 @@ def _outcome_of(line: BankLine) -> Outcome:
 
 
 # -- webhook: the payout service ---------------------------------------------------------------
+
+
+def payout_headers(withdrawal: str) -> dict[str, str]:
+    """Headers beside the signature's: the idempotency key payout services dedupe on."""
+    return {"content-type": "application/json", "idempotency-key": withdrawal}
 
 
 def payout_message_id(withdrawal: str) -> str:

@@ -33,9 +33,10 @@ from tokenmall.payouts.channels import (
     enqueue_payouts,
     outcome_of_answer,
     outcome_of_callback,
+    payout_headers,
     payout_message_id,
 )
-from tokenmall.payouts.store import PENDING, WAITING, WEBHOOK, OutboxRow, PayoutStore
+from tokenmall.payouts.store import DELIVERED, PENDING, WAITING, WEBHOOK, OutboxRow, PayoutStore
 
 log = logging.getLogger("tokenmall.payouts")
 
@@ -170,7 +171,10 @@ class Dispatcher:
         body = row.body.encode()
         now_ms = self.clock_ms()
         headers = webhooks.headers(hook.secret, row.id, now_ms // 1000, body)
-        headers["content-type"] = "application/json"
+        if row.topic == PAYOUT_TOPIC:
+            headers |= payout_headers(json.loads(row.body)["data"]["withdrawal"])
+        else:
+            headers["content-type"] = "application/json"
         try:
             response = await self._http().post(hook.url, content=body, headers=headers)
         except httpx.HTTPError as error:  # timeout, refused, reset: unclear, so resend later
@@ -181,7 +185,9 @@ class Dispatcher:
             await self._retry(row, response.status_code, response.text[:300])
             return
         if row.topic != PAYOUT_TOPIC:
-            await asyncio.to_thread(self.payouts.delivered, row.id)
+            await asyncio.to_thread(
+                self.payouts.attempted, row.id, DELIVERED, 0, response.status_code, None
+            )
             return
         data = json.loads(row.body)["data"]
         outcome = outcome_of_answer(data["withdrawal"], data["amount_fen"], answer)
@@ -202,7 +208,7 @@ class Dispatcher:
 
     async def _settled(self, row: OutboxRow, verdict: Verdict, status: int) -> None:
         if verdict.final:
-            await asyncio.to_thread(self.payouts.delivered, row.id)
+            await asyncio.to_thread(self.payouts.attempted, row.id, DELIVERED, 0, status, None)
             return
         # The service's word could not be applied (a conflict, a bad reference): keep asking
         # slowly and show why; finance sees it in the payout list.

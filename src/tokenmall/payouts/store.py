@@ -110,8 +110,12 @@ class PayoutStore:
 
     # -- approved withdrawals and their claims ---------------------------------------------------
 
-    def approved_unclaimed(self, after_seq: int, limit: int) -> list[ApprovedWithdrawal]:
-        """Approved withdrawals that no channel holds, by request, after `after_seq`."""
+    def approved_unclaimed(
+        self, after_seq: int, limit: int, ids: Sequence[str] | None = None
+    ) -> list[ApprovedWithdrawal]:
+        """Approved withdrawals that no channel holds, by request, after `after_seq` (only
+        those of `ids`, if given)."""
+        chosen = () if ids is None else (withdrawal_list.c.id.in_(list(ids)),)
         with self.store.reading() as connection:
             rows = connection.execute(
                 sa.select(
@@ -127,6 +131,7 @@ class PayoutStore:
                     withdrawal_list.c.status == "approved",
                     withdrawal_list.c.requested_seq > after_seq,
                     payouts.c.withdrawal.is_(None),
+                    *chosen,
                 )
                 .order_by(withdrawal_list.c.requested_seq)
                 .limit(limit)
