@@ -33,6 +33,7 @@ from tokenmall.payouts.channels import (
     batch_file,
     export_batch,
     import_results,
+    ledger_submitter,
 )
 from tokenmall.payouts.store import PayoutStore
 
@@ -66,15 +67,10 @@ def run(ledger: Ledger, commands: list[dict[str, Any]]) -> list[Result]:
     return results
 
 
-async def _submit_to(ledger: Ledger, submission: Submission) -> Result:
-    return ledger.execute([submission])[0]
-
-
 def import_file(ledger: Ledger, data: bytes, name: str) -> dict[str, Any]:
     payouts = PayoutStore(ledger.store)
-    return asyncio.run(
-        import_results(payouts, lambda s: _submit_to(ledger, s), data, name, "finance:tk_test")
-    )
+    submit_all = ledger_submitter(ledger)
+    return asyncio.run(import_results(payouts, submit_all, data, name, "finance:tk_test"))
 
 
 def result_csv(lines: list[tuple[str, str, str, str]]) -> bytes:
@@ -282,6 +278,8 @@ def test_an_import_killed_half_way_and_run_again_pays_each_line_once(tmp_path: P
         str(result),
         "--db",
         "ledger.db",
+        "--batch-size",  # many transactions, so that the kill lands between two
+        "5",
     ]
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -17,11 +17,18 @@ from tokenmall.cli_common import db_option
 from tokenmall.cli_common import fail as _fail
 from tokenmall.core.units import Fen, format_fen
 from tokenmall.ledger.ingest import cli_actor
-from tokenmall.ledger.ledger import Ledger, Result, Settings, Submission
+from tokenmall.ledger.ledger import Ledger, Settings
 from tokenmall.ledger.store import StoreError, resolve_url
 from tokenmall.ledger.views import open_reader
 from tokenmall.payouts import webhooks
-from tokenmall.payouts.channels import EXPORT_MAX, Routes, batch_file, export_batch, import_results
+from tokenmall.payouts.channels import (
+    EXPORT_MAX,
+    Routes,
+    batch_file,
+    export_batch,
+    import_results,
+    ledger_submitter,
+)
 from tokenmall.payouts.files import FileProblem
 from tokenmall.payouts.reconcile import report_csv, report_xlsx
 from tokenmall.payouts.service import differences_text, payout_list, reconcile_file
@@ -140,20 +147,24 @@ def payouts_file(
 @payouts.command("import")
 @click.argument("result_file", type=click.Path(path_type=Path))
 @db_option
-def payouts_import(result_file: Path, db: str | None) -> None:
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=4096,
+    show_default=True,
+    help="Outcomes per transaction.",
+)
+def payouts_import(result_file: Path, db: str | None, batch_size: int) -> None:
     """Apply the bank's result file (代发结果): each line completes or fails its withdrawal,
     once. The same file again applies nothing. Needs the ledger's writer (the server
     stopped); while it runs, POST the file to /v1/payouts/results."""
     data = _read_file(result_file)
     actor = cli_actor()
     try:
-        with Ledger.open(db, Settings()) as ledger:
+        with Ledger.open(db, Settings(batch_max=batch_size)) as ledger:
             store = PayoutStore(ledger.store)
-
-            async def submit(submission: Submission) -> Result:
-                return ledger.execute([submission])[0]
-
-            report = asyncio.run(import_results(store, submit, data, result_file.name, actor))
+            submit_all = ledger_submitter(ledger)
+            report = asyncio.run(import_results(store, submit_all, data, result_file.name, actor))
     except FileProblem as problem:
         _fail(f"{result_file}: {problem}")
     except StoreError as error:

@@ -141,7 +141,8 @@ class Api:
                 self.codes.unspend(code, who.token_id, key)
                 return make_problem(403, "payment_code_refused", "the code is another consumer's")
             command["consent"] = consent.as_json()
-        by_hand = command.get("op") in BY_HAND_OPS and isinstance(command.get("id"), str)
+        op = command.get("op")  # any JSON value, in a raw command
+        by_hand = isinstance(op, str) and op in BY_HAND_OPS and isinstance(command.get("id"), str)
         if by_hand:
             held = await asyncio.to_thread(self.payouts.claim_by_hand, command["id"], who.actor)
             if held is not None:

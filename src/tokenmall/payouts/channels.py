@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from tokenmall.core.units import Fen, format_fen
-from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Result, Submission
+from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Submission
 from tokenmall.payouts.files import BankLine, BatchLine, read_bank_file, write_batch
 from tokenmall.payouts.payee import METHODS, Payee, parse_payee, payee_json
 from tokenmall.payouts.store import (
@@ -37,6 +37,7 @@ from tokenmall.payouts.store import (
 )
 
 Submit = Callable[[Submission], Awaitable[Result]]
+SubmitAll = Callable[[list[Submission]], Awaitable[list[Result]]]
 
 OUTCOME_KEY = "payout:{}"  # one idempotency key per withdrawal, whichever way its outcome comes
 PAYOUT_TOPIC, EXCHANGE_TOPIC = "payout", "exchange"
@@ -88,6 +89,20 @@ class Routes:
         return made
 
 
+def ledger_submitter(ledger: Ledger) -> SubmitAll:
+    """Submissions applied by a ledger opened in this process (the command line), in
+    batches of its size."""
+
+    async def submit_all(submissions: list[Submission]) -> list[Result]:
+        size = ledger.settings.batch_max
+        results: list[Result] = []
+        for start in range(0, len(submissions), size):
+            results += ledger.execute(submissions[start : start + size])
+        return results
+
+    return submit_all
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A channel's word on one withdrawal."""
@@ -104,6 +119,7 @@ class Verdict:
     code: str  # APPLIED, ALREADY or why nothing changed
     detail: str
     seq: int | None = None  # the journal entry holding the outcome
+    withdrawal: str = ""  # for NOT_HELD: the withdrawal no channel here holds
 
     @property
     def final(self) -> bool:
@@ -116,20 +132,38 @@ async def apply_outcome(
     """Complete or fail the withdrawal as the channel says, at most once: only the channel
     holding it may report, the amount must be the one handed over, and the command carries
     the key `payout:<id>` (a second report, by any path, is the first one's replay)."""
+    judged = judge(outcome, payouts.payout(outcome.withdrawal), channel, actor)
+    if isinstance(judged, Verdict):
+        return await _unknown_or(payouts, judged)
+    verdict = settle(outcome, await submit(judged))
+    if verdict.final:
+        payouts.finish_all([_finished(outcome)])
+    return verdict
+
+
+async def _unknown_or(payouts: PayoutStore, verdict: Verdict) -> Verdict:
+    """A refusal for want of a claim: "no such withdrawal" if the ledger has none either."""
+    if verdict.code == NOT_HELD and payouts.withdrawal(verdict.withdrawal) is None:
+        return Verdict(UNKNOWN, f"no withdrawal {verdict.withdrawal!r}")
+    return verdict
+
+
+def judge(
+    outcome: Outcome, held: PayoutRow | None, channel: str, actor: str
+) -> Verdict | Submission:
+    """Why the outcome changes nothing, or the command that applies it."""
     withdrawal = outcome.withdrawal
-    held = payouts.payout(withdrawal)
     if held is None or held.channel != channel:
-        if payouts.withdrawal(withdrawal) is None:
-            return Verdict(UNKNOWN, f"no withdrawal {withdrawal!r}")
         holder = "no channel" if held is None else f"the {held.channel} channel"
-        return Verdict(NOT_HELD, f"{withdrawal} is held by {holder}, not by {channel}")
+        detail = f"{withdrawal} is held by {holder}, not by {channel}"
+        return Verdict(NOT_HELD, detail, withdrawal=withdrawal)
     if outcome.amount_fen is not None and outcome.amount_fen != held.amount_fen:
         return Verdict(
             AMOUNT_DIFFERS,
             f"{withdrawal}: the channel says {format_fen(Fen(outcome.amount_fen))}, "
             f"it was handed {format_fen(Fen(held.amount_fen))}",
         )
-    said = "paid" if outcome.paid else "failed"
+    said = _said(outcome)
     if held.state == DONE:  # the ledger has its outcome (the key may have expired since)
         if held.outcome == said:
             return Verdict(ALREADY, f"{withdrawal} was {said} before")
@@ -143,16 +177,26 @@ async def apply_outcome(
     )
     if not outcome.paid and outcome.reason:
         command["reason"] = outcome.reason[:REASON_CHARS_MAX]
-    result = await submit(Submission.of(command, OUTCOME_KEY.format(withdrawal), actor))
+    return Submission.of(command, OUTCOME_KEY.format(withdrawal), actor)
+
+
+def settle(outcome: Outcome, result: Result) -> Verdict:
+    """What the ledger's answer to an outcome's command means."""
+    withdrawal, said = outcome.withdrawal, _said(outcome)
     if result.ok:
-        payouts.finish(withdrawal, said, outcome.reference or None)
         code = ALREADY if result.replayed else APPLIED
         return Verdict(code, f"{withdrawal} {said}", result.seq)
     if result.outcome == IDEMPOTENCY_CONFLICT:
         return Verdict(CONFLICT, f"{withdrawal}: the ledger has the other outcome")
-    status = payouts.withdrawal(withdrawal)
-    now = "unknown" if status is None else status[0]
-    return Verdict(result.outcome, f"{withdrawal} is {now}: the ledger refused it", result.seq)
+    return Verdict(result.outcome, f"{withdrawal}: the ledger refused it", result.seq)
+
+
+def _said(outcome: Outcome) -> str:
+    return "paid" if outcome.paid else "failed"
+
+
+def _finished(outcome: Outcome) -> tuple[str, str, str | None]:
+    return outcome.withdrawal, _said(outcome), outcome.reference or None
 
 
 # -- manual: bank batch files ------------------------------------------------------------------
@@ -235,34 +279,53 @@ def batch_file(payouts: PayoutStore, batch: str, fmt: Literal["csv", "xlsx"]) ->
 
 
 async def import_results(
-    payouts: PayoutStore, submit: Submit, data: bytes, filename: str, actor: str
+    payouts: PayoutStore, submit_all: SubmitAll, data: bytes, filename: str, actor: str
 ) -> dict[str, Any]:
     """Apply a bank result file: each line completes or fails its withdrawal once. The same
     file imported again applies nothing and shows its first report. FileProblem (a
-    ValueError) for a file that cannot be read; nothing is applied then."""
+    ValueError) for a file that cannot be read; nothing is applied then.
+
+    Every line is judged first, then the outcomes go to the ledger together (the writer
+    commits them in as few transactions as its batches allow): a kill part way leaves some
+    applied, and the same file again applies the rest, each line's key replaying the others."""
     digest = hashlib.sha256(data).hexdigest()
     earlier = payouts.import_report(digest)
     if earlier is not None:
         return {**earlier, "imported_before": True}
     lines = read_bank_file(data, filename)
-    results: list[dict[str, Any]] = []
+    held = payouts.payouts_of([line.withdrawal for line in lines])
+    judged: list[Verdict | Submission] = []
     seen: set[str] = set()
     for line in lines:
         if line.withdrawal in seen:
-            verdict = Verdict(TWICE, f"{line.withdrawal} is on an earlier line of this file")
+            judged.append(Verdict(TWICE, f"{line.withdrawal} is on an earlier line of this file"))
+            continue
+        seen.add(line.withdrawal)
+        judged.append(judge(_outcome_of(line), held.get(line.withdrawal), MANUAL, actor))
+    submissions = [item for item in judged if isinstance(item, Submission)]
+    answers = iter(await submit_all(submissions) if submissions else [])
+    verdicts: list[Verdict] = []
+    finished = []
+    for line, item in zip(lines, judged, strict=True):
+        if isinstance(item, Submission):
+            verdict = settle(_outcome_of(line), next(answers))
+            if verdict.final:
+                finished.append(_finished(_outcome_of(line)))
         else:
-            seen.add(line.withdrawal)
-            verdict = await apply_outcome(payouts, submit, _outcome_of(line), MANUAL, actor)
-        results.append(
-            {
-                "row": line.row,
-                "withdrawal": line.withdrawal,
-                "outcome": "paid" if line.succeeded else "failed",
-                "result": verdict.code,
-                "detail": verdict.detail,
-                "seq": verdict.seq,
-            }
-        )
+            verdict = await _unknown_or(payouts, item)
+        verdicts.append(verdict)
+    payouts.finish_all(finished)
+    results = [
+        {
+            "row": line.row,
+            "withdrawal": line.withdrawal,
+            "outcome": "paid" if line.succeeded else "failed",
+            "result": verdict.code,
+            "detail": verdict.detail,
+            "seq": verdict.seq,
+        }
+        for line, verdict in zip(lines, verdicts, strict=True)
+    ]
     report = {
         "file": filename,
         "sha256": digest,

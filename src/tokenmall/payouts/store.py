@@ -297,12 +297,32 @@ class PayoutStore:
 
     def finish(self, withdrawal_id: str, outcome: str | None, reference: str | None) -> None:
         """The ledger holds the withdrawal's outcome: the claim is done."""
+        self.finish_all([(withdrawal_id, outcome, reference)])
+
+    def finish_all(self, finished: Sequence[tuple[str, str | None, str | None]]) -> None:
+        """Each (withdrawal, outcome, reference) is in the ledger: their claims are done."""
+        if not finished:
+            return
+        now = now_text()
         with self.writing() as connection:
-            connection.execute(
-                payouts.update()
-                .where(payouts.c.withdrawal == withdrawal_id)
-                .values(state=DONE, outcome=outcome, reference=reference, updated_at=now_text())
-            )
+            for withdrawal_id, outcome, reference in finished:
+                connection.execute(
+                    payouts.update()
+                    .where(payouts.c.withdrawal == withdrawal_id)
+                    .values(state=DONE, outcome=outcome, reference=reference, updated_at=now)
+                )
+
+    def payouts_of(self, ids: Sequence[str]) -> dict[str, PayoutRow]:
+        """The claims on any of `ids`, by withdrawal."""
+        found: dict[str, PayoutRow] = {}
+        unique = sorted(set(ids))
+        with self.store.reading() as connection:
+            for start in range(0, len(unique), 500):
+                query = sa.select(*(payouts.c[name] for name in PayoutRow._fields)).where(
+                    payouts.c.withdrawal.in_(unique[start : start + 500])
+                )
+                found |= {row[0]: PayoutRow(*row) for row in connection.execute(query)}
+        return found
 
     # -- bank batches and imports ----------------------------------------------------------------
 
