@@ -140,7 +140,11 @@ def test_fifty_withdrawals_of_the_whole_balance_pay_once(served: Served) -> None
     cash = give_cash(served, "o1")
     assert cash > 0
     racers = [
-        ("alice", "/v1/consumers/alice/withdrawals", {"id": f"w{i}", "amount": money(cash)})
+        (
+            "alice",
+            "/v1/consumers/alice/withdrawals",
+            {"id": f"w{i}", "amount": money(cash), "payee": PAYEE},
+        )
         for i in range(RACERS)
     ]
     answered = codes(served.race(racers))
@@ -239,7 +243,9 @@ def test_the_withdrawal_list_filters_and_pages(served: Served) -> None:
     assert cash >= 5
     for number in range(5):
         served.ok(
-            "alice", "/v1/consumers/alice/withdrawals", {"id": f"w{number}", "amount": "0.01"}
+            "alice",
+            "/v1/consumers/alice/withdrawals",
+            {"id": f"w{number}", "amount": "0.01", "payee": PAYEE},
         )
     served.ok("finance", "/v1/withdrawals/w1/approve")
     served.ok("finance", "/v1/withdrawals/w2/reject", {"reason": "duplicate"})

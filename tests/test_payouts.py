@@ -31,6 +31,7 @@ from tokenmall.payouts.channels import (
     UNKNOWN,
     Routes,
     batch_file,
+    enqueue_payouts,
     export_batch,
     import_results,
     ledger_submitter,
@@ -398,3 +399,17 @@ def test_reconcile_lists_every_difference(tmp_path: Path) -> None:
         ).returncode
         == 2
     )
+
+
+def test_withdrawals_waiting_for_the_bank_do_not_hide_the_services(sqlite_url: str) -> None:
+    """The payout service's withdrawals are found behind any number of the bank's."""
+    alipay = {"method": "alipay", "name": "王五", "account": "wangwu@example.com"}
+    with Ledger.open(sqlite_url, Settings()) as ledger:
+        run(ledger, SETUP + withdrawals(3) + withdrawals(1, alipay, first=4))
+        payouts = PayoutStore(ledger.store)
+        assert [w.id for w in payouts.each_approved_unclaimed(page=2)] == ["w1", "w2", "w3", "w4"]
+        routes = Routes({"bank": "manual", "alipay": "webhook"})
+        assert enqueue_payouts(payouts, routes, limit=1) == 1
+        assert [m.id for m in payouts.messages("payout")] == ["payout_w4"]
+        assert payouts.payout("w4") is not None and payouts.payout("w1") is None
+        assert enqueue_payouts(payouts, routes, limit=1) == 0  # claimed once

@@ -12,6 +12,7 @@ Which channel takes a withdrawal is configured per payee method (bank card, WeCh
 Alipay): `Routes`. How "at most once" holds is in docs/payouts.md.
 """
 
+import asyncio
 import hashlib
 import json
 import re
@@ -132,18 +133,22 @@ async def apply_outcome(
     """Complete or fail the withdrawal as the channel says, at most once: only the channel
     holding it may report, the amount must be the one handed over, and the command carries
     the key `payout:<id>` (a second report, by any path, is the first one's replay)."""
-    judged = judge(outcome, payouts.payout(outcome.withdrawal), channel, actor)
+    held = await asyncio.to_thread(payouts.payout, outcome.withdrawal)
+    judged = judge(outcome, held, channel, actor)
     if isinstance(judged, Verdict):
         return await _unknown_or(payouts, judged)
     verdict = settle(outcome, await submit(judged))
     if verdict.final:
-        payouts.finish_all([_finished(outcome)])
+        await asyncio.to_thread(payouts.finish_all, [_finished(outcome)])
     return verdict
 
 
 async def _unknown_or(payouts: PayoutStore, verdict: Verdict) -> Verdict:
     """A refusal for want of a claim: "no such withdrawal" if the ledger has none either."""
-    if verdict.code == NOT_HELD and payouts.withdrawal(verdict.withdrawal) is None:
+    if (
+        verdict.code == NOT_HELD
+        and await asyncio.to_thread(payouts.withdrawal, verdict.withdrawal) is None
+    ):
         return Verdict(UNKNOWN, f"no withdrawal {verdict.withdrawal!r}")
     return verdict
 
@@ -230,11 +235,12 @@ def export_batch(
     or, when finance names them (`ids`), those withdrawals whatever their route. A withdrawal
     without a usable payee is left out and listed: it cannot be paid."""
     if ids is None:
-        candidates = [
-            w
-            for w in payouts.approved_unclaimed(0, limit * 4)
-            if routes.channel_of(w.payee) == MANUAL
-        ]
+        candidates = []
+        for w in payouts.each_approved_unclaimed():
+            if routes.channel_of(w.payee) == MANUAL:
+                candidates.append(w)
+                if len(candidates) >= limit:
+                    break
         skipped = []
     else:
         candidates = payouts.approved_unclaimed(0, len(ids), ids)
@@ -288,12 +294,13 @@ async def import_results(
     Every line is judged first, then the outcomes go to the ledger together (the writer
     commits them in as few transactions as its batches allow): a kill part way leaves some
     applied, and the same file again applies the rest, each line's key replaying the others."""
+    # The reads and the parsing run on a thread: in the server, the event loop goes on.
     digest = hashlib.sha256(data).hexdigest()
-    earlier = payouts.import_report(digest)
+    earlier = await asyncio.to_thread(payouts.import_report, digest)
     if earlier is not None:
         return {**earlier, "imported_before": True}
-    lines = read_bank_file(data, filename)
-    held = payouts.payouts_of([line.withdrawal for line in lines])
+    lines = await asyncio.to_thread(read_bank_file, data, filename)
+    held = await asyncio.to_thread(payouts.payouts_of, [line.withdrawal for line in lines])
     judged: list[Verdict | Submission] = []
     seen: set[str] = set()
     for line in lines:
@@ -314,7 +321,7 @@ async def import_results(
         else:
             verdict = await _unknown_or(payouts, item)
         verdicts.append(verdict)
-    payouts.finish_all(finished)
+    await asyncio.to_thread(payouts.finish_all, finished)
     results = [
         {
             "row": line.row,
@@ -335,7 +342,7 @@ async def import_results(
         "refused": sum(1 for r in results if r["result"] not in FINAL),
         "results": results,
     }
-    payouts.save_import(digest, filename, actor, report)
+    await asyncio.to_thread(payouts.save_import, digest, filename, actor, report)
     return {**report, "imported_before": False}
 
 
@@ -377,10 +384,12 @@ def enqueue_payouts(payouts: PayoutStore, routes: Routes, limit: int) -> int:
     """Claim approved withdrawals routed to the payout service and queue their requests (the
     claim and the message in one transaction: after a crash, both or neither)."""
     queued = 0
-    for w in payouts.approved_unclaimed(0, limit):
+    for w in payouts.each_approved_unclaimed():
         payee = _payee(w.payee)
         if routes.channel_of(w.payee) != WEBHOOK or payee is None:
             continue  # the bank's, or no payee: left for finance (the review list shows it)
+        if queued >= limit:
+            break
         with payouts.writing() as connection:
             if payouts.claim(connection, w, WEBHOOK, SENDING, "channel:webhook"):
                 payouts.enqueue(

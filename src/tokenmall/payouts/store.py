@@ -141,6 +141,17 @@ class PayoutStore:
             for id_, account, amount_fen, seq, command in rows
         ]
 
+    def each_approved_unclaimed(self, page: int = 1_000) -> Iterator[ApprovedWithdrawal]:
+        """Every approved withdrawal no channel holds, a page at a time (those another
+        channel's route leaves waiting do not hide the ones after them)."""
+        after_seq = 0
+        while True:
+            found = self.approved_unclaimed(after_seq, page)
+            yield from found
+            if len(found) < page:
+                return
+            after_seq = found[-1].requested_seq
+
     def withdrawal(self, withdrawal_id: str) -> tuple[str, str, int] | None:
         """A withdrawal's (status, account, amount_fen) as the ledger holds it, or None."""
         with self.store.reading() as connection:
