@@ -67,22 +67,30 @@ class Served:
             return list(pool.map(send, requests))
 
 
-@pytest.fixture
-def served(db_url: str, tmp_path: Path) -> Iterator[Served]:
+PARTIES = (
+    ("admin", "admin", None),
+    ("finance", "finance", None),
+    ("integration", "integration", None),
+    ("alice", "consumer", "alice"),
+)
+
+
+def new_ledger_tokens(db_url: str) -> dict[str, str]:
+    """A migrated ledger and a token for each of PARTIES, by name."""
     store = Store(resolve_url(db_url), create=True)
     try:
         store.migrate()
-        tokens = {
+        return {
             name: create_token(store, Role(role), account, utc_now())[0]
-            for name, role, account in (
-                ("admin", "admin", None),
-                ("finance", "finance", None),
-                ("integration", "integration", None),
-                ("alice", "consumer", "alice"),
-            )
+            for name, role, account in PARTIES
         }
     finally:
         store.close()
+
+
+@pytest.fixture
+def served(db_url: str, tmp_path: Path) -> Iterator[Served]:
+    tokens = new_ledger_tokens(db_url)
     process, client = start_server(tmp_path, "--db", db_url, *NO_RATE_LIMITS)
     served = Served(client, str(client.base_url), tokens, tmp_path, db_url)
     try:

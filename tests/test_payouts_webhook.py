@@ -24,12 +24,10 @@ import pytest
 from tests.support.payout_service import PayoutService
 from tests.test_api import free_port, start_server, tokenmall
 from tests.test_api_trust import NO_RATE_LIMITS
-from tests.test_api_withdrawal_races import Served, fen
-from tokenmall.ledger.ledger import utc_now
+from tests.test_api_withdrawal_races import Served, fen, new_ledger_tokens
 from tokenmall.ledger.store import Store, resolve_url
 from tokenmall.payouts import webhooks
 from tokenmall.payouts.store import PayoutStore
-from tokenmall.services.tokens import Role, create_token
 
 SECRET = webhooks.new_secret()
 PAYEE = {"method": "alipay", "name": "王五", "account": "wangwu@example.com"}
@@ -81,19 +79,7 @@ def serving(
 ) -> Iterator[Payouts]:
     """A server whose payouts all go to a local payout service (and, with `callback`, the
     service calls back), alice with cash, withdrawals approved on request."""
-    store = Store(resolve_url(db_url), create=True)
-    try:
-        store.migrate()
-        tokens = {
-            name: create_token(store, Role(role), account, utc_now())[0]
-            for name, role, account in (
-                ("admin", "admin", None),
-                ("finance", "finance", None),
-                ("alice", "consumer", "alice"),
-            )
-        }
-    finally:
-        store.close()
+    tokens = new_ledger_tokens(db_url)
     port = free_port()
     callback_url = f"http://127.0.0.1:{port}/v1/payouts/webhook" if callback else None
     with PayoutService(SECRET, callback_url, **service) as payout_service:
