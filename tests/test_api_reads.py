@@ -444,7 +444,8 @@ def test_openapi_describes_every_resource(server: Server) -> None:
     payout_writes = {
         (f"/v1/payouts/{name}", "post") for name in ("batches", "results", "reconcile", "webhook")
     }
-    assert writes - documented == {("/v1/commands", "post")} | payout_writes
+    login_links = {("/v1/login-links", "post")}
+    assert writes - documented == {("/v1/commands", "post")} | payout_writes | login_links
 
     def query_parameters(path: str) -> dict[str, dict[str, Any]]:
         operation = paths[path]["get"]

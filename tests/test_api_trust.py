@@ -586,6 +586,13 @@ CASES = (
     ),
     Case("GET", "/v1/payouts", fixed("/v1/payouts"), FINANCE_200),
     Case("POST", "/v1/payouts/webhook", fixed("/v1/payouts/webhook"), anyone(404)),
+    # issue 14: a login link says who a person is: the mall's back end (or the admin) only
+    Case(
+        "POST",
+        "/v1/login-links",
+        fixed("/v1/login-links", {"account": "c1"}),
+        expect(201, 201, 403, 403, 403, 403),
+    ),
 )
 
 

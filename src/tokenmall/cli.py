@@ -575,6 +575,27 @@ def _listen_refusal(host: str, port: int) -> str | None:
         return f"cannot listen on {host}:{port}: {error.strerror or error}"
 
 
+@app.command("login-link")
+@click.argument("account")
+@db_option
+def login_link(account: str, db: str | None) -> None:
+    """Print a one-time login link path for a consumer, merchant or agent (valid 5 minutes),
+    as the mall's back end gets from POST /v1/login-links: for development."""
+    from tokenmall.services.login_links import PATH, LinkRefused, issue_link  # noqa: PLC0415
+
+    try:
+        store = open_reader(resolve_url(db))
+    except StoreError as error:
+        _fail(str(error))
+    try:
+        token, _ = issue_link(store, account)
+    except LinkRefused as refused:
+        _fail(str(refused))
+    finally:
+        store.close()
+    click.echo(PATH + token)
+
+
 @app.group()
 def token() -> None:
     """Bearer tokens of the HTTP API."""

@@ -26,6 +26,7 @@ from tokenmall import __version__
 from tokenmall.api import openapi as openapi_schema_module
 from tokenmall.api.edge import Edge, note_request
 from tokenmall.api.limits import Limits
+from tokenmall.api.login_links import login_link_handlers
 from tokenmall.api.payouts import payout_handlers
 from tokenmall.api.problems import (
     PROBLEM_JSON,
@@ -679,6 +680,7 @@ def create_app(
             *read_handlers(api),
             *money_out_handlers(api),
             *payout_handlers(api, dispatch),
+            *login_link_handlers(api),
             *(command_mount(api, prefix) for prefix in (COMMANDS_PATH, *mount_prefixes())),
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},

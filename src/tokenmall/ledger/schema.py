@@ -252,3 +252,23 @@ hook_cursors = Table(
     Column("name", String(40), primary_key=True),
     Column("seq", BigInteger, nullable=False),
 )
+
+# Login for consumers, merchants and agents (migration 0009, issue 14): they come from the mall,
+# which asks for a one-time signed link (as Shopify Multipass does). The signing key is made
+# once and kept here, so that the server and the command line sign alike; a link's nonce is
+# noted when it is used, so that it works once.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+login_links_used = Table(
+    "login_links_used",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("used_at", String(32), nullable=False),
+    Column("expires_s", BigInteger, nullable=False),  # a used nonce is kept until it expires
+)

@@ -28,6 +28,8 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError as AlembicCommandError
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tokenmall.ledger.projections import (
     BLOCK_SLOTS,
@@ -824,6 +826,16 @@ def _create_private(path: Path) -> bool:
     except OSError as error:
         raise StoreError(f"cannot create {path}: {error.strerror or error}") from None
     return True
+
+
+def insert_once(connection: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert the row unless one with its key exists; True if this call inserted it (what
+    makes a claim, a used nonce or a seen message id count once, across processes)."""
+    dialect = sqlite_dialect if connection.dialect.name == "sqlite" else postgresql_dialect
+    key = next(iter(table.primary_key.columns))
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    # RETURNING, not rowcount: psycopg's rowcount of an INSERT … ON CONFLICT is not reliable.
+    return connection.execute(statement).first() is not None
 
 
 def _create_engine(url: str, is_sqlite: bool) -> sa.Engine:

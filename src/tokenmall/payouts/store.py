@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tokenmall.ledger.ledger import timestamp
 from tokenmall.ledger.schema import (
@@ -32,7 +31,7 @@ from tokenmall.ledger.schema import (
     webhooks_seen,
     withdrawal_list,
 )
-from tokenmall.ledger.store import Store
+from tokenmall.ledger.store import Store, insert_once
 
 # Channels (payouts.channel) and the states of a claim (payouts.state).
 MANUAL = "manual"  # a bank batch file (批量代发), then the bank's result file
@@ -85,15 +84,6 @@ class OutboxRow(NamedTuple):
 
 def now_text() -> str:
     return timestamp(datetime.now(UTC))
-
-
-def _insert_once(connection: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
-    """Insert the row unless one with its key exists; True if this call inserted it."""
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
-    key = next(iter(table.primary_key.columns))
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
-    # RETURNING, not rowcount: psycopg's rowcount of an INSERT … ON CONFLICT is not reliable.
-    return connection.execute(statement).first() is not None
 
 
 class PayoutStore:
@@ -217,7 +207,7 @@ class PayoutStore:
         else:
             (id_, account, amount_fen), payee = withdrawal, None
         now = now_text()
-        return _insert_once(
+        return insert_once(
             connection,
             payouts,
             {
@@ -239,7 +229,7 @@ class PayoutStore:
         hand): None if it is now held by hand (by this call or an earlier one), else the
         channel's claim that stands in the way."""
         with self.writing() as connection:
-            inserted = _insert_once(
+            inserted = insert_once(
                 connection,
                 payouts,
                 {
@@ -390,7 +380,7 @@ class PayoutStore:
 
     def save_import(self, sha256: str, filename: str, actor: str, report: dict[str, Any]) -> None:
         with self.writing() as connection:
-            _insert_once(
+            insert_once(
                 connection,
                 payout_imports,
                 {
@@ -407,7 +397,7 @@ class PayoutStore:
     @staticmethod
     def enqueue(connection: sa.Connection, message_id: str, topic: str, body: bytes) -> bool:
         """A message to send, once: the same id is never queued twice."""
-        return _insert_once(
+        return insert_once(
             connection,
             outbox,
             {
@@ -486,9 +476,7 @@ class PayoutStore:
             connection.execute(
                 webhooks_seen.delete().where(webhooks_seen.c.received_ms < now_ms - keep_ms)
             )
-            return _insert_once(
-                connection, webhooks_seen, {"id": message_id, "received_ms": now_ms}
-            )
+            return insert_once(connection, webhooks_seen, {"id": message_id, "received_ms": now_ms})
 
     def forget(self, message_id: str) -> None:
         with self.writing() as connection:
@@ -503,7 +491,7 @@ class PayoutStore:
 
     @staticmethod
     def move_cursor(connection: sa.Connection, name: str, seq: int) -> None:
-        if not _insert_once(connection, hook_cursors, {"name": name, "seq": seq}):
+        if not insert_once(connection, hook_cursors, {"name": name, "seq": seq}):
             connection.execute(
                 hook_cursors.update().where(hook_cursors.c.name == name).values(seq=seq)
             )
