@@ -8,6 +8,7 @@ ledger's writer: with the server running, import through the API instead.
 
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,7 @@ from tokenmall.payouts.service import differences_text, payout_list, reconcile_f
 from tokenmall.payouts.store import PayoutStore
 
 EXIT_DIFFERENCES = 1
+DAY = click.DateTime(formats=["%Y-%m-%d"])  # a UTC day: 2026-12-01
 FILE_BYTES_MAX = 20 * 1024 * 1024
 
 
@@ -186,8 +188,8 @@ def payouts_import(result_file: Path, db: str | None, batch_size: int) -> None:
 @click.option(
     "--channel", type=click.Choice(["manual", "webhook"]), default="manual", show_default=True
 )
-@click.option("--since", metavar="YYYY-MM-DD", help="First day of the statement (UTC).")
-@click.option("--until", metavar="YYYY-MM-DD", help="Last day of the statement (UTC).")
+@click.option("--since", type=DAY, help="First day of the statement (UTC).")
+@click.option("--until", type=DAY, help="Last day of the statement (UTC).")
 @click.option(
     "--xlsx", "xlsx_out", type=click.Path(path_type=Path), help="Also write an XLSX report."
 )
@@ -196,21 +198,18 @@ def payouts_reconcile(
     statement: Path,
     db: str | None,
     channel: str,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     xlsx_out: Path | None,
     csv_out: Path | None,
 ) -> None:
     """对账: compare a channel's statement with the ledger and list every difference (paid
     there but not here, here but not there, amount differs, paid twice). Exit status 0 only
     when they agree, 1 when they differ."""
-    for name, day in (("--since", since), ("--until", until)):
-        if day is not None and not _is_day(day):
-            _fail(f"{name} {day!r}: a day as YYYY-MM-DD")
     data = _read_file(statement)
     try:
         differences, summary = reconcile_file(
-            _payout_store(db), data, statement.name, channel, since, until
+            _payout_store(db), data, statement.name, channel, _day(since), _day(until)
         )
     except FileProblem as problem:
         _fail(f"{statement}: {problem}")
@@ -254,11 +253,5 @@ def payouts_list(db: str | None, channel: str | None, state: str | None) -> None
         )
 
 
-def _is_day(text: str) -> bool:
-    import datetime  # noqa: PLC0415
-
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return len(text) == 10
+def _day(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.date().isoformat()

@@ -71,15 +71,12 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
     """Bank batches out, and the list of payouts."""
     payouts = api.payouts
 
-    def staff(request: Request[Any, Any, Any]) -> Principal | Problem:
-        return staff_of(api, request)
-
     @post("/v1/payouts/batches", status_code=200)
     async def create_batch(request: Request[Any, Any, Any]) -> Response[Any]:
         """Export the approved withdrawals routed to the bank as a new batch (批量代发), or
         those a body {"ids": [...]} names, whatever their route: each is claimed for it, so
         it is in no other file and sent to no service."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         ids = chosen_ids(await request.body())
@@ -107,7 +104,7 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
         request: Request[Any, Any, Any], limit: int = Parameter(default=50, ge=1, le=500)
     ) -> Response[Any]:
         """The bank batches, newest first (finance, admin)."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         return Response({"batches": await asyncio.to_thread(payouts.batches, limit)})
@@ -119,7 +116,7 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
         file_format: Literal["csv", "xlsx"] = Parameter(query="format", default="xlsx"),
     ) -> Response[Any]:
         """A batch's file for the bank's 批量代发 upload, the same bytes every time."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         data = await asyncio.to_thread(batch_file, payouts, batch[:ID_CHARS_MAX], file_format)
@@ -140,7 +137,7 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
         ),
     ) -> Response[Any]:
         """Withdrawals handed to a channel, and how their delivery goes (finance, admin)."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         return Response(await asyncio.to_thread(payout_list, payouts, channel, claim_state))
@@ -151,9 +148,6 @@ def batch_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHand
 def result_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHandler]:
     """What comes back: bank result files, statements to reconcile, service callbacks."""
     payouts = api.payouts
-
-    def staff(request: Request[Any, Any, Any]) -> Principal | Problem:
-        return staff_of(api, request)
 
     async def submit(submission: Submission) -> Result:
         return await api.client.submit(submission)
@@ -173,7 +167,7 @@ def result_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHan
     ) -> Response[Any]:
         """Import the bank's result file (代发结果): each line completes or fails its
         withdrawal exactly once; the same file again changes nothing."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         data = await request.body()
@@ -195,7 +189,7 @@ def result_handlers(api: "Api", settings: DispatchSettings) -> list[HTTPRouteHan
         report_format: Literal["json", "xlsx", "csv"] = Parameter(query="format", default="json"),
     ) -> Response[Any]:
         """对账: the channel's statement against the ledger, every difference listed."""
-        who = staff(request)
+        who = staff_of(api, request)
         if isinstance(who, Problem):
             return who.response()
         data = await request.body()

@@ -26,7 +26,6 @@ from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Submis
 from tokenmall.payouts.files import BankLine, BatchLine, read_bank_file, write_batch
 from tokenmall.payouts.payee import METHODS, Payee, parse_payee, payee_json
 from tokenmall.payouts.store import (
-    BY_HAND,
     DONE,
     EXPORTED,
     MANUAL,
@@ -69,9 +68,10 @@ class Routes:
             if method not in METHODS or channel not in (MANUAL, WEBHOOK):
                 raise ValueError(f"route {method}={channel}: methods {', '.join(METHODS)}")
 
-    def channel_of(self, payee: Mapping[str, Any] | None) -> str:
-        method = None if payee is None else payee.get("method")
-        return self.by_method.get(str(method), MANUAL)
+    def channel_of(self, payee: Payee | None) -> str:
+        """A withdrawal without a payee that can be paid goes to the bank's export, which
+        lists it for finance to reject."""
+        return MANUAL if payee is None else self.by_method.get(payee.method, MANUAL)
 
     @classmethod
     def parse(cls, items: Sequence[str], webhook_configured: bool) -> "Routes":
@@ -145,11 +145,10 @@ async def apply_outcome(
 
 async def _unknown_or(payouts: PayoutStore, verdict: Verdict) -> Verdict:
     """A refusal for want of a claim: "no such withdrawal" if the ledger has none either."""
-    if (
-        verdict.code == NOT_HELD
-        and await asyncio.to_thread(payouts.withdrawal, verdict.withdrawal) is None
-    ):
-        return Verdict(UNKNOWN, f"no withdrawal {verdict.withdrawal!r}")
+    if verdict.code == NOT_HELD:
+        known = await asyncio.to_thread(payouts.withdrawals, [verdict.withdrawal])
+        if not known:
+            return Verdict(UNKNOWN, f"no withdrawal {verdict.withdrawal!r}")
     return verdict
 
 
@@ -215,15 +214,6 @@ class Export:
     skipped: list[dict[str, str]]  # approved withdrawals left out, and why
 
 
-def _payee(found: Mapping[str, Any] | None) -> Payee | None:
-    if found is None:
-        return None
-    try:
-        return parse_payee(dict(found))
-    except ValueError:
-        return None
-
-
 def export_batch(
     payouts: PayoutStore,
     routes: Routes,
@@ -253,9 +243,9 @@ def export_batch(
     skipped += [
         {"withdrawal": w.id, "reason": "no usable payee (收款账户) in the request: reject it"}
         for w in candidates
-        if _payee(w.payee) is None
+        if w.payee is None
     ]
-    payable = [w for w in candidates if _payee(w.payee) is not None][:limit]
+    payable = [w for w in candidates if w.payee is not None][:limit]
     if not payable:
         return Export(None, 0, 0, skipped)
     with payouts.writing() as connection:
@@ -278,9 +268,8 @@ def batch_file(payouts: PayoutStore, batch: str, fmt: Literal["csv", "xlsx"]) ->
         return None
     lines = []
     for row in payouts.payouts_in(batch):
-        payee = _payee(None if row.payee is None else json.loads(row.payee))
-        assert payee is not None, "a batch holds only withdrawals with a payee"
-        lines.append(BatchLine(row.withdrawal, row.amount_fen, payee))
+        assert row.payee is not None, "a batch holds only withdrawals with a payee"
+        lines.append(BatchLine(row.withdrawal, row.amount_fen, parse_payee(json.loads(row.payee))))
     return write_batch(lines, fmt, batch)
 
 
@@ -385,8 +374,8 @@ def enqueue_payouts(payouts: PayoutStore, routes: Routes, limit: int) -> int:
     claim and the message in one transaction: after a crash, both or neither)."""
     queued = 0
     for w in payouts.each_approved_unclaimed():
-        payee = _payee(w.payee)
-        if routes.channel_of(w.payee) != WEBHOOK or payee is None:
+        payee = w.payee
+        if routes.channel_of(payee) != WEBHOOK or payee is None:
             continue  # the bank's, or no payee: left for finance (the review list shows it)
         if queued >= limit:
             break
@@ -430,8 +419,3 @@ def outcome_of_callback(body: bytes) -> Outcome | str:
     if not isinstance(reference, str) or not isinstance(reason, str):
         return "data.reference and data.reason must be strings"
     return Outcome(withdrawal, kind == "payout.paid", amount_fen, reference, reason[:200])
-
-
-def held_by_channel(row: PayoutRow | None) -> bool:
-    """Whether a channel holds the withdrawal with its outcome still to come."""
-    return row is not None and row.channel != BY_HAND and row.state != DONE

@@ -101,7 +101,6 @@ class Dispatcher:
         self._head_seen = -1
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        self.rounds = 0
 
     def start(self) -> None:
         if self.settings.active and self._task is None:
@@ -129,7 +128,6 @@ class Dispatcher:
 
     async def round(self) -> int:
         """Queue new work, send what is due; the number of messages sent."""
-        self.rounds += 1
         head = await asyncio.to_thread(self._head)
         if head != self._head_seen:  # nothing new in the journal: nothing new to queue
             await asyncio.to_thread(self._queue_work)

@@ -16,8 +16,8 @@ LIST_MAX = 5_000
 
 def payout_list(payouts: PayoutStore, channel: str | None, state: str | None) -> dict[str, Any]:
     """Withdrawals handed to a channel (the newest LIST_MAX), with their outbox delivery."""
-    rows = payouts.payouts_by_channel(channel, state)[-LIST_MAX:]
-    messages = {message.id: message for message in payouts.messages("payout")}
+    rows = payouts.payouts_by_channel(channel, state, LIST_MAX)
+    messages = payouts.messages_of([payout_message_id(row.withdrawal) for row in rows])
     listed = []
     for row in rows:
         message = messages.get(payout_message_id(row.withdrawal))

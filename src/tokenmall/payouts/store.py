@@ -32,6 +32,7 @@ from tokenmall.ledger.schema import (
     withdrawal_list,
 )
 from tokenmall.ledger.store import Store, insert_once
+from tokenmall.payouts.payee import Payee, parse_payee, payee_json
 
 # Channels (payouts.channel) and the states of a claim (payouts.state).
 MANUAL = "manual"  # a bank batch file (批量代发), then the bank's result file
@@ -52,7 +53,7 @@ class ApprovedWithdrawal(NamedTuple):
     account: str
     amount_fen: int
     requested_seq: int
-    payee: dict[str, Any] | None
+    payee: Payee | None  # None: the request named none that can be paid
 
 
 class PayoutRow(NamedTuple):
@@ -80,6 +81,10 @@ class OutboxRow(NamedTuple):
     next_attempt_ms: int
     last_status: int | None
     last_error: str | None
+
+
+_SELECT_PAYOUTS = sa.select(*(payouts.c[name] for name in PayoutRow._fields))
+_SELECT_OUTBOX = sa.select(*(outbox.c[name] for name in OutboxRow._fields))
 
 
 def now_text() -> str:
@@ -142,34 +147,13 @@ class PayoutStore:
                 return
             after_seq = found[-1].requested_seq
 
-    def withdrawal(self, withdrawal_id: str) -> tuple[str, str, int] | None:
-        """A withdrawal's (status, account, amount_fen) as the ledger holds it, or None."""
-        with self.store.reading() as connection:
-            row = connection.execute(
-                sa.select(
-                    withdrawal_list.c.status,
-                    withdrawal_list.c.account,
-                    withdrawal_list.c.amount_fen,
-                ).where(withdrawal_list.c.id == withdrawal_id)
-            ).first()
-        return None if row is None else (row[0], row[1], row[2])
-
     def withdrawals(self, ids: Sequence[str]) -> dict[str, tuple[str, int, str | None]]:
         """(status, amount_fen, reference) of each of `ids` the ledger knows."""
-        found: dict[str, tuple[str, int, str | None]] = {}
+        table = withdrawal_list
+        query = sa.select(table.c.id, table.c.status, table.c.amount_fen, table.c.reference)
         with self.store.reading() as connection:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                for id_, status, amount_fen, reference in connection.execute(
-                    sa.select(
-                        withdrawal_list.c.id,
-                        withdrawal_list.c.status,
-                        withdrawal_list.c.amount_fen,
-                        withdrawal_list.c.reference,
-                    ).where(withdrawal_list.c.id.in_(chunk))
-                ):
-                    found[id_] = (status, amount_fen, reference)
-        return found
+            rows = _rows_of(connection, query, table.c.id, ids)
+            return {id_: (status, amount, ref) for id_, status, amount, ref in rows}
 
     def paid_by_channel(
         self, channel: str, since: str | None, until: str | None
@@ -194,58 +178,24 @@ class PayoutStore:
     @staticmethod
     def claim(
         connection: sa.Connection,
-        withdrawal: ApprovedWithdrawal | tuple[str, str, int],
+        withdrawal: ApprovedWithdrawal,
         channel: str,
         state: str,
         actor: str,
         batch: str | None = None,
     ) -> bool:
         """Take the withdrawal for `channel`; False if someone holds it already."""
-        if isinstance(withdrawal, ApprovedWithdrawal):
-            id_, account, amount_fen = withdrawal.id, withdrawal.account, withdrawal.amount_fen
-            payee = None if withdrawal.payee is None else json.dumps(withdrawal.payee)
-        else:
-            (id_, account, amount_fen), payee = withdrawal, None
-        now = now_text()
-        return insert_once(
-            connection,
-            payouts,
-            {
-                "withdrawal": id_,
-                "channel": channel,
-                "state": state,
-                "account": account,
-                "amount_fen": amount_fen,
-                "payee": payee,
-                "batch": batch,
-                "claimed_by": actor[:80],
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        payee = None if withdrawal.payee is None else json.dumps(payee_json(withdrawal.payee))
+        values = _claim(withdrawal.id, channel, state, actor, withdrawal.account)
+        values |= {"amount_fen": withdrawal.amount_fen, "payee": payee, "batch": batch}
+        return insert_once(connection, payouts, values)
 
     def claim_by_hand(self, withdrawal_id: str, actor: str) -> PayoutRow | None:
         """Hold a withdrawal for a person's decision (a rejection, an outcome reported by
         hand): None if it is now held by hand (by this call or an earlier one), else the
         channel's claim that stands in the way."""
         with self.writing() as connection:
-            inserted = insert_once(
-                connection,
-                payouts,
-                {
-                    "withdrawal": withdrawal_id,
-                    "channel": BY_HAND,
-                    "state": HELD,
-                    "account": "",
-                    "amount_fen": 0,
-                    "payee": None,
-                    "batch": None,
-                    "claimed_by": actor[:80],
-                    "created_at": now_text(),
-                    "updated_at": now_text(),
-                },
-            )
-            if inserted:
+            if insert_once(connection, payouts, _claim(withdrawal_id, BY_HAND, HELD, actor)):
                 return None
             row = self._payout(connection, withdrawal_id)
         if row is None or row.channel == BY_HAND or row.state == DONE:
@@ -271,30 +221,30 @@ class PayoutStore:
     @staticmethod
     def _payout(connection: sa.Connection, withdrawal_id: str) -> PayoutRow | None:
         row = connection.execute(
-            sa.select(*(payouts.c[name] for name in PayoutRow._fields)).where(
-                payouts.c.withdrawal == withdrawal_id
-            )
+            _SELECT_PAYOUTS.where(payouts.c.withdrawal == withdrawal_id)
         ).first()
         return None if row is None else PayoutRow(*row)
 
     def payouts_in(self, batch: str) -> list[PayoutRow]:
         with self.store.reading() as connection:
             rows = connection.execute(
-                sa.select(*(payouts.c[name] for name in PayoutRow._fields))
-                .where(payouts.c.batch == batch)
-                .order_by(payouts.c.withdrawal)
+                _SELECT_PAYOUTS.where(payouts.c.batch == batch).order_by(payouts.c.withdrawal)
             ).all()
         return [PayoutRow(*row) for row in rows]
 
-    def payouts_by_channel(self, channel: str | None, state: str | None) -> list[PayoutRow]:
-        query = sa.select(*(payouts.c[name] for name in PayoutRow._fields))
+    def payouts_by_channel(
+        self, channel: str | None, state: str | None, limit: int
+    ) -> list[PayoutRow]:
+        """The newest `limit` claims (of a channel, in a state), oldest first."""
+        query = _SELECT_PAYOUTS
         if channel is not None:
             query = query.where(payouts.c.channel == channel)
         if state is not None:
             query = query.where(payouts.c.state == state)
+        newest = query.order_by(payouts.c.created_at.desc(), payouts.c.withdrawal.desc())
         with self.store.reading() as connection:
-            rows = connection.execute(query.order_by(payouts.c.created_at)).all()
-        return [PayoutRow(*row) for row in rows]
+            rows = connection.execute(newest.limit(limit)).all()
+        return [PayoutRow(*row) for row in reversed(rows)]
 
     def finish(self, withdrawal_id: str, outcome: str | None, reference: str | None) -> None:
         """The ledger holds the withdrawal's outcome: the claim is done."""
@@ -315,15 +265,9 @@ class PayoutStore:
 
     def payouts_of(self, ids: Sequence[str]) -> dict[str, PayoutRow]:
         """The claims on any of `ids`, by withdrawal."""
-        found: dict[str, PayoutRow] = {}
-        unique = sorted(set(ids))
         with self.store.reading() as connection:
-            for start in range(0, len(unique), 500):
-                query = sa.select(*(payouts.c[name] for name in PayoutRow._fields)).where(
-                    payouts.c.withdrawal.in_(unique[start : start + 500])
-                )
-                found |= {row[0]: PayoutRow(*row) for row in connection.execute(query)}
-        return found
+            rows = _rows_of(connection, _SELECT_PAYOUTS, payouts.c.withdrawal, ids)
+            return {row[0]: PayoutRow(*row) for row in rows}
 
     # -- bank batches and imports ----------------------------------------------------------------
 
@@ -417,19 +361,26 @@ class PayoutStore:
         """Messages to send now, the longest waiting first."""
         with self.store.reading() as connection:
             rows = connection.execute(
-                sa.select(*(outbox.c[name] for name in OutboxRow._fields))
-                .where(outbox.c.state != DELIVERED, outbox.c.next_attempt_ms <= now_ms)
+                _SELECT_OUTBOX.where(
+                    outbox.c.state != DELIVERED, outbox.c.next_attempt_ms <= now_ms
+                )
                 .order_by(outbox.c.next_attempt_ms, outbox.c.id)
                 .limit(limit)
             ).all()
         return [OutboxRow(*row) for row in rows]
 
     def messages(self, topic: str | None = None) -> list[OutboxRow]:
-        query = sa.select(*(outbox.c[name] for name in OutboxRow._fields))
+        query = _SELECT_OUTBOX
         if topic is not None:
             query = query.where(outbox.c.topic == topic)
         with self.store.reading() as connection:
             return [OutboxRow(*row) for row in connection.execute(query.order_by(outbox.c.id))]
+
+    def messages_of(self, ids: Sequence[str]) -> dict[str, OutboxRow]:
+        """The outbox messages with any of these ids, by id."""
+        with self.store.reading() as connection:
+            rows = _rows_of(connection, _SELECT_OUTBOX, outbox.c.id, ids)
+            return {row[0]: OutboxRow(*row) for row in rows}
 
     def attempted(
         self,
@@ -460,15 +411,6 @@ class PayoutStore:
 
     # -- callbacks seen, hook cursors ------------------------------------------------------------
 
-    def seen(self, message_id: str) -> bool:
-        with self.store.reading() as connection:
-            return (
-                connection.execute(
-                    sa.select(webhooks_seen.c.id).where(webhooks_seen.c.id == message_id)
-                ).first()
-                is not None
-            )
-
     def remember(self, message_id: str, now_ms: int, keep_ms: int) -> bool:
         """Note a callback processed; False if it was already. Forgets those older than
         `keep_ms` (a replay that old is refused for its timestamp anyway)."""
@@ -497,7 +439,39 @@ class PayoutStore:
             )
 
 
-def _payee_of(command_text: str) -> dict[str, Any] | None:
-    """The payee the withdraw command named (the rules ignore it; the journal keeps it)."""
-    payee = json.loads(command_text).get("payee")
-    return payee if isinstance(payee, dict) else None
+def _payee_of(command_text: str) -> Payee | None:
+    """The payee the withdraw command named (the rules ignore it; the journal keeps it), if
+    it is one that can be paid."""
+    try:
+        return parse_payee(json.loads(command_text).get("payee"))
+    except ValueError:
+        return None
+
+
+def _claim(
+    withdrawal: str, channel: str, state: str, actor: str, account: str = ""
+) -> dict[str, Any]:
+    """A claim's row; a claim by hand has no account, amount or payee of its own."""
+    now = now_text()
+    return {
+        "withdrawal": withdrawal,
+        "channel": channel,
+        "state": state,
+        "account": account,
+        "amount_fen": 0,
+        "payee": None,
+        "batch": None,
+        "claimed_by": actor[:80],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _rows_of(
+    connection: sa.Connection, query: sa.Select[Any], column: sa.Column[Any], ids: Sequence[str]
+) -> Iterator[Any]:
+    """The rows of `query` whose `column` is one of `ids`, asked 500 ids at a time (a bound
+    parameter each)."""
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), 500):
+        yield from connection.execute(query.where(column.in_(unique[start : start + 500])))
