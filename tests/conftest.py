@@ -11,6 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# The page tests' fixtures: a server with staff accounts, Chromium, watched visits.
+pytest_plugins = ["tests.support.web"]
+
 PG_ADMIN_URL = os.environ.get("TOKENMALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

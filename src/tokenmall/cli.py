@@ -21,6 +21,7 @@ from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.cli_common import db_option
 from tokenmall.cli_common import fail as _fail
 from tokenmall.cli_payouts import payouts
+from tokenmall.cli_staff import staff
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.errors import InvariantViolation
 from tokenmall.core.params import Params
@@ -812,6 +813,7 @@ def main() -> None:
 
 
 app.add_command(payouts)
+app.add_command(staff)
 
 if __name__ == "__main__":
     main()

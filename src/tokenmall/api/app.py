@@ -66,6 +66,8 @@ from tokenmall.services.payment_codes import (
 )
 from tokenmall.services.rate_limit import RateLimiter
 from tokenmall.services.tokens import ACCOUNT_KIND_OF_ROLE, Principal, Role, find_principal
+from tokenmall.web.app import PAGE_PREFIXES, page_not_found, web_routers
+from tokenmall.web.pages import Web
 
 READ_ANY = (Role.ADMIN, Role.INTEGRATION, Role.FINANCE)  # roles that read any account
 # A withdrawal's end decided by a person (or the back end) through the API: allowed only while
@@ -653,7 +655,11 @@ def create_app(
             canonical_json(read_state(api.store)).encode(), media_type="application/json"
         )
 
-    def http_problem(_request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    web = Web(api)
+
+    def http_problem(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+        if request.url.path.startswith(PAGE_PREFIXES):  # a person's browser: a page, not JSON
+            return page_not_found(web, request, error)
         code = "not_found" if error.status_code == 404 else "bad_request"
         if error.status_code == 405:
             code = "method_not_allowed"
@@ -681,6 +687,7 @@ def create_app(
             *money_out_handlers(api),
             *payout_handlers(api, dispatch),
             *login_link_handlers(api),
+            *web_routers(web),
             *(command_mount(api, prefix) for prefix in (COMMANDS_PATH, *mount_prefixes())),
         ],
         exception_handlers={HTTPException: http_problem, Exception: internal_problem},

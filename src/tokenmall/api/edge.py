@@ -23,6 +23,8 @@ from tokenmall.ledger.ledger import timestamp, utc_now
 ACCESS_LOG = logging.getLogger("tokenmall.access")
 ALWAYS = [(b"x-content-type-options", b"nosniff")]
 NO_STORE = [(b"cache-control", b"no-store")]
+# The pages' own CSS, scripts and vendored libraries change only with a release.
+CACHED = [(b"cache-control", b"public, max-age=3600")]
 PATH_CHARS_LOGGED_MAX = 200
 
 # What handlers learn about a request that the access log should say (the token's id). A dict
@@ -48,7 +50,10 @@ class Edge:
         method, path = scope["method"], scope["path"]  # before a mount rewrites the path
         notes: dict[str, str] = {}
         status = 0
-        extra = ALWAYS + (NO_STORE if scope["path"] != "/openapi.json" else [])
+        if path.startswith("/static/"):
+            extra = ALWAYS + CACHED
+        else:
+            extra = ALWAYS + (NO_STORE if path != "/openapi.json" else [])
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status

@@ -272,3 +272,29 @@ login_links_used = Table(
     Column("used_at", String(32), nullable=False),
     Column("expires_s", BigInteger, nullable=False),  # a used nonce is kept until it expires
 )
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("username", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),  # admin, finance or support
+    Column("password_hash", String(200), nullable=False),  # argon2id, with its own salt
+    Column("created_at", String(32), nullable=False),
+    Column("disabled_at", String(32)),
+    Column("failures", Integer, nullable=False, server_default="0"),  # wrong passwords in a row
+    Column("locked_until_s", BigInteger, nullable=False, server_default="0"),  # POSIX seconds
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # SHA-256 of the cookie; never the cookie
+    Column("session_id", String(20), nullable=False, unique=True),  # ws_…: names it in the journal
+    Column("kind", String(8), nullable=False),  # staff or account
+    Column("name", String(64), nullable=False),  # the staff username or the account id
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),  # every form and HTMX request carries it
+    Column("created_at", String(32), nullable=False),
+    Column("expires_s", BigInteger, nullable=False),
+    Column("seen_s", BigInteger, nullable=False),  # for the idle timeout
+)

@@ -1,0 +1,102 @@
+"""Server-side sessions of the web pages. The cookie holds 32 random bytes; the database holds
+their SHA-256, who the session is (a staff member, or a consumer, merchant or agent who came by
+a login link), its CSRF token, its absolute expiry and when it was last seen. A session ends at
+its expiry, after being idle too long, or at logout; the cookie alone can do nothing else."""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tokenmall.ledger.ledger import timestamp, utc_now
+from tokenmall.ledger.schema import web_sessions
+from tokenmall.ledger.store import Store
+
+COOKIE_CHARS_MAX = 100
+STAFF_TTL_S = 8 * 3600  # a working day
+STAFF_IDLE_S = 30 * 60
+ACCOUNT_TTL_S = 24 * 3600
+ACCOUNT_IDLE_S = 2 * 3600
+SEEN_EVERY_S = 60  # last-seen is written at most once a minute per session
+
+
+@dataclass(frozen=True)
+class WebSession:
+    session_id: str  # ws_…, what the journal's actor names
+    kind: str  # "staff" or "account"
+    name: str  # the username or the account id
+    role: str  # admin, finance, support; consumer, merchant, agent
+    csrf: str
+    expires_s: int
+    seen_s: int
+
+
+def _hash(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+def start(store: Store, kind: str, name: str, role: str, now_s: float | None = None) -> str:
+    """A new session; returns the cookie value (shown once)."""
+    now = int(time.time() if now_s is None else now_s)
+    cookie = secrets.token_urlsafe(32)
+    digest = _hash(cookie)
+    ttl_s = STAFF_TTL_S if kind == "staff" else ACCOUNT_TTL_S
+    with store.writing_now() as connection:
+        connection.execute(web_sessions.delete().where(web_sessions.c.expires_s < now))
+        connection.execute(
+            web_sessions.insert().values(
+                hash=digest,
+                session_id="ws_" + digest[:12],
+                kind=kind,
+                name=name,
+                role=role,
+                csrf=secrets.token_urlsafe(24),
+                created_at=timestamp(utc_now()),
+                expires_s=now + ttl_s,
+                seen_s=now,
+            )
+        )
+    return cookie
+
+
+def find(store: Store, cookie: str, now_s: float | None = None) -> WebSession | None:
+    """The live session of this cookie, or None (unknown, expired, idle too long)."""
+    if not cookie or len(cookie) > COOKIE_CHARS_MAX:
+        return None
+    now = int(time.time() if now_s is None else now_s)
+    digest = _hash(cookie)
+    with store.reading() as connection:
+        row = connection.execute(
+            sa.select(web_sessions).where(web_sessions.c.hash == digest)
+        ).first()
+    if row is None:
+        return None
+    idle_s = STAFF_IDLE_S if row.kind == "staff" else ACCOUNT_IDLE_S
+    if now >= row.expires_s or now - row.seen_s > idle_s:
+        end(store, cookie)
+        return None
+    if now - row.seen_s >= SEEN_EVERY_S:
+        with store.writing_now() as connection:
+            connection.execute(
+                web_sessions.update().where(web_sessions.c.hash == digest).values(seen_s=now)
+            )
+    return WebSession(row.session_id, row.kind, row.name, row.role, row.csrf, row.expires_s, now)
+
+
+def end(store: Store, cookie: str) -> None:
+    with store.writing_now() as connection:
+        connection.execute(web_sessions.delete().where(web_sessions.c.hash == _hash(cookie)))
+
+
+def end_all_of(store: Store, kind: str, name: str) -> int:
+    """End every session of a staff member or an account (disable, freeze)."""
+    with store.writing_now() as connection:
+        return int(
+            connection.execute(
+                web_sessions.delete().where(
+                    (web_sessions.c.kind == kind) & (web_sessions.c.name == name)
+                )
+            ).rowcount
+        )

@@ -1,0 +1,19 @@
+"""The operator console (运营后台) at /console/: staff only (admin, finance, support)."""
+
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from tokenmall.web.pages import Web
+
+
+def handlers(web: Web) -> list[HTTPRouteHandler]:
+    @get("/", include_in_schema=False)
+    async def overview(request: Request[Any, Any, Any]) -> Response[str]:
+        """数据概览 (any staff role)."""
+        session = web.staff(request)
+        market = await web.api.query("market")
+        return web.render(request, "console/overview.html", session=session, market=market)
+
+    return [overview]

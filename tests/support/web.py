@@ -1,0 +1,262 @@
+"""What the page tests share: a real `tokenmall serve` with staff accounts of every role, a
+way to seed its ledger through the API, login links, and Chromium through Playwright.
+
+Browser: Debian's Chromium (/usr/bin/chromium, or $TOKENMALL_CHROMIUM) driven by Playwright's
+Python package. Without it the browser tests skip, except under CI=true, where they fail:
+.ci/run installs it.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.test_api import start_server, tokenmall
+
+STAFF_PASSWORD = "correct horse battery staple"
+STAFF = {"boss": "admin", "fin": "finance", "help": "support"}
+PHONE = {"width": 375, "height": 667}
+DESKTOP = {"width": 1440, "height": 900}
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+@dataclass
+class WebServer:
+    """A running server: `http` talks to it (the API, with the admin token), `url` is its base."""
+
+    process: subprocess.Popen[str]
+    http: httpx.Client
+    directory: Path
+    admin: str
+    url: str
+
+    def command(self, command: dict[str, Any], expect_ok: bool = True) -> httpx.Response:
+        response = self.http.post(
+            "/v1/commands", json=command, headers={"Authorization": f"Bearer {self.admin}"}
+        )
+        if expect_ok:
+            assert response.status_code in (200, 201), response.text
+            assert response.json()["outcome"] == "ok", response.text
+        return response
+
+    def get(self, path: str) -> Any:
+        response = self.http.get(path, headers={"Authorization": f"Bearer {self.admin}"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/accounts/{account_id}")
+        return found
+
+    def login_path(self, account: str) -> str:
+        """A one-time login link for a consumer, merchant or agent (as the mall would get)."""
+        response = self.http.post(
+            "/v1/login-links",
+            json={"account": account},
+            headers={"Authorization": f"Bearer {self.admin}"},
+        )
+        assert response.status_code == 201, response.text
+        path: str = response.json()["path"]
+        return path
+
+    def staff_client(self, username: str) -> httpx.Client:
+        """An HTTP client logged in as this staff member (cookies kept), without a browser."""
+        client = httpx.Client(base_url=self.url, timeout=10, follow_redirects=False)
+        form = client.get("/console/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None
+        answer = client.post(
+            "/console/login",
+            data={
+                "csrf": csrf[1],
+                "next": "/console/",
+                "username": username,
+                "password": STAFF_PASSWORD,
+            },
+        )
+        assert answer.status_code == 303, answer.text
+        return client
+
+    def account_client(self, account: str) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=10, follow_redirects=False)
+        answer = client.get(self.login_path(account))
+        assert answer.status_code == 303, answer.text
+        return client
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, "the page has no form with a CSRF token"
+    return found[1]
+
+
+def start_web_server(directory: Path, *options: str) -> WebServer:
+    for username, role in STAFF.items():
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenmall.cli",
+                "staff",
+                "create",
+                username,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            input=STAFF_PASSWORD + "\n",
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+    made = tokenmall("token", "create", "--role", "admin", cwd=directory)
+    assert made.returncode == 0, made.stderr
+    process, client = start_server(directory, *options)
+    return WebServer(process, client, directory, made.stdout.strip(), str(client.base_url))
+
+
+def stop_web_server(server: WebServer) -> None:
+    server.http.close()
+    if server.process.poll() is None:
+        server.process.kill()
+    server.process.wait(10)
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[WebServer]:
+    server = start_web_server(tmp_path)
+    try:
+        yield server
+    finally:
+        stop_web_server(server)
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("TOKENMALL_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless. Missing: skip, or fail under CI=true."""
+    executable = chromium_path()
+    in_ci = os.environ.get("CI") == "true"
+    if executable is None:
+        message = "no Chromium: apt-get install chromium (or set TOKENMALL_CHROMIUM)"
+        if in_ci:
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=executable, headless=True)
+        except PlaywrightError as error:
+            if in_ci:
+                pytest.fail(f"Chromium did not start: {error}")
+            pytest.skip(f"Chromium did not start: {error}")
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@dataclass
+class Watch:
+    """What a browser context saw that a page must never do: errors in the console, uncaught
+    exceptions, and requests to anywhere but this machine."""
+
+    errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)  # errors a test provokes on purpose
+
+    def expect(self, text: str) -> None:
+        """A console error containing `text` is what the test wants (a refused form's 403)."""
+        self.expected.append(text)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def on_request(self, request: Request) -> None:
+        host = urlsplit(request.url).hostname
+        if request.url.startswith(("data:", "blob:", "about:")):
+            return
+        if host not in LOCAL_HOSTS:
+            self.outside.append(request.url)
+
+    def check(self) -> None:
+        unexpected = [e for e in self.errors if not any(t in e for t in self.expected)]
+        assert not unexpected, unexpected
+        assert not self.outside, self.outside
+
+
+@dataclass
+class Visit:
+    context: BrowserContext
+    page: Page
+    watch: Watch
+    base: str
+
+    def go(self, path: str) -> Page:
+        response = self.page.goto(self.base + path)
+        assert response is not None
+        return self.page
+
+
+def visit(
+    browser: Browser,
+    server: WebServer,
+    viewport: dict[str, int] | None = None,
+    language: str = "zh-CN",
+) -> Visit:
+    """A fresh browser context (no cookies) on the server, watched."""
+    context = browser.new_context(viewport=viewport or DESKTOP, locale=language)  # type: ignore[arg-type]
+    watch = Watch()
+    page = context.new_page()
+    page.on("console", watch.on_console)
+    page.on("pageerror", lambda error: watch.errors.append(f"uncaught: {error}"))
+    context.on("request", watch.on_request)
+    return Visit(context, page, watch, server.url.rstrip("/"))
+
+
+@pytest.fixture
+def visits(browser: Browser) -> Iterator[list[Visit]]:
+    """Visits opened in a test are checked (no console error, nothing off the machine) and
+    closed at its end: append each one made with visit()."""
+    opened: list[Visit] = []
+    yield opened
+    try:
+        for one in opened:
+            one.watch.check()
+    finally:
+        for one in opened:
+            one.context.close()
+
+
+def staff_login(one: Visit, username: str) -> Page:
+    page = one.go("/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/**")
+    return page
