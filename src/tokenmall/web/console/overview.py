@@ -1,4 +1,4 @@
-"""The operator console (运营后台) at /console/: staff only (admin, finance, support)."""
+"""数据概览 (overview): the economy at a glance, for every staff role."""
 
 from typing import Any
 
