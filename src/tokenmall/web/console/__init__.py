@@ -4,10 +4,18 @@ staff roles may use it (tests/test_web_trust.py proves nobody else can)."""
 
 from litestar.handlers import HTTPRouteHandler
 
-from tokenmall.web.console import overview
+from tokenmall.web.console import (
+    accounts,
+    audit,
+    collectibles,
+    overview,
+    params,
+    reports,
+    withdrawals,
+)
 from tokenmall.web.pages import Web
 
-SECTIONS = [overview]
+SECTIONS = [overview, accounts, withdrawals, params, collectibles, audit, reports]
 
 
 def handlers(web: Web) -> list[HTTPRouteHandler]:
