@@ -34,6 +34,7 @@ from tokenmall.web.pages import (
     read_form,
     safe_next,
     session_cookie,
+    who,
 )
 
 PAGE_PREFIXES = ("/console", "/h5", "/shop", "/login", "/lang", "/logout", "/logged-out")
@@ -128,7 +129,7 @@ def page_not_found(
 def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
     """Logging in and out, and the language switch."""
 
-    @get("/login/{token:str}", include_in_schema=False)
+    @get("/login/{token:str}", include_in_schema=False, opt=who("anyone"))
     async def login_by_link(request: Request[Any, Any, Any], token: str) -> Response[str]:
         """A consumer, merchant or agent arrives from the mall with a one-time link."""
         try:
@@ -147,7 +148,7 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
         )
         return response
 
-    @get("/console/login", include_in_schema=False)
+    @get("/console/login", include_in_schema=False, opt=who("anyone"))
     async def login_page(request: Request[Any, Any, Any], next: str | None = None) -> Response[str]:
         # Login CSRF: the form carries the same random value as a cookie set here.
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or _random()
@@ -166,7 +167,7 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
         )
         return response
 
-    @post("/console/login", include_in_schema=False, status_code=303)
+    @post("/console/login", include_in_schema=False, status_code=303, opt=who("anyone"))
     async def log_in(request: Request[Any, Any, Any]) -> Response[str]:
         fields = await read_form(request)
         expected = request.cookies.get(LOGIN_CSRF_COOKIE)
@@ -200,7 +201,7 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
         )
         return response
 
-    @post("/logout", include_in_schema=False, status_code=303)
+    @post("/logout", include_in_schema=False, status_code=303, opt=who("anyone"))
     async def log_out(request: Request[Any, Any, Any]) -> Response[str]:
         session = web.session(request)
         if session is not None:
@@ -213,7 +214,7 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @get("/logged-out", include_in_schema=False)
+    @get("/logged-out", include_in_schema=False, opt=who("anyone"))
     async def logged_out(request: Request[Any, Any, Any]) -> Response[str]:
         return web.render(
             request,
@@ -222,7 +223,7 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
             message=_("You have logged out. Open the mall's link to come back."),
         )
 
-    @get("/lang/{code:str}", include_in_schema=False)
+    @get("/lang/{code:str}", include_in_schema=False, opt=who("anyone"))
     async def switch_language(code: str, next: str | None = None) -> Response[str]:
         if code not in i18n.LANGUAGES:
             raise PageRefused(404, _("There is no such page."))

@@ -5,11 +5,11 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from tokenmall.web.pages import Web
+from tokenmall.web.pages import Web, who
 
 
 def handlers(web: Web) -> list[HTTPRouteHandler]:
-    @get("/", include_in_schema=False)
+    @get("/", include_in_schema=False, opt=who("consumer", "agent"))
     async def home(request: Request[Any, Any, Any]) -> Response[str]:
         """我的: balances (the consumer's own session)."""
         session = web.account(request, "consumer", "agent")

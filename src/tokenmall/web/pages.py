@@ -66,6 +66,16 @@ ROLE_NAMES = {
 }
 
 
+CALLERS = ("anyone", "admin", "finance", "support", "consumer", "merchant", "agent")
+
+
+def who(*callers: str) -> dict[str, Any]:
+    """A page handler's `opt`: who may call it (CALLERS). The handler still checks (web.staff,
+    web.account); tests/test_web_trust.py reads this to prove that nobody else gets in."""
+    assert callers and set(callers) <= set(CALLERS), callers
+    return {"who": callers}
+
+
 class PageRefused(Exception):
     """A request a page will not serve: rendered as an error page with this status."""
 

@@ -5,11 +5,11 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from tokenmall.web.pages import Web
+from tokenmall.web.pages import Web, who
 
 
 def handlers(web: Web) -> list[HTTPRouteHandler]:
-    @get("/", include_in_schema=False)
+    @get("/", include_in_schema=False, opt=who("admin", "finance", "support"))
     async def overview(request: Request[Any, Any, Any]) -> Response[str]:
         """数据概览 (any staff role)."""
         session = web.staff(request)
