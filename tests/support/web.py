@@ -260,3 +260,40 @@ def staff_login(one: Visit, username: str) -> Page:
     page.click("button[type=submit]")
     page.wait_for_url("**/console/**")
     return page
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    method: str
+    path: str  # with {name:type} parameters
+    callers: tuple[str, ...]  # from the handler's opt=who(...)
+
+
+def page_routes() -> list[PageRoute]:
+    """Every page route and who may call it, read from the handlers themselves (an
+    introspection of the real routers; nothing is served)."""
+    from litestar import Litestar  # noqa: PLC0415
+
+    from tokenmall.web.app import web_routers  # noqa: PLC0415
+    from tokenmall.web.pages import Web  # noqa: PLC0415
+
+    class NoApi:  # the routers only keep a reference until a request comes
+        store = None
+
+    app = Litestar(route_handlers=web_routers(Web(NoApi())), openapi_config=None)  # type: ignore[arg-type]
+    found = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            methods = set(handler.http_methods) - {"HEAD", "OPTIONS"}  # Litestar's own
+            if route.path.startswith("/static") or not methods:
+                continue
+            callers = handler.opt.get("who")
+            assert callers, f"{route.path} does not say who may call it (opt=who(...))"
+            for method in sorted(methods):
+                found.append(PageRoute(method, route.path, tuple(callers)))
+    return found
+
+
+def filled(path: str, samples: dict[str, str]) -> str:
+    """A route's path with each {name:type} parameter replaced by samples[name] (or "x")."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: samples.get(m[1], "x"), path)

@@ -1,7 +1,11 @@
 """Server-side sessions of the web pages. The cookie holds 32 random bytes; the database holds
 their SHA-256, who the session is (a staff member, or a consumer, merchant or agent who came by
 a login link), its CSRF token, its absolute expiry and when it was last seen. A session ends at
-its expiry, after being idle too long, or at logout; the cookie alone can do nothing else."""
+its expiry, after being idle too long, or at logout; the cookie alone can do nothing else.
+
+Rows are kept after a session ends (its expiry set to when it ended), as api_tokens keeps
+revoked tokens: the journal names a page's commands by the session's public id ("finance:ws_…"),
+and this table is where that id says whose session it was, for as long as the journal lasts."""
 
 import hashlib
 import secrets
@@ -44,7 +48,6 @@ def start(store: Store, kind: str, name: str, role: str, now_s: float | None = N
     digest = _hash(cookie)
     ttl_s = STAFF_TTL_S if kind == "staff" else ACCOUNT_TTL_S
     with store.writing_now() as connection:
-        connection.execute(web_sessions.delete().where(web_sessions.c.expires_s < now))
         connection.execute(
             web_sessions.insert().values(
                 hash=digest,
@@ -74,8 +77,10 @@ def find(store: Store, cookie: str, now_s: float | None = None) -> WebSession | 
     if row is None:
         return None
     idle_s = STAFF_IDLE_S if row.kind == "staff" else ACCOUNT_IDLE_S
-    if now >= row.expires_s or now - row.seen_s > idle_s:
-        end(store, cookie)
+    if now >= row.expires_s:
+        return None
+    if now - row.seen_s > idle_s:
+        end(store, cookie, now)
         return None
     if now - row.seen_s >= SEEN_EVERY_S:
         with store.writing_now() as connection:
@@ -85,18 +90,36 @@ def find(store: Store, cookie: str, now_s: float | None = None) -> WebSession | 
     return WebSession(row.session_id, row.kind, row.name, row.role, row.csrf, row.expires_s, now)
 
 
-def end(store: Store, cookie: str) -> None:
+def end(store: Store, cookie: str, now_s: float | None = None) -> None:
+    now = int(time.time() if now_s is None else now_s)
     with store.writing_now() as connection:
-        connection.execute(web_sessions.delete().where(web_sessions.c.hash == _hash(cookie)))
+        connection.execute(
+            web_sessions.update()
+            .where((web_sessions.c.hash == _hash(cookie)) & (web_sessions.c.expires_s > now))
+            .values(expires_s=now)
+        )
 
 
-def end_all_of(store: Store, kind: str, name: str) -> int:
-    """End every session of a staff member or an account (disable, freeze)."""
+def end_all_of(store: Store, kind: str, name: str, now_s: float | None = None) -> int:
+    """End every live session of a staff member or an account (a new password, disabling)."""
+    now = int(time.time() if now_s is None else now_s)
+    live = (
+        (web_sessions.c.kind == kind)
+        & (web_sessions.c.name == name)
+        & (web_sessions.c.expires_s > now)
+    )
     with store.writing_now() as connection:
         return int(
-            connection.execute(
-                web_sessions.delete().where(
-                    (web_sessions.c.kind == kind) & (web_sessions.c.name == name)
-                )
-            ).rowcount
+            connection.execute(web_sessions.update().where(live).values(expires_s=now)).rowcount
         )
+
+
+def owner_of(store: Store, session_id: str) -> WebSession | None:
+    """Whose session a journal actor's ws_… id was (live or ended)."""
+    with store.reading() as connection:
+        row = connection.execute(
+            sa.select(web_sessions).where(web_sessions.c.session_id == session_id)
+        ).first()
+    if row is None:
+        return None
+    return WebSession(row.session_id, row.kind, row.name, row.role, "", row.expires_s, row.seen_s)
