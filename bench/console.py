@@ -186,7 +186,7 @@ def main() -> None:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(
-                    f"the server did not start: {server.stderr and server.stderr.read()}"
+                    f"the server did not start: {server.stderr.read().decode() if server.stderr else ''}"
                 )
             time.sleep(0.5)
         report(base, admin, args)

@@ -32,7 +32,7 @@ HOME = {
 SAMPLES = {
     "id": "bob",
     "account_id": "bob",
-    "item": "c1#1",
+    "item": "c1%231",
     "seq": "1",
     "day": "2026-12-01",
     "batch": "b1",

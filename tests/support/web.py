@@ -277,8 +277,8 @@ def page_routes() -> list[PageRoute]:
     from tokenmall.web.app import web_routers  # noqa: PLC0415
     from tokenmall.web.pages import Web  # noqa: PLC0415
 
-    class NoApi:  # the routers only keep a reference until a request comes
-        store = None
+    class NoApi:  # the routers only keep references until a request comes
+        store = payouts = codes = client = None
 
     app = Litestar(route_handlers=web_routers(Web(NoApi())), openapi_config=None)  # type: ignore[arg-type]
     found = []

@@ -20,6 +20,14 @@ from tokenmall.ledger.projections import (
     stored_account,
 )
 from tokenmall.ledger.store import Store
+from tokenmall.services import (
+    account_reads,
+    consumer_view,
+    daily_report,
+    dashboard,
+    merchant_view,
+    param_preview,
+)
 
 TOP_HOLDERS = 10
 
@@ -185,11 +193,21 @@ def today(engine: Engine) -> dict[str, Any]:
 
 # The reads the ledger's writer process answers from its engine, between batches, by name.
 ENGINE_QUERIES: dict[str, Callable[..., Any]] = {
+    "merchant_view": merchant_view.merchant_view,  # the merchant cashier (商家收银)
+    "params": param_preview.current_params,  # the console's 参数设置
     "market": market,
     "account": account,
     "top_holders": top_holders,
     "levels": levels,
     "today": today,
+    "overview": dashboard.overview,  # the console's 数据概览
+    # the console's 会员 / 商家 / 代理 and 数字藏品 pages
+    "accounts_page": account_reads.accounts_page,
+    "referrals": account_reads.referrals,
+    "collections_page": account_reads.collections_page,
+    "collection_claims": account_reads.collection_claims,
+    "h5_account": consumer_view.account_view,  # the consumer pages (H5)
+    "report_accounts": daily_report.report_accounts,  # the console's 报表
 }
 
 

@@ -8,6 +8,7 @@ Every page answers HTML: an error is a page with a message, never problem+json o
 import logging
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
@@ -227,7 +228,9 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
     async def switch_language(code: str, next: str | None = None) -> Response[str]:
         if code not in i18n.LANGUAGES:
             raise PageRefused(404, _("There is no such page."))
-        response = Web.redirect(safe_next(next, "/console/"))
+        # `next` is the page's path as the browser sent it (percent-encoded, decision in
+        # pages.here); quoting what else it may hold keeps the header ASCII.
+        response = Web.redirect(quote(safe_next(next, "/console/"), safe="/?&=+:,;@%!$'()*"))
         response.set_cookie(
             Cookie(
                 key=i18n.LANGUAGE_COOKIE, value=code, path="/", samesite="lax", max_age=365 * 86400
@@ -235,7 +238,12 @@ def entry_handlers(web: Web) -> list[HTTPRouteHandler]:
         )
         return response
 
-    return [login_by_link, login_page, log_in, log_out, logged_out, switch_language]
+    @get("/favicon.ico", include_in_schema=False, opt=who("anyone"))
+    async def favicon() -> Response[str]:
+        """Browsers ask for it on pages without a <link rel=icon> (an SVG opened alone)."""
+        return Web.redirect("/static/favicon.svg")
+
+    return [favicon, login_by_link, login_page, log_in, log_out, logged_out, switch_language]
 
 
 def _random() -> str:

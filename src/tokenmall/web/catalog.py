@@ -16,7 +16,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract
 from babel.messages.pofile import read_po, write_po
 
-from tokenmall.web.i18n import LOCALE_DIR
+from tokenmall.web.i18n import LOCALE_DIR, catalog_files
 
 HERE = Path(__file__).resolve().parent
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
@@ -57,13 +57,14 @@ def extracted() -> dict[str | tuple[str, str], str]:
 
 
 def catalogs() -> dict[str, Catalog]:
+    """Every catalog by its name (the areas' and any section's own, as the server loads them),
+    with an empty one for an area that has none yet."""
     loaded = {}
+    for path in catalog_files():
+        with path.open("rb") as file:
+            loaded[path.stem] = read_po(file, locale="zh_CN")
     for area in ("common", *AREAS):
-        path = PO_DIR / f"{area}.po"
-        if path.exists():
-            with path.open("rb") as file:
-                loaded[area] = read_po(file, locale="zh_CN")
-        else:
+        if area not in loaded:
             loaded[area] = Catalog(locale="zh_CN", project="tokenmall", domain=area, fuzzy=False)
     return loaded
 

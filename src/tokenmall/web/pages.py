@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
@@ -209,9 +209,11 @@ class Web:
         session: WebSession | None = None,
         **context: Any,
     ) -> Response[str]:
-        flash = request.cookies.get(FLASH_COOKIE)
+        # Percent-encoded: a cookie carries only latin-1, and most messages are Chinese.
+        flash = unquote(request.cookies.get(FLASH_COOKIE) or "") or None
         html = self.env.get_template(template).render(
             request_path=request.url.path,
+            here=here(request),
             language=i18n.language(),
             session=session,
             csrf=session.csrf if session is not None else "",
@@ -239,7 +241,7 @@ class Web:
             response.set_cookie(
                 Cookie(
                     key=FLASH_COOKIE,
-                    value=flash[:FLASH_CHARS_MAX],
+                    value=quote(flash[:FLASH_CHARS_MAX], safe=""),
                     path="/",
                     httponly=True,
                     samesite="lax",
@@ -247,6 +249,15 @@ class Web:
                 )
             )
         return response
+
+
+def here(request: Request[Any, Any, Any]) -> str:
+    """This page's path and query as the browser sent them (still percent-encoded: an item
+    id with a # in it must come back as %23), for links back to it."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    path = raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    return path[:FORM_VALUE_CHARS_MAX]
 
 
 def session_cookie(value: str, secure: bool, max_age: int) -> Cookie:
