@@ -185,9 +185,8 @@ def main() -> None:
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(
-                    f"the server did not start: {server.stderr.read().decode() if server.stderr else ''}"
-                )
+                said = server.stderr.read().decode() if server.stderr else ""
+                raise SystemExit(f"the server did not start: {said}")
             time.sleep(0.5)
         report(base, admin, args)
     finally:
