@@ -84,6 +84,15 @@ def problems() -> list[str]:
         if not translated.get(key)
     ]
     found += [f"unused: {key!r}" for key in translated if key not in used]
+    # All catalogs make one dictionary at run time: one English id, one Chinese text.
+    texts: dict[object, set[str]] = {}
+    for catalog in catalogs().values():
+        for message in catalog:
+            if message.id and message.string:
+                texts.setdefault(
+                    message.id if isinstance(message.id, str) else message.id[0], set()
+                ).add(str(message.string))
+    found += [f"two translations of {key!r}: {sorted(t)}" for key, t in texts.items() if len(t) > 1]
     return found
 
 

@@ -638,7 +638,7 @@ def price_chart(days: list[dict[str, Any]], today: dict[str, Any]) -> dict[str, 
     return {
         "grid": {"left": 48, "right": 12, "top": 24, "bottom": 28},
         "tooltip": {"trigger": "axis"},
-        "xAxis": {"type": "category", "data": labels, "name": _("Day")},
+        "xAxis": {"type": "category", "data": labels, "name": _("Trading day")},
         "yAxis": {"type": "value", "scale": True, "name": _("CNY per EP")},
         "series": [
             {"type": "line", "name": _("Price"), "data": prices, "showSymbol": len(prices) < 30}

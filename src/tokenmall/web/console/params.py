@@ -169,7 +169,12 @@ def chart_option(old: Side, new: Side, column: str, title: str) -> str:
         "xAxis": {"type": "category", "data": [row["day"] + 1 for row in old.rows]},
         "yAxis": {"type": "value", "scale": True},
         "series": [
-            {"name": _("Now"), "type": "line", "showSymbol": False, "data": _column(old, column)},
+            {
+                "name": _("Current"),
+                "type": "line",
+                "showSymbol": False,
+                "data": _column(old, column),
+            },
             {
                 "name": _("Proposed"),
                 "type": "line",
