@@ -169,7 +169,7 @@ def test_a_merchant_takes_a_payment_code_in_a_browser(
     page.click("form[data-testid=withdraw] button[type=submit]")
     page.wait_for_url("**/shop/wallet?done=withdraw&seq=*")
     assert "1.00" in page.locator("[data-testid=notice]").inner_text()
-    assert "审核中" in page.locator("[data-testid=withdrawals]").inner_text()
+    assert "待审核" in page.locator("[data-testid=withdrawals]").inner_text()
     merchant = server.account("m1")
     assert merchant["withdrawing"] == "1.00"
     assert cents(merchant["cash"]) == cents(shown_payout) - 100

@@ -23,7 +23,7 @@ from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.fields import points_units
 from tokenmall.core.params import Ratio, fraction_text
 from tokenmall.core.rules.points import sale_payout_fen
-from tokenmall.core.units import Fen, Price, Units
+from tokenmall.core.units import Fen, Price, Units, format_fen, format_units
 from tokenmall.ledger.schema import journal
 from tokenmall.ledger.store import Store
 
@@ -190,3 +190,14 @@ def qr_svg(text: str, title: str = "") -> str:
         nl=False,
     )
     return _STYLE.sub("", out.getvalue().decode())
+
+
+def shown_preview(preview: TradePreview) -> dict[str, str]:
+    """A preview as the pages show it (h5 and the cashier): `ep` is exactly what the confirm
+    form sells, converts or redeems."""
+    return {
+        "ep": format_units(preview.units),
+        "value": format_fen(preview.value_fen),
+        "receive": format_fen(preview.receive_fen),
+        "fee": format_fen(preview.fee_fen),
+    }

@@ -182,17 +182,19 @@ def day_entries(store: Store, day: str) -> DayEntries:
         if first_seq is None or last_seq is None:
             return found
         params = _params_before(store, connection, first_seq)
+        rate = Rates(params).contribution  # built again only when a set_params changes it
         orders: dict[str, tuple[int, str]] = {}  # order id -> (amount fen, buyer)
         refunded: list[tuple[int, str]] = []  # (entry, order id)
         for seq, command in _applied(connection, first_seq, last_seq):
             op = command.get("op")
             if op == "set_params":  # from this entry on, its rates
                 params = params.with_overrides(command.get("params", {}))
+                rate = Rates(params).contribution
             elif op == "order" and command.get("pay", "cash") == "cash":
                 amount_fen = parse_scaled(command.get("amount"), MONEY_DECIMALS) or 0
                 found.cash_orders += 1
                 found.sales_fen += amount_fen
-                found.contributions_fen += _contribution_fen(amount_fen, params)
+                found.contributions_fen += _contribution_fen(amount_fen, rate)
                 orders[str(command["id"])] = (amount_fen, str(command["user"]))
                 found.buyer_of_entry[seq] = str(command["user"])
             elif op == "refund":
@@ -209,9 +211,9 @@ def day_entries(store: Store, day: str) -> DayEntries:
     return found
 
 
-def _contribution_fen(amount_fen: int, params: Params) -> int:
-    """The pool's share of a cash order: rules/orders.py `_cash_order`'s c, with its rates."""
-    numerator, denominator = Rates(params).contribution
+def _contribution_fen(amount_fen: int, rate: tuple[int, int]) -> int:
+    """The pool's share of a cash order: rules/orders.py `_cash_order`'s c, with its rate."""
+    numerator, denominator = rate
     return amount_fen * numerator // denominator
 
 

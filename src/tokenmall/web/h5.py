@@ -29,6 +29,8 @@ from tokenmall.web.i18n import gettext as _
 from tokenmall.web.pages import (
     ERROR_MESSAGES,
     PAGE_HEADERS,
+    PAYEE_METHOD_NAMES,
+    WITHDRAWAL_STATUS_NAMES,
     Done,
     PageRefused,
     Web,
@@ -60,15 +62,9 @@ WITHDRAW_ROUTES = {
     AGENT: ("/v1/agents/{agent:str}/withdrawals", "agent"),
 }
 GIFT_ROUTE = "/v1/items/{item:str}/gift"
-PAYEE_METHODS = {"bank": N_("Bank card"), "wechat": N_("WeChat"), "alipay": N_("Alipay")}
+PAYEE_METHODS = PAYEE_METHOD_NAMES
 assert tuple(PAYEE_METHODS) == METHODS
-WITHDRAWAL_STATUS = {
-    "requested": N_("Awaiting review"),
-    "approved": N_("Approved, being paid"),
-    "rejected": N_("Rejected"),
-    "paid": N_("Paid"),
-    "failed": N_("Payment failed"),
-}
+WITHDRAWAL_STATUS = WITHDRAWAL_STATUS_NAMES
 OP_NAMES = {
     "register": N_("Joined"),
     "order": N_("Order"),
@@ -327,7 +323,7 @@ def trade_handlers(web: Web) -> list[HTTPRouteHandler]:
             account=view.account,
             actions=TRADE_ACTIONS,
             preview=preview,
-            shown=None if preview is None else preview_text(preview),
+            shown=None if preview is None else consumer_view.shown_preview(preview),
             error=error,
             notice=notice,
             asked=asked or {},
@@ -620,15 +616,6 @@ def risk_handlers(web: Web) -> list[HTTPRouteHandler]:
         )
 
     return [risk]
-
-
-def preview_text(preview: TradePreview) -> dict[str, str]:
-    return {
-        "ep": format_units(preview.units),
-        "value": format_fen(preview.value_fen),
-        "receive": format_fen(preview.receive_fen),
-        "fee": format_fen(preview.fee_fen),
-    }
 
 
 def price_chart(days: list[dict[str, Any]], today: dict[str, Any]) -> dict[str, Any]:

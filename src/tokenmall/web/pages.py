@@ -56,6 +56,14 @@ PAGE_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 STAFF_ROLES = ("admin", "finance", "support")
+PAYEE_METHOD_NAMES = {"bank": N_("Bank card"), "wechat": N_("WeChat"), "alipay": N_("Alipay")}
+WITHDRAWAL_STATUS_NAMES = {
+    "requested": N_("Awaiting review"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "paid": N_("Paid"),
+    "failed": N_("Payment failed"),
+}
 ROLE_NAMES = {
     "admin": N_("admin"),
     "finance": N_("finance"),

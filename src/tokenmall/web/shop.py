@@ -22,10 +22,9 @@ from litestar.handlers import HTTPRouteHandler
 from tokenmall.api.problems import Problem
 from tokenmall.api.resources import ROUTES, Refusal, Route, command_of
 from tokenmall.core.errors import ErrorCode
-from tokenmall.core.units import MONEY_DECIMALS, format_fen, format_units, parse_scaled
+from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.payouts.payee import METHODS, parse_payee
 from tokenmall.services import consumer_view, merchant_view, queries
-from tokenmall.services.consumer_view import TradePreview
 from tokenmall.services.merchant_view import MerchantView
 from tokenmall.services.payment_codes import CODE_DIGITS
 from tokenmall.services.web_sessions import WebSession
@@ -33,6 +32,8 @@ from tokenmall.web.i18n import N_
 from tokenmall.web.i18n import gettext as _
 from tokenmall.web.pages import (
     ERROR_MESSAGES,
+    PAYEE_METHOD_NAMES,
+    WITHDRAWAL_STATUS_NAMES,
     Done,
     PageRefused,
     Web,
@@ -44,14 +45,8 @@ from tokenmall.web.pages import (
 
 WITHDRAWALS_SHOWN = 20  # a page of the merchant's withdrawals
 POINTS_CHARS_MAX = 30  # an EP amount typed in the sell form
-METHOD_NAMES = {"bank": N_("Bank card"), "wechat": N_("WeChat"), "alipay": N_("Alipay")}
-STATUS_NAMES = {
-    "requested": N_("Under review"),
-    "approved": N_("Approved"),
-    "rejected": N_("Rejected"),
-    "paid": N_("Paid"),
-    "failed": N_("Payout failed"),
-}
+METHOD_NAMES = PAYEE_METHOD_NAMES
+STATUS_NAMES = WITHDRAWAL_STATUS_NAMES
 # Refusals the pages explain in their own words (the rest: pages.ERROR_MESSAGES), by the code
 # the redirect carries: a page's result is shown from the ledger or the code, never from text
 # a request brought.
@@ -231,7 +226,7 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
             if isinstance(found, ErrorCode):
                 preview_error = refusal_text(str(found), MESSAGES)
             else:
-                preview = shown_preview(found)
+                preview = consumer_view.shown_preview(found)
         after_seq = seq_param(after) or 0
         withdrawals = await in_thread(
             lambda: queries.withdrawal_list(
@@ -342,13 +337,3 @@ def wallet_body(
     except ValueError:
         return BAD_PAYEE
     return {"id": command_id("wd", session, key), "amount": amount, "payee": payee}
-
-
-def shown_preview(preview: TradePreview) -> dict[str, str]:
-    """A sale preview as the page shows it; `points` is exactly what the confirm form sells."""
-    return {
-        "points": format_units(preview.units),
-        "value": format_fen(preview.value_fen),
-        "payout": format_fen(preview.receive_fen),
-        "fee": format_fen(preview.fee_fen),
-    }

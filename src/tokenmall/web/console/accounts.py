@@ -18,7 +18,7 @@ from tokenmall.api.schemas import field_error
 from tokenmall.services import account_reads, queries
 from tokenmall.web.i18n import N_
 from tokenmall.web.i18n import gettext as _
-from tokenmall.web.pages import PageRefused, Web, first, in_thread, who
+from tokenmall.web.pages import WITHDRAWAL_STATUS_NAMES, PageRefused, Web, first, in_thread, who
 
 STAFF = ("admin", "finance", "support")
 SEQ_MAX = queries.SEQ_MAX
@@ -69,13 +69,7 @@ OP_LABELS = {
     "gift_collectible": N_("Collectible gifted"),
     "use_collectible": N_("Collectible used"),
 }
-WITHDRAWAL_STATES = {
-    "requested": N_("Awaiting review"),
-    "approved": N_("Approved"),
-    "rejected": N_("Rejected"),
-    "paid": N_("Paid"),
-    "failed": N_("Failed"),
-}
+WITHDRAWAL_STATES = WITHDRAWAL_STATUS_NAMES
 RISK_ACTIONS = {"freeze": N_("Account frozen."), "unfreeze": N_("Account unfrozen.")}
 
 

@@ -69,7 +69,27 @@ def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
+# Reports already made, by day: (the journal head they were made at, whether the day was
+# over then, the report). A day over (before today, UTC) never changes again: entries are
+# recorded at the time they are written. Today's is made again once the journal moves on.
+_MADE: dict[str, tuple[int, bool, DailyReport]] = {}
+MADE_KEPT_MAX = 64
+
+
 async def compute(web: Web, day: str) -> DailyReport:
+    """The day's report (kept, see _MADE)."""
+    head_seq, over = web.api.client.head_seq, day < today()
+    kept = _MADE.get(day)
+    if kept is not None and (kept[1] or kept[0] == head_seq):
+        return kept[2]
+    report = await make(web, day)
+    if len(_MADE) >= MADE_KEPT_MAX:
+        _MADE.pop(next(iter(_MADE)))
+    _MADE[day] = (head_seq, over, report)
+    return report
+
+
+async def make(web: Web, day: str) -> DailyReport:
     """The day's report: its entries read, the accounts the engine names, their statements."""
     entries = await in_thread(day_entries, web.store, day)
     accounts: Any = {}

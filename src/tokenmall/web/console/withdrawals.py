@@ -37,6 +37,7 @@ from tokenmall.web.i18n import gettext as _
 from tokenmall.web.pages import (
     FLASH_CHARS_MAX,
     FLASH_COOKIE,
+    WITHDRAWAL_STATUS_NAMES,
     PageRefused,
     Web,
     first,
@@ -55,13 +56,7 @@ FORMATS = {"csv": CSV, "xlsx": XLSX}
 # A batch of the console names its withdrawals (ids): routes do not matter then, so the
 # console needs no channel settings of its own (channels.export_batch).
 NO_ROUTES = Routes()
-STATUS_NAMES = {
-    "requested": N_("Requested"),
-    "approved": N_("Approved"),
-    "paid": N_("Paid"),
-    "rejected": N_("Rejected"),
-    "failed": N_("Failed"),
-}
+STATUS_NAMES = WITHDRAWAL_STATUS_NAMES
 CLAIM_NAMES = {
     "exported": N_("in a bank file"),
     "sending": N_("sent to the payout service"),
