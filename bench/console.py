@@ -178,6 +178,8 @@ def main() -> None:
         )
     admin = tokenmall(directory, "token", "create", "--role", "admin")
     port = free_port()
+    # The server's own messages go to a file (a pipe nobody reads would fill and stop it).
+    server_log = (directory / "serve.log").open("w")
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [
@@ -193,7 +195,7 @@ def main() -> None:
         cwd=directory,
         env={**os.environ},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=server_log,
     )
     try:
         deadline = time.monotonic() + 600
@@ -204,8 +206,7 @@ def main() -> None:
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                said = server.stderr.read().decode() if server.stderr else ""
-                raise SystemExit(f"the server did not start: {said}")
+                raise SystemExit(f"the server did not start: see {directory / 'serve.log'}")
             time.sleep(0.5)
         report(base, admin, args)
     finally:

@@ -722,3 +722,23 @@ def _no_stray_threads() -> Iterator[None]:
     yield
     stray = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not stray, f"threads left running: {stray}"
+
+
+def test_answers_bigger_than_the_pipe_arrive_whole_under_uvloop(sqlite_url: str) -> None:
+    """The server runs on uvloop, which makes the writer's pipe non-blocking: an answer of
+    megabytes (a day report's accounts) must still be read whole, and the writer live on."""
+    import uvloop  # noqa: PLC0415 (the server's loop; the other tests use asyncio's own)
+
+    async def ask() -> list[int]:
+        client = WriterClient(sqlite_url, Settings(), queries=WRITER_QUERIES)
+        client.attach()
+        try:
+            sizes = [len(await client.query("big_answer", 3_000_000)) for _ in range(40)]
+            answers = await asyncio.gather(*(client.query("big_answer", 500_000) for _ in range(8)))
+            result = await client.submit(Submission.of({"op": "register", "user": "alice"}))
+            assert result.ok and client.stopped is None
+            return sizes + [len(answer) for answer in answers]
+        finally:
+            await client.close()
+
+    assert uvloop.run(ask()) == [3_000_000] * 40 + [500_000] * 8

@@ -2,6 +2,11 @@
 expiry, its idle timeout or its logout, and its row outlives it so that a journal actor
 "role:ws_…" still names a person; five wrong passwords lock a staff account."""
 
+import subprocess
+import sys
+from pathlib import Path
+from subprocess import CompletedProcess
+
 import pytest
 
 from tokenmall.ledger.store import Store, resolve_url
@@ -60,3 +65,46 @@ def test_passwords_and_the_lockout(store: Store) -> None:
         staff.log_in(store, "fin", PASSWORD, NOW_S + staff.LOCKED_S)
     stored = {m.username: m for m in staff.list_staff(store)}
     assert stored["fin"].disabled_at is not None
+
+
+def run_staff(directory: Path, *args: str, password: str | None = None) -> CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenmall.cli", "staff", *args],
+        input=None if password is None else password + "\n",
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_staff_commands(tmp_path: Path) -> None:
+    made = run_staff(
+        tmp_path, "create", "fin", "--role", "finance", "--password-stdin", password=PASSWORD
+    )
+    assert made.returncode == 0 and made.stderr == "tokenmall: created finance staff fin\n"
+    listed = run_staff(tmp_path, "list").stdout.splitlines()
+    assert listed[0].split() == ["USERNAME", "ROLE", "STATUS", "CREATED"]
+    assert listed[1].split()[:3] == ["fin", "finance", "active"]
+    again = run_staff(
+        tmp_path, "create", "fin", "--role", "admin", "--password-stdin", password=PASSWORD
+    )
+    assert again.returncode == 2 and again.stderr == (
+        "tokenmall: error: staff 'fin' exists already\n"
+    )
+    short = run_staff(
+        tmp_path, "create", "boss", "--role", "admin", "--password-stdin", password="short"
+    )
+    assert short.returncode == 2 and short.stderr.count("\n") == 1 and "password" in short.stderr
+    assert run_staff(tmp_path, "create", "x", "--role", "cook").returncode == 2
+    assert run_staff(tmp_path, "unlock", "nobody").returncode == 2
+    assert (
+        run_staff(
+            tmp_path, "password", "fin", "--password-stdin", password="another long password"
+        ).returncode
+        == 0
+    )
+    disabled = run_staff(tmp_path, "disable", "fin")
+    assert disabled.returncode == 0 and "0 sessions ended" in disabled.stderr
+    assert "disabled" in run_staff(tmp_path, "list").stdout

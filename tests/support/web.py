@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,11 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.test_api import start_server, tokenmall
+from tests.test_api import start_server
+from tokenmall.ledger.ledger import utc_now
+from tokenmall.ledger.store import DEFAULT_DB, Store
+from tokenmall.services.staff import StaffRole, create_staff
+from tokenmall.services.tokens import Role, create_token
 
 STAFF_PASSWORD = "correct horse battery staple"
 STAFF = {"boss": "admin", "fin": "finance", "help": "support"}
@@ -110,31 +113,19 @@ def csrf_of(html: str) -> str:
 
 
 def start_web_server(directory: Path, *options: str) -> WebServer:
-    for username, role in STAFF.items():
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tokenmall.cli",
-                "staff",
-                "create",
-                username,
-                "--role",
-                role,
-                "--password-stdin",
-            ],
-            input=STAFF_PASSWORD + "\n",
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
-    made = tokenmall("token", "create", "--role", "admin", cwd=directory)
-    assert made.returncode == 0, made.stderr
+    """`tokenmall serve` in `directory` with the staff of STAFF and an admin token, made in
+    this process (the commands that make them have tests of their own; here they would cost
+    a Python start and a migration each)."""
+    store = Store(f"sqlite:///{directory / DEFAULT_DB}", create=True)
+    try:
+        store.migrate()
+        for username, role in STAFF.items():
+            create_staff(store, username, StaffRole(role), STAFF_PASSWORD)
+        admin, _token_id = create_token(store, Role.ADMIN, None, utc_now(), None, "web tests")
+    finally:
+        store.close()
     process, client = start_server(directory, *options)
-    return WebServer(process, client, directory, made.stdout.strip(), str(client.base_url))
+    return WebServer(process, client, directory, admin, str(client.base_url))
 
 
 def stop_web_server(server: WebServer) -> None:

@@ -13,4 +13,12 @@ def engine_state(engine: Engine, errors: list[dict[str, Any]]) -> StateJson:
     return canonical_state(engine, errors)
 
 
-WRITER_QUERIES: dict[str, Callable[..., Any]] = {"engine_state": engine_state}
+def big_answer(_engine: Engine, size: int) -> str:
+    """An answer of `size` characters: bigger than a pipe's buffer, it arrives in pieces."""
+    return "x" * size
+
+
+WRITER_QUERIES: dict[str, Callable[..., Any]] = {
+    "engine_state": engine_state,
+    "big_answer": big_answer,
+}

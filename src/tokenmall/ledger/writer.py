@@ -15,6 +15,7 @@ follows the load by itself.
 import asyncio
 import json
 import multiprocessing
+import os
 import signal
 import sys
 import traceback
@@ -172,6 +173,10 @@ class WriterClient:
         """Start listening for replies (in the event loop that will submit)."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._pipe.fileno(), self._on_reply)
+        # uvloop makes the descriptor non-blocking; a reply (or a message) bigger than the pipe's
+        # buffer would then fail half read with BlockingIOError, and the server would take the
+        # writer for dead. Readiness still wakes _on_reply; it then reads the whole reply.
+        os.set_blocking(self._pipe.fileno(), True)
         self._idle.set()
 
     def submit(self, submission: Submission) -> "asyncio.Future[Result]":
