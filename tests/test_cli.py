@@ -11,6 +11,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -721,6 +722,18 @@ def wait_until_drained(pipe_fd: int) -> None:
     pytest.fail("the command never read its input")
 
 
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Children see SIGINT as a terminal gives it. A test run started in the background by a
+    non-interactive shell ignores SIGINT, children inherit an ignored signal, and Python would
+    then never raise KeyboardInterrupt; a handled one is reset to the default at exec."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def assert_interrupted(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGINT)
     _stdout, stderr = process.communicate(timeout=30)
@@ -728,6 +741,7 @@ def assert_interrupted(process: subprocess.Popen[bytes]) -> None:
     assert stderr == b"tokenmall: interrupted\n"
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_while_replay_reads_standard_input(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "tokenmall.cli", "replay", "-"],
@@ -742,6 +756,7 @@ def test_ctrl_c_while_replay_reads_standard_input(tmp_path: Path) -> None:
         assert_interrupted(process)
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_while_ingest_reads_its_file(tmp_path: Path) -> None:
     fifo = tmp_path / "commands.jsonl"
     os.mkfifo(fifo)

@@ -108,3 +108,13 @@ def test_the_staff_commands(tmp_path: Path) -> None:
     disabled = run_staff(tmp_path, "disable", "fin")
     assert disabled.returncode == 0 and "0 sessions ended" in disabled.stderr
     assert "disabled" in run_staff(tmp_path, "list").stdout
+
+
+def test_a_journal_actor_names_its_person(store: Store) -> None:
+    cookie = web_sessions.start(store, "staff", "fin", "finance", NOW_S)
+    found = web_sessions.find(store, cookie, NOW_S)
+    assert found is not None
+    web_sessions.end(store, cookie, NOW_S + 1)  # ended sessions still name their person
+    actor = f"finance:{found.session_id}"
+    assert web_sessions.people(store, [actor, "admin:tk_0123456789ab", None]) == {actor: "fin"}
+    assert web_sessions.people(store, ["cli:root"]) == {}

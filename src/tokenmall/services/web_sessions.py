@@ -10,6 +10,7 @@ and this table is where that id says whose session it was, for as long as the jo
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -123,3 +124,25 @@ def owner_of(store: Store, session_id: str) -> WebSession | None:
     if row is None:
         return None
     return WebSession(row.session_id, row.kind, row.name, row.role, "", row.expires_s, row.seen_s)
+
+
+SESSIONS_LOOKED_UP_MAX = 500  # a page of journal entries names at most this many
+
+
+def people(store: Store, actors: Iterable[str | None]) -> dict[str, str]:
+    """Whose sessions the journal actors `role:ws_…` among `actors` were: {actor: name}."""
+    wanted = {}
+    for actor in actors:
+        if actor and ":ws_" in actor:
+            wanted[actor.partition(":")[2]] = actor
+            if len(wanted) >= SESSIONS_LOOKED_UP_MAX:
+                break
+    if not wanted:
+        return {}
+    with store.reading() as connection:
+        rows = connection.execute(
+            sa.select(web_sessions.c.session_id, web_sessions.c.name).where(
+                web_sessions.c.session_id.in_(sorted(wanted))
+            )
+        ).all()
+    return {wanted[session_id]: name for session_id, name in rows}

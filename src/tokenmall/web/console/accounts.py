@@ -15,7 +15,7 @@ from litestar.params import Parameter
 
 from tokenmall.api.problems import Problem
 from tokenmall.api.schemas import field_error
-from tokenmall.services import account_reads, queries
+from tokenmall.services import account_reads, queries, web_sessions
 from tokenmall.web.i18n import N_
 from tokenmall.web.i18n import gettext as _
 from tokenmall.web.pages import WITHDRAWAL_STATUS_NAMES, PageRefused, Web, first, in_thread, who
@@ -153,6 +153,9 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
             kind_titles=KIND_TITLES,
             statement=statement,
             statement_after=after,
+            people=await in_thread(
+                web_sessions.people, web.store, [line["actor"] for line in statement["lines"]]
+            ),
             withdrawals=withdrawals,
             referrals=referrals,
             items=items,

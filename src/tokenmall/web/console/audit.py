@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
-from tokenmall.services import audit_jobs, queries
+from tokenmall.services import audit_jobs, queries, web_sessions
 from tokenmall.services.web_sessions import WebSession
 from tokenmall.web.i18n import gettext as _
 from tokenmall.web.pages import PageRefused, Web, in_thread, who
@@ -96,6 +96,9 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
             "console/audit_journal.html",
             session=session,
             page=page,
+            people=await in_thread(
+                web_sessions.people, web.store, [e.get("actor") for e in page.entries]
+            ),
             op=op.strip(),
             actor=actor.strip(),
         )
@@ -107,6 +110,9 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
         entry = await in_thread(audit_jobs.journal_entry, web.store, seq) if seq > 0 else None
         if entry is None:
             raise PageRefused(404, _("There is no journal entry %(seq)s.", seq=seq))
-        return web.render(request, "console/audit_entry.html", session=session, entry=entry)
+        people = await in_thread(web_sessions.people, web.store, [entry.get("actor")])
+        return web.render(
+            request, "console/audit_entry.html", session=session, entry=entry, people=people
+        )
 
     return [audit_page, verify_fragment, start_verify, journal_page, journal_entry]
