@@ -148,9 +148,12 @@ def chromium_path() -> str | None:
     return os.environ.get("TOKENMALL_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless. Missing: skip, or fail under CI=true."""
+    """Debian's Chromium, headless, for one test module. Missing: skip, or fail under CI=true.
+    Not for the whole session: Playwright's sync API keeps an event loop running in the
+    thread while it is open, and tests run by the same xdist worker after a page test would
+    find asyncio.run refused."""
     executable = chromium_path()
     in_ci = os.environ.get("CI") == "true"
     if executable is None:
