@@ -174,10 +174,15 @@ class DayEntries:
         return sorted(set(self.buyer_of_entry.values()))
 
 
-def day_entries(store: Store, day: str) -> DayEntries:
-    """The day's entries read: its seq range, its orders and refunds."""
+def day_entries(store: Store, day: str, after_seq: int = 0) -> DayEntries:
+    """The day's entries read (those after `after_seq` only, for `add`): its seq range, its
+    orders and refunds."""
     with store.reading() as connection:
         first_seq, last_seq = _seq_range(connection, day)
+        if first_seq is not None and last_seq is not None and first_seq <= after_seq:
+            first_seq = after_seq + 1
+            if first_seq > last_seq:
+                return DayEntries(day, None, None)
         found = DayEntries(day, first_seq, last_seq)
         if first_seq is None or last_seq is None:
             return found
@@ -320,6 +325,44 @@ def _earlier_orders(
 
 
 # -- the whole report ---------------------------------------------------------------------------
+
+# Figures of a report that are sums over its entries: a report of entries a..b plus one of
+# b+1..c is the report of a..c. (Paid and returned withdrawals count by the entry of their
+# last step, which never changes once they are paid, rejected or failed.)
+ADDITIVE: Final = (
+    "cash_orders",
+    "sales_fen",
+    "refunds",
+    "refunds_fen",
+    "contributions_fen",
+    "settlements",
+    "dividends_fen",
+    "withdrawals_paid",
+    "withdrawals_paid_fen",
+    "withdrawals_returned",
+    "withdrawals_returned_fen",
+    "referral_units",
+    "agent_commissions_fen",
+)
+
+
+def add(earlier: DailyReport, later: DailyReport) -> DailyReport:
+    """The day's report from one of its first entries and one of the entries after them
+    (made with `day_entries(..., after_seq=earlier.last_seq)`): today's report, kept up to
+    date by reading only what the journal gained since. Withdrawals requested are counted by
+    the day they were requested, whole, in each report: the later one's count stands."""
+    if later.first_seq is None:  # nothing new (a request is an entry too)
+        return earlier
+    if earlier.first_seq is None:
+        return later
+    sums = {name: getattr(earlier, name) + getattr(later, name) for name in ADDITIVE}
+    return replace(
+        later,
+        first_seq=earlier.first_seq,
+        withdrawals_requested=later.withdrawals_requested,
+        withdrawals_requested_fen=later.withdrawals_requested_fen,
+        **sums,
+    )
 
 
 def daily_report(store: Store, entries: DayEntries, accounts: dict[str, Any]) -> DailyReport:

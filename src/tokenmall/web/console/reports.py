@@ -15,6 +15,7 @@ from tokenmall.services.daily_report import (
     BadDay,
     DailyReport,
     Line,
+    add,
     daily_report,
     day_entries,
     lines,
@@ -71,7 +72,8 @@ def today() -> str:
 
 # Reports already made, by day: (the journal head they were made at, whether the day was
 # over then, the report). A day over (before today, UTC) never changes again: entries are
-# recorded at the time they are written. Today's is made again once the journal moves on.
+# recorded at the time they are written. Today's is brought up to date from the entries the
+# journal gained since (daily_report.add), not made again.
 _MADE: dict[str, tuple[int, bool, DailyReport]] = {}
 MADE_KEPT_MAX = 64
 
@@ -82,16 +84,20 @@ async def compute(web: Web, day: str) -> DailyReport:
     kept = _MADE.get(day)
     if kept is not None and (kept[1] or kept[0] == head_seq):
         return kept[2]
-    report = await make(web, day)
+    if kept is not None and kept[2].last_seq is not None:
+        report = add(kept[2], await make(web, day, after_seq=kept[2].last_seq))
+    else:
+        report = await make(web, day)
     if len(_MADE) >= MADE_KEPT_MAX:
         _MADE.pop(next(iter(_MADE)))
     _MADE[day] = (head_seq, over, report)
     return report
 
 
-async def make(web: Web, day: str) -> DailyReport:
-    """The day's report: its entries read, the accounts the engine names, their statements."""
-    entries = await in_thread(day_entries, web.store, day)
+async def make(web: Web, day: str, after_seq: int = 0) -> DailyReport:
+    """The day's report (of its entries after `after_seq`): its entries read, the accounts the
+    engine names, their statements."""
+    entries = await in_thread(day_entries, web.store, day, after_seq)
     accounts: Any = {}
     if entries.first_seq is not None:
         accounts = await web.api.query("report_accounts", entries.buyers())
