@@ -5,7 +5,6 @@ a collection from the page; an item's provenance names every owner."""
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.support.web import (
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -24,7 +24,6 @@ from tests.support.web import (
 from tokenmall.core.engine import Engine
 from tokenmall.services import account_reads
 
-SHOTS = Path("/work/notes/shots")
 SEEDED_CONSUMERS = 150
 PAYEE = {"method": "alipay", "name": "张三", "account": "13800000000"}
 ROW_ID = re.compile(r'<tr>\s*<td><a href="/console/accounts/([^"]+)">')

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Dialog
 
 from tests.support.web import (
     DESKTOP,
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -34,7 +35,6 @@ from tokenmall.core.units import (
 )
 
 BANK = {"method": "bank", "name": "张三", "account": "6222020200001234567", "bank": "工商银行"}
-SHOTS = Path("/work/notes/shots")
 # alice's withdrawals (w1-w4) and bob's (w5), all waiting for review.
 WITHDRAWALS = {"w1": "10.01", "w2": "20.02", "w3": "30.03", "w4": "40.04", "w5": "5.05"}
 SEED: list[dict[str, Any]] = [

@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.support.web import (
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -29,7 +30,6 @@ from tokenmall.ledger.store import resolve_url
 from tokenmall.ledger.views import open_reader
 from tokenmall.services import audit_jobs
 
-SHOTS = Path("/work/notes/shots")
 DAYS = 5  # settled days of history, so that the charts have lines
 PAYEE = {"method": "wechat", "name": "张三", "account": "o6_bmjrPTlm6"}
 VERIFY_TIMEOUT_S = 30

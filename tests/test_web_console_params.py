@@ -6,7 +6,6 @@ command, by admin only. Checked in the ledger through the API afterwards."""
 import html
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from playwright.sync_api import Browser
 
 from tests.support.web import (
     DESKTOP,
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -26,7 +26,7 @@ from tokenmall.core.params import Params
 from tokenmall.services import param_preview
 from tokenmall.sim.runner import run_job
 
-SHOT = Path("/work/notes/shots/console-params.png")
+SHOT = SHOTS / "console-params.png"
 HX = {"HX-Request": "true"}
 
 

@@ -8,7 +8,6 @@ import os
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.support.web import (
     PHONE,
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -37,7 +37,6 @@ from tokenmall.services.consumer_view import (
 )
 from tokenmall.web.pages import SESSION_COOKIE
 
-SHOTS = Path("/work/notes/shots")
 MALL_URL = "https://mall.test/join"
 H5_PAGES = (
     "/h5/",

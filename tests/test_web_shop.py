@@ -6,7 +6,6 @@ acts only for itself; the day's takings; redeem, sell as previewed, withdraw. In
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from playwright.sync_api import Browser
 
 from tests.support.web import (
     PHONE,
+    SHOTS,
     Visit,
     WebServer,
     csrf_of,
@@ -23,7 +23,6 @@ from tests.support.web import (
 )
 from tests.test_api import tokenmall
 
-SHOTS = Path("/work/notes/shots")
 PAYER = "13912345678"  # a consumer id as a mall uses them: a phone number
 OTHER = "c2"
 

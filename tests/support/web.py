@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ STAFF = {"boss": "admin", "fin": "finance", "help": "support"}
 PHONE = {"width": 375, "height": 667}
 DESKTOP = {"width": 1440, "height": 900}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Where page tests leave the screenshots they take on the way (to look at after a run; the
+# docs' pictures come from docs/screenshots.py): the system's temporary folder, not the repo.
+SHOTS = Path(tempfile.gettempdir()) / "tokenmall-test-shots"
 
 
 @dataclass
