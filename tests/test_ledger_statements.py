@@ -34,6 +34,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import SETUP, commands, param_overrides
+from tests.support import day_totals
+from tests.support.day_totals import DayReference
 from tests.support.workload import MixGenerator
 from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
 from tokenmall.core.canonical import canonical_state
@@ -44,6 +46,8 @@ from tokenmall.ledger import ledger as ledger_module
 from tokenmall.ledger.audit import verify
 from tokenmall.ledger.ledger import IDEMPOTENCY_CONFLICT, Ledger, Result, Settings, Submission
 from tokenmall.ledger.projections import (
+    DAY_SUMS,
+    DayTotals,
     PriceDayRow,
     balances_of,
     decode_balances,
@@ -128,15 +132,19 @@ class Expected:
     days: list[PriceDayRow] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)
     states: list[dict[str, Balances]] = field(default_factory=list)  # after each entry
+    # The day totals of the whole journal (all of it is of one day, or the rows add up to it)
+    totals: DayTotals = field(default_factory=lambda: DayTotals("all"))
+    reference: DayReference | None = None
 
 
 def expected_read_models(journaled: Sequence[Command], params: Params) -> Expected:
     engine = Engine(params)
-    expected = Expected(engine)
+    expected = Expected(engine, reference=DayReference(engine))
+    assert expected.reference is not None
     previous = every_balance(engine)
     for seq, command in enumerate(journaled, start=1):
         day, day_sales, dividends_paid = engine.day, engine.day_sales, engine.dividends_paid
-        code = engine.try_apply(command)
+        code = expected.reference.apply(command, seq, expected.totals)
         expected.outcomes[seq] = "ok" if code is None else str(code)
         current = every_balance(engine)
         if code is not None:
@@ -155,6 +163,9 @@ def expected_read_models(journaled: Sequence[Command], params: Params) -> Expect
                     state["supply"],
                     format_fen(day_sales),
                     format_fen(engine.dividends_paid - dividends_paid),
+                    state["cash_owed"],
+                    state["sp_outstanding"],
+                    engine.exits,
                 )
             )
         expected.states.append(current)
@@ -171,6 +182,12 @@ class Tables(NamedTuple):
     projected_seq: int
     head_seq: int
     outcomes: dict[int, str]
+    totals: DayTotals  # the day_totals rows added up (their seq ranges checked to abut)
+
+
+def same_totals(tables: Tables, expected: Expected) -> bool:
+    assert expected.reference is not None
+    return day_totals.same_totals(tables.totals, expected.totals, expected.reference)
 
 
 @contextmanager
@@ -206,11 +223,13 @@ def read_tables(url: str, page: int = 3) -> Tables:
                 after = got[-1][0]
         day_rows = connection.execute(
             sa.text(
-                "SELECT day, seq, price, pool, supply, sales, dividends FROM price_days "
-                "ORDER BY day"
+                "SELECT day, seq, price, pool, supply, sales, dividends, cash_owed, "
+                "sp_outstanding, exits FROM price_days ORDER BY day"
             )
         ).all()
         outcome_rows = connection.execute(sa.text("SELECT seq, outcome FROM journal")).all()
+        day_rows_totals = connection.execute(sa.text("SELECT day FROM day_totals ORDER BY day"))
+        per_day = [Store.day_totals(connection, str(day)) for (day,) in day_rows_totals]
         projected = Store.projected_seq(connection)
         head_seq, _ = Store.head(connection)
     lines: dict[LineKey, Line] = {}
@@ -219,11 +238,18 @@ def read_tables(url: str, page: int = 3) -> Tables:
         assert key not in lines
         lines[key] = (str(op), str(balances))
     days = [
-        PriceDayRow(int(day), int(seq), *(str(text) for text in texts))
-        for day, seq, *texts in day_rows
+        PriceDayRow._make([int(row[0]), int(row[1]), *map(str, row[2:9]), int(row[9])])
+        for row in day_rows
     ]
     outcomes = {int(seq): str(outcome) for seq, outcome in outcome_rows}
-    return Tables(lines, days, projected, head_seq, outcomes)
+    totals = DayTotals("all")
+    for row in per_day:
+        assert row.first_seq == (1 if totals.last_seq is None else totals.last_seq + 1)
+        totals.first_seq = 1
+        totals.last_seq = row.last_seq
+        for name in DAY_SUMS:
+            setattr(totals, name, getattr(totals, name) + getattr(row, name))
+    return Tables(lines, days, projected, head_seq, outcomes, totals)
 
 
 def statement_page(store: Store, account: str, after_seq: int, limit: int) -> dict[str, Any]:
@@ -493,6 +519,7 @@ def test_random_batches_give_exactly_the_changed_accounts(
     assert tables.outcomes == expected.outcomes
     assert tables.lines == expected.lines
     assert tables.days == expected.days
+    assert same_totals(tables, expected)
 
 
 @settings(max_examples=25, deadline=None)
@@ -525,6 +552,7 @@ def test_random_economy_gives_exactly_the_changed_accounts(
     assert tables.outcomes == expected.outcomes
     assert tables.lines == expected.lines
     assert tables.days == expected.days
+    assert same_totals(tables, expected)
 
 
 # -- 2. a scenario with every kind of change ---------------------------------------------------
@@ -705,9 +733,27 @@ def test_price_days_hold_the_state_right_after_each_settlement(db_url: str) -> N
         read_tables(db_url).days
         == expected.days
         == [
-            PriceDayRow(0, 17, "2.14061289", "157.38", "73.52100000", "600.00", "179.99"),
-            PriceDayRow(1, 20, "2.14061289", "162.38", "75.85677964", "0.00", "0.00"),
-            PriceDayRow(2, 21, "2.14061289", "162.38", "75.85677964", "0.00", "0.00"),
+            # what was owed right after each: dave's exit paid to cash (24.70); SP of the
+            # dividends and carol's first release (184.99), then +5.01 released, -5.00
+            # redeemed by the shop
+            PriceDayRow(
+                0,
+                17,
+                "2.14061289",
+                "157.38",
+                "73.52100000",
+                "600.00",
+                "179.99",
+                "24.70",
+                "184.99",
+                1,
+            ),
+            PriceDayRow(
+                1, 20, "2.14061289", "162.38", "75.85677964", "0.00", "0.00", "24.70", "185.00", 1
+            ),
+            PriceDayRow(
+                2, 21, "2.14061289", "162.38", "75.85677964", "0.00", "0.00", "24.70", "185.00", 1
+            ),
         ]
     )
     assert {day.seq: (day.price, day.pool, day.supply) for day in expected.days} == prices
@@ -783,6 +829,7 @@ def test_long_stream_with_cascading_exits(db_url: str) -> None:
     assert tables.outcomes == expected.outcomes
     assert tables.lines == expected.lines
     assert tables.days == expected.days
+    assert same_totals(tables, expected)
     assert len(tables.days) == sum(command["op"] == "settle_day" for command in stream)
 
 
@@ -796,6 +843,7 @@ def test_backfill_rebuilds_the_tables_the_writer_wrote(
     expected = expected_read_models(stream, SCENARIO_PARAMS)
     assert live.lines == expected.lines
     assert live.days == expected.days
+    assert same_totals(live, expected)
     assert live.projected_seq == live.head_seq == len(stream)
 
     def forget_read_models() -> None:
@@ -829,6 +877,7 @@ def test_backfill_rebuilds_the_tables_the_writer_wrote(
     everything = expected_read_models([*stream, *more], SCENARIO_PARAMS)
     assert after.lines == everything.lines
     assert after.days == everything.days
+    assert same_totals(after, everything)
     assert after.projected_seq == after.head_seq == len(stream) + 2
     with reader(db_url) as store:
         report = verify(store)

@@ -111,11 +111,27 @@ def test_the_overview_shows_what_the_api_says(server: WebServer) -> None:
     in_flight += server.get("/v1/withdrawal-list?status=approved")["withdrawals"]
     assert [w["amount"] for w in in_flight] == ["1.00"] == [shown(html, "in_flight")]
     exited = sum(a["exited"] for a in accounts[:3])
-    assert shown(html, "exits") == str(exited)
+    assert shown(html, "all_exits") == str(exited)
+    assert shown(html, "exits") == "0"  # today's: nobody was forced out today
     assert shown(html, "consumers") == str(3 + EXTRA_ACCOUNTS)
     # The charts' data: one point per settled day and one for now, the API's prices.
     prices = [day["price"] for day in history["days"]] + [market["price"]]
     assert all(f'"{price}"' in html for price in prices)
+    # The pool against what was owed right after each settlement, then now.
+    pool = chart(html, "chart-pool")
+    assert [s["name"] for s in pool["series"]] == ["分红池", "应付现金", "绿色积分余额"]
+    pools, owed, sp = (s["data"] for s in pool["series"])
+    assert pools == [day["pool"] for day in history["days"]] + [market["pool"]]
+    assert (owed[-1], sp[-1]) == (shown(html, "cash_owed"), market["sp_outstanding"])
+    assert len(owed) == len(sp) == DAYS + 1 and owed[0] != owed[-1] and sp[0] != sp[-1]
+
+
+def chart(html: str, chart_id: str) -> dict[str, Any]:
+    """A chart's ECharts option from the page's JSON data island."""
+    found = re.search(rf'<script type="application/json" id="{chart_id}">(.*?)</script>', html)
+    assert found is not None, chart_id
+    option: dict[str, Any] = json.loads(found[1])
+    return option
 
 
 def test_the_overview_range_switch_takes_only_its_ranges(server: WebServer) -> None:

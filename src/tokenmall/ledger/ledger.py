@@ -368,6 +368,8 @@ class Ledger:
                 taken[payment] = seq
                 done.payments.append((payment, seq))
             done.results.append(Result(seq, outcome))
+        if projector is not None:
+            projector.close(projection)
         return done
 
     def _checked_state(self, seq: int | None, previous: Price | None) -> Price:
@@ -548,8 +550,10 @@ def project_journal(store: Store) -> None:
             _check_outcome(row, outcome_of(code), engine.rules_v1)
             seq, hash_hex = row.seq, row.hash
             if row.seq - done >= PROJECT_CHUNK_ENTRIES:
+                projector.close(projection)
                 store.append_projection(projection, row.seq)
                 projection, done = Projection(), row.seq
+    projector.close(projection)
     store.append_projection(projection, seq)
 
 

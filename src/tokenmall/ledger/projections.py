@@ -7,6 +7,12 @@ a statement line for every account a command posted to or named in an event (a r
 a level, an exit), holding its balances *after* the entry; a price day for every settlement.
 The change shown for a line is the difference to the line before it, at read time.
 
+Beside them, `day_totals`: what each UTC day's entries did, as sums (orders, sales, refunds,
+contributions, dividends, withdrawals, referral grants, agent commissions, exits), one row a
+day added to by every batch. The figures the engine keeps as running totals are taken as the
+difference of those totals across the day's entries; the rest are counted from what each
+command changed. The console's daily report (报表) is one read of it.
+
 A settlement pays every holder, which would make a line per holder and day (most of the rows,
 and most of a durable ingest's time). Instead it writes what it paid as `DividendBlock` rows:
 one 8-byte little-endian integer of fen per consumer slot, BLOCK_SLOTS slots a row, blocks that
@@ -23,12 +29,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from tokenmall.core.accounts import AGENT_FIELDS, CONSUMER_FIELDS, MERCHANT_FIELDS
+from tokenmall.core.accounts import (
+    AGENT_FIELDS,
+    CONSUMER_FIELDS,
+    FAILED,
+    MERCHANT_FIELDS,
+    PAID,
+    REJECTED,
+)
 from tokenmall.core.canonical import SHOW_FIELD
 from tokenmall.core.effects import (
     Applied,
     CollectionIssued,
     DaySettled,
+    Field,
     ItemMoved,
     Payouts,
     Registered,
@@ -43,6 +57,7 @@ Balances = tuple[int, ...]
 FLAGS = ("exited", "frozen", "ended")  # balance fields that are yes or no
 BLOCK_SLOTS = 1024  # consumer slots per dividend row: a statement reads 8 KiB of a settlement
 PAYMENT_BYTES = 8
+_EP = Field.EP  # a module global: reading an enum member off its class costs ~70 ns
 _SP, _QUOTA, _DIVIDENDS = (CONSUMER_FIELDS.index(name) for name in ("sp", "quota", "dividends"))
 
 
@@ -63,6 +78,10 @@ class PriceDayRow(NamedTuple):
     supply: str
     sales: str  # net sales of the day that this settlement paid dividends from
     dividends: str  # paid by this settlement
+    # What the platform owed right after it (for the console's pool-against-owed chart):
+    cash_owed: str  # Σ cash + withdrawing of every account
+    sp_outstanding: str
+    exits: int  # forced exits (出局) so far, all days: a day's is the difference
 
 
 class DividendBlock(NamedTuple):
@@ -99,6 +118,62 @@ class SlotRow(NamedTuple):
     slot: int
 
 
+@dataclass(slots=True)
+class DayTotals:
+    """What one UTC day's journal entries did (a batch's part of it, until written: the store
+    adds a batch's to the day's row). Integers: fen, EP in 1e-8 units, counts."""
+
+    day: str  # YYYY-MM-DD, of the entries' recorded_at
+    first_seq: int | None = None  # the day's first entry, applied or rejected (None: none)
+    last_seq: int | None = None
+    cash_orders: int = 0
+    sales_fen: int = 0  # gross: every applied cash order's amount (the engine's `sales`)
+    refunds: int = 0
+    refunds_fen: int = 0
+    contributions_fen: int = 0  # to the pool, gross (the engine's `contributions`)
+    settlements: int = 0
+    dividends_fen: int = 0
+    withdrawals_requested: int = 0
+    withdrawals_requested_fen: int = 0
+    withdrawals_paid: int = 0
+    withdrawals_paid_fen: int = 0
+    withdrawals_returned: int = 0  # rejected or failed: the money went back to cash
+    withdrawals_returned_fen: int = 0
+    referral_units: int = 0  # EP granted to referrers, net of refunds' reclaims
+    agent_commissions_fen: int = 0  # net of refunds' take-backs
+    exits: int = 0  # forced exits (出局)
+
+    @property
+    def entries(self) -> int:
+        if self.first_seq is None or self.last_seq is None:
+            return 0
+        return self.last_seq - self.first_seq + 1
+
+    @property
+    def net_sales_fen(self) -> int:
+        return self.sales_fen - self.refunds_fen
+
+
+# The sums of DayTotals, in its order: a day's row is the sum of its batches' (the seq range
+# aside). One definition for the table, the upsert and the report.
+DAY_SUMS = tuple(DayTotals.__dataclass_fields__)[3:]
+assert DAY_SUMS[0] == "cash_orders"
+
+# Running totals of the engine whose change over a day's entries is the day's figure.
+_ENGINE_SUMS = (
+    ("sales_fen", "sales"),
+    ("refunds_fen", "refunds"),
+    ("contributions_fen", "contributions"),
+    ("dividends_fen", "dividends_paid"),
+    ("agent_commissions_fen", "agent_commissions"),
+    ("exits", "exits"),
+)
+
+
+def _engine_sums(engine: Engine) -> tuple[int, ...]:
+    return tuple(getattr(engine, name) for _field, name in _ENGINE_SUMS)
+
+
 @dataclass
 class Projection:
     """What one batch adds to the read models."""
@@ -109,6 +184,7 @@ class Projection:
     slots: list[SlotRow] = field(default_factory=list)
     withdrawals: list[WithdrawalRow] = field(default_factory=list)
     item_moves: list[ItemMoveRow] = field(default_factory=list)
+    day_totals: dict[str, DayTotals] = field(default_factory=dict)  # by day
     recorded_at: str = ""  # the batch's time (a rebuild sets each entry's)
 
 
@@ -127,20 +203,68 @@ def balances_of(engine: Engine, account_id: str) -> Balances | None:
 
 
 class Projector:
-    """Applies commands to an engine and turns what each changed into read-model rows."""
+    """Applies commands to an engine and turns what each changed into read-model rows.
+
+    The day's totals that are changes of the engine's running totals are added when the day
+    of the entries changes and by `close`, which must run before `out` is written."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._day = ""  # the day of the entries since the mark
+        self._mark = _engine_sums(engine)
 
     def apply(self, command: Mapping[str, Any], seq: int, out: Projection) -> str | None:
         """Apply one command (the engine's error code if rejected, else None) and add its
-        statement lines and price day, if any, to `out`."""
+        statement lines, price day and day totals, if any, to `out`."""
+        day = out.recorded_at[:10]
+        if day != self._day:
+            self.close(out)
+            self._day = day
+        totals = out.day_totals.get(day)
+        if totals is None:
+            totals = out.day_totals[day] = DayTotals(day, seq)
+        totals.last_seq = seq
         try:
             applied = self.engine.apply(command)
         except Rejected as rejected:
             return rejected.code
+        op = applied.op
+        if op in {"order", "refund"}:
+            _count_order(self.engine, command, applied, totals)
         record(self.engine, applied, seq, out)
         return None
+
+    def close(self, out: Projection) -> None:
+        """Add to the day's totals in `out` how the engine's running totals changed over the
+        entries applied since the last close."""
+        now = _engine_sums(self.engine)
+        totals = out.day_totals.get(self._day)
+        if totals is not None:
+            for (name, _total), before, after in zip(_ENGINE_SUMS, self._mark, now, strict=True):
+                setattr(totals, name, getattr(totals, name) + after - before)
+        self._mark = now
+
+
+def _count_order(
+    engine: Engine, command: Mapping[str, Any], applied: Applied, totals: DayTotals
+) -> None:
+    """An applied order's or refund's counts and referral EP, from the engine's record of the
+    order (`OrderBook`: whether it was paid in cash, the EP each referrer was granted)."""
+    if applied.op == "order":
+        stored = engine.orders.today.get(command["id"])
+        if stored is not None and stored[2]:  # paid in cash
+            totals.cash_orders += 1
+            totals.referral_units += sum(units for _referrer, units in stored[6])
+        return
+    stored = engine.orders.today.get(command["order"])
+    totals.refunds += 1
+    if stored is not None:  # what the refund took back from those the order granted EP
+        referrers = {referrer for referrer, _units in stored[6]}
+        totals.referral_units += sum(
+            amount
+            for account, posted, amount in applied.postings
+            if posted == _EP and account in referrers
+        )
 
 
 def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
@@ -164,9 +288,11 @@ def record(engine: Engine, applied: Applied, seq: int, out: Projection) -> None:
 def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projection) -> list[str]:
     """The accounts to write lines for; the price day, slots and dividend blocks recorded."""
     accounts = [posting[0] for posting in applied.postings]
+    totals = out.day_totals[out.recorded_at[:10]]
     for event in applied.events:
         if isinstance(event, DaySettled):
-            out.price_days.append(_price_day(applied, event, seq))
+            out.price_days.append(_price_day(engine, applied, event, seq))
+            totals.settlements += 1
         elif isinstance(event, WithdrawalChanged):
             # Not a statement line (the postings hold what the step changed): the list of
             # withdrawals as they stand.
@@ -183,6 +309,7 @@ def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projec
                     seq,
                 )
             )
+            _count_withdrawal(totals, applied.op, event.status, withdrawal.amount_fen)
         elif isinstance(event, ItemMoved):
             action = "use" if event.used else "claim" if event.giver is None else "gift"
             out.item_moves.append(ItemMoveRow(event.item, seq, action, event.account, event.giver))
@@ -195,6 +322,20 @@ def _accounts_and_events(engine: Engine, applied: Applied, seq: int, out: Projec
     if applied.payouts is not None and not _record_payouts(applied.payouts, seq, out):
         accounts.extend(applied.payouts.accounts())  # too large for the blocks: lines instead
     return accounts
+
+
+def _count_withdrawal(totals: DayTotals, op: str, status: str, amount_fen: int) -> None:
+    """A withdrawal's step in the day's totals: its request (whether it waits for review or
+    was approved at once, under withdraw_review_above), its payment, or its return to cash."""
+    if op == "withdraw":
+        totals.withdrawals_requested += 1
+        totals.withdrawals_requested_fen += amount_fen
+    elif status == PAID:
+        totals.withdrawals_paid += 1
+        totals.withdrawals_paid_fen += amount_fen
+    elif status in (REJECTED, FAILED):
+        totals.withdrawals_returned += 1
+        totals.withdrawals_returned_fen += amount_fen
 
 
 def _slot(engine: Engine, event: Registered) -> int:
@@ -237,7 +378,7 @@ def _encode(balances: Balances) -> str:
     return ",".join(map(str, balances))
 
 
-def _price_day(applied: Applied, settled: DaySettled, seq: int) -> PriceDayRow:
+def _price_day(engine: Engine, applied: Applied, settled: DaySettled, seq: int) -> PriceDayRow:
     return PriceDayRow(
         settled.day,
         seq,
@@ -246,6 +387,9 @@ def _price_day(applied: Applied, settled: DaySettled, seq: int) -> PriceDayRow:
         format_units(applied.supply_units),
         format_fen(settled.sales_fen),
         format_fen(settled.dividends_fen),
+        format_fen(engine.cash_owed),
+        format_fen(engine.sp_outstanding),
+        engine.exits,
     )
 
 

@@ -31,6 +31,8 @@ from sqlalchemy import (
     Text,
 )
 
+from tokenmall.ledger.projections import DAY_SUMS
+
 metadata = MetaData()
 
 ledger_meta = Table(
@@ -127,6 +129,9 @@ price_days = Table(
     Column("supply", Text, nullable=False),
     Column("sales", Text, nullable=False),
     Column("dividends", Text, nullable=False),
+    Column("cash_owed", Text, nullable=False),
+    Column("sp_outstanding", Text, nullable=False),
+    Column("exits", BigInteger, nullable=False),
 )
 
 consumer_slots = Table(
@@ -173,6 +178,17 @@ item_moves = Table(
 )
 Index("item_moves_by_account", item_moves.c.account, item_moves.c.seq)
 Index("item_moves_by_giver", item_moves.c.giver, item_moves.c.seq)
+
+# What each UTC day's entries did, as sums (projections.DayTotals; migration 0011): the daily
+# report (报表) in one primary-key read.
+day_totals = Table(
+    "day_totals",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in DAY_SUMS),
+)
 
 # Money out in practice (migration 0008, issue 13). Not read models: they hold what happened
 # outside the ledger (a withdrawal handed to a payout channel, a message sent), so a rebuild of

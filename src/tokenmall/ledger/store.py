@@ -33,7 +33,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from tokenmall.ledger.projections import (
     BLOCK_SLOTS,
+    DAY_SUMS,
     PAYMENT_BYTES,
+    DayTotals,
     DividendBlock,
     ItemMoveRow,
     PriceDayRow,
@@ -45,6 +47,7 @@ from tokenmall.ledger.projections import (
 )
 from tokenmall.ledger.schema import (
     consumer_slots,
+    day_totals,
     dividend_blocks,
     ingest_sources,
     item_moves,
@@ -67,6 +70,7 @@ READ_MODEL_TABLES = (
     dividend_blocks,
     withdrawal_list,
     item_moves,
+    day_totals,
 )
 DB_ENV = "TOKENMALL_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -204,6 +208,15 @@ class Store:
             f"VALUES ({', '.join([marker] * len(WithdrawalRow._fields))}) "
             "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
             "reference = excluded.reference, updated_seq = excluded.updated_seq"
+        )
+        # A batch adds its part of a day to the day's row (batches come in order: the row's
+        # first entry stays, its last is the batch's).
+        day_columns = ("day", "first_seq", "last_seq", *DAY_SUMS)
+        self._upsert_day_sql = (
+            f"INSERT INTO day_totals ({', '.join(day_columns)}) "
+            f"VALUES ({', '.join([marker] * len(day_columns))}) "
+            "ON CONFLICT (day) DO UPDATE SET last_seq = excluded.last_seq, "
+            + ", ".join(f"{name} = day_totals.{name} + excluded.{name}" for name in DAY_SUMS)
         )
         made = create and self.sqlite_path is not None and _create_private(self.sqlite_path)
         try:
@@ -491,6 +504,12 @@ class Store:
         ).scalar_one_or_none()
 
     @staticmethod
+    def day_totals(connection: sa.Connection, day: str) -> DayTotals:
+        """What the entries recorded on a UTC day did (all zero: it has none)."""
+        row = connection.execute(sa.select(day_totals).where(day_totals.c.day == day)).first()
+        return DayTotals(day) if row is None else DayTotals(**row._asdict())
+
+    @staticmethod
     def price_days(connection: sa.Connection, after_day: int, limit: int) -> list[PriceDayRow]:
         rows = connection.execute(
             sa.select(*(price_days.c[name] for name in PriceDayRow._fields))
@@ -665,6 +684,13 @@ class Store:
             connection.execute(
                 price_days.insert(), [row._asdict() for row in projection.price_days]
             )
+        days = [
+            (t.day, t.first_seq, t.last_seq, *(getattr(t, name) for name in DAY_SUMS))
+            for t in projection.day_totals.values()
+            if t.first_seq is not None
+        ]
+        if days:
+            connection.exec_driver_sql(self._upsert_day_sql, days)
 
     def save_snapshot(
         self, seq: int, hash_hex: str, state: dict[str, Any], at: str, keep: int

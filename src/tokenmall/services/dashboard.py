@@ -43,14 +43,30 @@ def overview(engine: Engine) -> dict[str, Any]:
 
 
 def recent_days(store: Store, today: int, days: int) -> list[dict[str, Any]]:
-    """The last `days` settled days before day `today` (the day in progress), oldest first.
-    Days are settled in order from 0, so they are the days today - days ... today - 1."""
-    from tokenmall.services import queries  # noqa: PLC0415 (as in overview)
-
+    """The last `days` settled days before day `today` (the day in progress), oldest first,
+    each as the price_days read model keeps it (what was owed right after its settlement
+    too), with `day_exits`: the forced exits of that day. Days are settled in order from 0,
+    so they are the days today - days ... today - 1 (one more is read for the first day's
+    exits)."""
     days = max(1, min(days, DAYS_MAX))
-    history = queries.price_history(store, today - days - 1, days)
-    found: list[dict[str, Any]] = history["days"]
+    with store.reading() as connection:
+        rows = store.price_days(connection, max(-1, today - days - 2), days + 1)
+    found: list[dict[str, Any]] = []
+    previous_exits = 0  # before day 0, nobody had exited
+    for row in rows:
+        if row.day >= today - days:
+            found.append({**row._asdict(), "day_exits": row.exits - previous_exits})
+        previous_exits = row.exits
     return found
+
+
+def today_exits(figures: dict[str, Any], days: list[dict[str, Any]]) -> int:
+    """Forced exits of the day in progress: all of them less those up to the last settlement
+    (`days` from recent_days; none settled yet: all of them are today's)."""
+    exits: int = figures["exits"]
+    if days and days[-1]["day"] == figures["day"] - 1:
+        return exits - int(days[-1]["exits"])
+    return exits
 
 
 def withdrawals_in_flight(store: Store) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from tokenmall.ledger.store import Store
 from tokenmall.services import (
     account_reads,
     consumer_view,
-    daily_report,
     dashboard,
     merchant_view,
     param_preview,
@@ -168,6 +167,11 @@ def statement(store: Store, account_id: str, after_seq: int, limit: int) -> dict
     }
 
 
+# What the price history shows any caller of the market: what was owed (PriceDayRow's other
+# fields) is the console's.
+PUBLIC_DAY_FIELDS = ("day", "seq", "price", "pool", "supply", "sales", "dividends")
+
+
 def price_history(store: Store, after_day: int, limit: int) -> dict[str, Any]:
     """Settled days (日结) in order, each with the price, pool and supply right after its
     settlement, that day's net sales and the dividends it paid. The price never falls, so a
@@ -175,7 +179,7 @@ def price_history(store: Store, after_day: int, limit: int) -> dict[str, Any]:
     with store.reading() as connection:
         rows = store.price_days(connection, min(after_day, SEQ_MAX), limit)
     return {
-        "days": [row._asdict() for row in rows],
+        "days": [{name: getattr(row, name) for name in PUBLIC_DAY_FIELDS} for row in rows],
         "next_after_day": rows[-1].day if len(rows) == limit else None,
     }
 
@@ -207,7 +211,6 @@ ENGINE_QUERIES: dict[str, Callable[..., Any]] = {
     "collections_page": account_reads.collections_page,
     "collection_claims": account_reads.collection_claims,
     "h5_account": consumer_view.account_view,  # the consumer pages (H5)
-    "report_accounts": daily_report.report_accounts,  # the console's 报表
 }
 
 

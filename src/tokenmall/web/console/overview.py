@@ -39,6 +39,7 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
             figures=figures,
             in_flight=in_flight,
             last_settled=last,
+            today_exits=dashboard.today_exits(figures, history),
             days=chosen,
             ranges=dashboard.RANGES_DAYS,
             charts=charts(history, figures),
@@ -79,23 +80,19 @@ def charts(history: list[dict[str, Any]], figures: dict[str, Any]) -> dict[str, 
 def _pool_against_owed(
     labels: list[str], history: list[dict[str, Any]], figures: dict[str, Any]
 ) -> dict[str, Any]:
-    """The pool each day, against what is owed now (cash owed, SP outstanding) as level lines:
-    the read model keeps each day's pool but not what was owed that day."""
-    option = _line(
+    """The pool against what the platform owed, right after each settlement and now: cash
+    owed (withdrawable, or in withdrawals) and SP outstanding."""
+    return _line(
         labels,
-        [{"name": _("Dividend pool"), "data": [d["pool"] for d in history] + [figures["pool"]]}],
+        [
+            {"name": name, "data": [day[key] for day in history] + [figures[key]]}
+            for name, key in (
+                (_("Dividend pool"), "pool"),
+                (_("Cash owed"), "cash_owed"),
+                (_("SP outstanding"), "sp_outstanding"),
+            )
+        ],
     )
-    owed = [
-        (_("Cash owed"), figures["cash_owed"]),
-        (_("SP outstanding"), figures["sp_outstanding"]),
-    ]
-    option["series"][0]["markLine"] = {
-        "symbol": "none",
-        "lineStyle": {"type": "dashed"},
-        "label": {"formatter": "{b}: {c}", "position": "insideStartTop"},
-        "data": [{"name": name, "yAxis": value} for name, value in owed],
-    }
-    return option
 
 
 def _axes(labels: list[str], names: list[str]) -> dict[str, Any]:

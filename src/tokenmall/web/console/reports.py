@@ -1,5 +1,5 @@
 """报表 (reports): the daily report of one UTC day, as a page and as XLSX. Both show the one
-`DailyReport` that services/daily_report.py computes (integers of fen; EP in 1e-8 units)."""
+`DailyReport` that services/daily_report.py reads (integers of fen; EP in 1e-8 units)."""
 
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -8,16 +8,13 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from tokenmall.api.payouts import XLSX
-from tokenmall.api.problems import Problem
 from tokenmall.core.units import Fen, Units, format_fen, format_units
 from tokenmall.payouts.files import header_row, new_workbook, put_text, xlsx_bytes
 from tokenmall.services.daily_report import (
     BadDay,
     DailyReport,
     Line,
-    add,
     daily_report,
-    day_entries,
     lines,
     next_day,
     parse_day,
@@ -44,6 +41,7 @@ LABELS: Final = {
     "withdrawals_returned_fen": N_("Amount returned to cash"),
     "referral_units": N_("Referral rewards (EP)"),
     "agent_commissions_fen": N_("Agent commissions"),
+    "exits": N_("Forced exits"),
 }
 UNITS: Final = {"fen": N_("CNY"), "units": N_("EP"), "count": N_("count")}
 # The cards on top of the page: the figures an operator looks at first.
@@ -70,40 +68,9 @@ def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-# Reports already made, by day: (the journal head they were made at, whether the day was
-# over then, the report). A day over (before today, UTC) never changes again: entries are
-# recorded at the time they are written. Today's is brought up to date from the entries the
-# journal gained since (daily_report.add), not made again.
-_MADE: dict[str, tuple[int, bool, DailyReport]] = {}
-MADE_KEPT_MAX = 64
-
-
 async def compute(web: Web, day: str) -> DailyReport:
-    """The day's report (kept, see _MADE)."""
-    head_seq, over = web.api.client.head_seq, day < today()
-    kept = _MADE.get(day)
-    if kept is not None and (kept[1] or kept[0] == head_seq):
-        return kept[2]
-    if kept is not None and kept[2].last_seq is not None:
-        report = add(kept[2], await make(web, day, after_seq=kept[2].last_seq))
-    else:
-        report = await make(web, day)
-    if len(_MADE) >= MADE_KEPT_MAX:
-        _MADE.pop(next(iter(_MADE)))
-    _MADE[day] = (head_seq, over, report)
-    return report
-
-
-async def make(web: Web, day: str, after_seq: int = 0) -> DailyReport:
-    """The day's report (of its entries after `after_seq`): its entries read, the accounts the
-    engine names, their statements."""
-    entries = await in_thread(day_entries, web.store, day, after_seq)
-    accounts: Any = {}
-    if entries.first_seq is not None:
-        accounts = await web.api.query("report_accounts", entries.buyers())
-        if isinstance(accounts, Problem):
-            raise PageRefused(503, _("The ledger is busy: try again in a moment."))
-    report: DailyReport = await in_thread(daily_report, web.store, entries, accounts)
+    """The day's report: one read of the day_totals read model (as of the last batch)."""
+    report: DailyReport = await in_thread(daily_report, web.store, day)
     return report
 
 
