@@ -16,9 +16,8 @@ from tests.support.web import (
     Visit,
     WebServer,
     csrf_of,
+    seeded_web_server,
     staff_login,
-    start_web_server,
-    stop_web_server,
     visit,
 )
 from tokenmall.core.engine import Engine
@@ -33,33 +32,28 @@ ROW_ID = re.compile(r'<tr>\s*<td><a href="/console/accounts/([^"]+)">')
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     """alice referred bob and dave, bob referred carol; alice bought, sold, asked to withdraw,
     claimed vip#1 and gave it to bob; frank bought; a merchant, an agent, and u000..u149."""
-    started = start_web_server(tmp_path_factory.mktemp("console-accounts"))
-    try:
-        for command in (
-            {"op": "set_params", "params": {"collectible_lock_days": 0}},
-            {"op": "register", "user": "alice"},
-            {"op": "register", "user": "bob", "referrer": "alice"},
-            {"op": "register", "user": "carol", "referrer": "bob"},
-            {"op": "register", "user": "dave", "referrer": "alice"},
-            {"op": "register", "user": "frank"},
-            {"op": "order", "id": "o1", "user": "alice", "amount": "100.00"},
-            {"op": "order", "id": "o2", "user": "frank", "amount": "100.00"},
-            {"op": "order", "id": "o3", "user": "bob", "amount": "50.00"},
-            {"op": "sell", "user": "alice", "points": "5"},
-            {"op": "withdraw", "id": "w1", "user": "alice", "amount": "2.00", "payee": PAYEE},
-            {"op": "register_merchant", "merchant": "m1"},
-            {"op": "register_agent", "agent": "ag1", "region": "44"},
-            {"op": "issue_collection", "collection": "vip", "edition": 3, "value": "5.00"},
-            {"op": "claim_collectible", "user": "alice", "collection": "vip"},
-            {"op": "gift_collectible", "item": "vip#1", "from": "alice", "to": "bob"},
-            {"op": "claim_collectible", "user": "alice", "collection": "vip"},
-        ):
-            started.command(command)
-        for number in range(SEEDED_CONSUMERS):  # ~8 ms each
-            started.command({"op": "register", "user": f"u{number:03d}"})
+    seed: list[dict[str, Any]] = [
+        {"op": "set_params", "params": {"collectible_lock_days": 0}},
+        {"op": "register", "user": "alice"},
+        {"op": "register", "user": "bob", "referrer": "alice"},
+        {"op": "register", "user": "carol", "referrer": "bob"},
+        {"op": "register", "user": "dave", "referrer": "alice"},
+        {"op": "register", "user": "frank"},
+        {"op": "order", "id": "o1", "user": "alice", "amount": "100.00"},
+        {"op": "order", "id": "o2", "user": "frank", "amount": "100.00"},
+        {"op": "order", "id": "o3", "user": "bob", "amount": "50.00"},
+        {"op": "sell", "user": "alice", "points": "5"},
+        {"op": "withdraw", "id": "w1", "user": "alice", "amount": "2.00", "payee": PAYEE},
+        {"op": "register_merchant", "merchant": "m1"},
+        {"op": "register_agent", "agent": "ag1", "region": "44"},
+        {"op": "issue_collection", "collection": "vip", "edition": 3, "value": "5.00"},
+        {"op": "claim_collectible", "user": "alice", "collection": "vip"},
+        {"op": "gift_collectible", "item": "vip#1", "from": "alice", "to": "bob"},
+        {"op": "claim_collectible", "user": "alice", "collection": "vip"},
+    ]
+    seed += [{"op": "register", "user": f"u{number:03d}"} for number in range(SEEDED_CONSUMERS)]
+    with seeded_web_server(tmp_path_factory.mktemp("console-accounts"), seed) as started:
         yield started
-    finally:
-        stop_web_server(started)
 
 
 def journal_head(server: WebServer) -> int:

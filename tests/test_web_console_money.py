@@ -20,9 +20,8 @@ from tests.support.web import (
     Visit,
     WebServer,
     csrf_of,
+    seeded_web_server,
     staff_login,
-    start_web_server,
-    stop_web_server,
     visit,
 )
 from tokenmall.core.units import (
@@ -74,13 +73,8 @@ SEED: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    started = start_web_server(tmp_path_factory.mktemp("money"))
-    try:
-        for command in SEED:
-            started.command(command)
+    with seeded_web_server(tmp_path_factory.mktemp("money"), SEED) as started:
         yield started
-    finally:
-        stop_web_server(started)
 
 
 def statuses(server: WebServer) -> dict[str, str]:

@@ -17,9 +17,8 @@ from tests.support.web import (
     Visit,
     WebServer,
     csrf_of,
+    seeded_web_server,
     staff_login,
-    start_web_server,
-    stop_web_server,
     visit,
 )
 from tokenmall.core.params import Params
@@ -32,12 +31,9 @@ HX = {"HX-Request": "true"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    started = start_web_server(tmp_path_factory.mktemp("params"))
-    try:
-        started.command({"op": "register", "user": "alice"})
+    alice = {"op": "register", "user": "alice"}
+    with seeded_web_server(tmp_path_factory.mktemp("params"), [alice]) as started:
         yield started
-    finally:
-        stop_web_server(started)
 
 
 def head(server: WebServer) -> int:

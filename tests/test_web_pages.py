@@ -16,8 +16,7 @@ from tests.support.web import (
     WebServer,
     filled,
     page_routes,
-    start_web_server,
-    stop_web_server,
+    seeded_web_server,
     visit,
 )
 
@@ -56,13 +55,8 @@ WHO_OPENS = {"/console": "boss", "/h5": "alice", "/shop": "m1"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    started = start_web_server(tmp_path_factory.mktemp("pages"))
-    try:
-        for command in SEED:
-            started.command(command)
+    with seeded_web_server(tmp_path_factory.mktemp("pages"), SEED) as started:
         yield started
-    finally:
-        stop_web_server(started)
 
 
 def opened_as(browser: Browser, server: WebServer, area: str) -> Visit:

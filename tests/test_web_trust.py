@@ -14,8 +14,7 @@ from tests.support.web import (
     csrf_of,
     filled,
     page_routes,
-    start_web_server,
-    stop_web_server,
+    seeded_web_server,
 )
 
 ACCOUNTS = {"consumer": "alice", "merchant": "m1", "agent": "ag1"}
@@ -45,19 +44,15 @@ TURNED_AWAY = {401, 403}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    started = start_web_server(tmp_path_factory.mktemp("trust"))
-    try:
-        for command in (
-            {"op": "register", "user": "alice"},
-            {"op": "register", "user": "bob", "referrer": "alice"},
-            {"op": "register_merchant", "merchant": "m1"},
-            {"op": "register_agent", "agent": "ag1", "region": "11"},
-            {"op": "issue_collection", "collection": "c1", "edition": 3, "value": "1.00"},
-        ):
-            started.command(command)
+    seed = (
+        {"op": "register", "user": "alice"},
+        {"op": "register", "user": "bob", "referrer": "alice"},
+        {"op": "register_merchant", "merchant": "m1"},
+        {"op": "register_agent", "agent": "ag1", "region": "11"},
+        {"op": "issue_collection", "collection": "c1", "edition": 3, "value": "1.00"},
+    )
+    with seeded_web_server(tmp_path_factory.mktemp("trust"), seed) as started:
         yield started
-    finally:
-        stop_web_server(started)
 
 
 def client_of(server: WebServer, caller: str) -> tuple[httpx.Client, str]:

@@ -11,7 +11,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,19 @@ def start_web_server(directory: Path, *options: str) -> WebServer:
         store.close()
     process, client = start_server(directory, *options)
     return WebServer(process, client, directory, admin, str(client.base_url))
+
+
+@contextmanager
+def seeded_web_server(directory: Path, commands: Iterable[dict[str, Any]]) -> Iterator[WebServer]:
+    """A web server whose ledger has had `commands` sent through the API as admin, one at a
+    time (each must be applied), and stopped afterwards: a test module's server."""
+    started = start_web_server(directory)
+    try:
+        for command in commands:
+            started.command(command)
+        yield started
+    finally:
+        stop_web_server(started)
 
 
 def stop_web_server(server: WebServer) -> None:

@@ -16,7 +16,6 @@ from litestar.params import Parameter
 from markupsafe import Markup
 
 from tokenmall.api.problems import Problem
-from tokenmall.api.resources import ROUTES, Refusal, Route, command_of
 from tokenmall.core.errors import ErrorCode
 from tokenmall.core.units import Fen, format_fen, format_price, format_units
 from tokenmall.payouts.payee import METHODS
@@ -34,9 +33,11 @@ from tokenmall.web.pages import (
     Done,
     PageRefused,
     Web,
+    api_route,
     describe,
     first,
     in_thread,
+    submit_as_api,
     who,
 )
 
@@ -112,11 +113,6 @@ MORE_ERRORS = {
 }
 
 
-def route_at(path: str) -> Route:
-    """The API's route of this path: its fields, schema and who may send it."""
-    return next(route for route in ROUTES if route.path == path)
-
-
 def say(code: str, detail: str = "") -> str:
     """A refusal in words: the pages' common ones, then this area's."""
     if code in ERROR_MESSAGES or code not in MORE_ERRORS:
@@ -132,15 +128,9 @@ async def act(
     body: dict[str, Any],
     key: str,
 ) -> Done:
-    """Commit the command the API's route at `path` makes of this body, if the route lets this
-    session send it (its own account only); a malformed body is refused as the API refuses it."""
-    route = route_at(path)
-    command = command_of(route, body, path_params)
-    if isinstance(command, Refusal):
-        return Done(False, None, command.code, say(command.code, command.detail))
-    if route.may(web.principal(session), command) is not None:
-        raise PageRefused(403, _("Your role may not do this."))
-    done = await web.submit(session, command, key or None)
+    """Commit the command the API's route at `path` makes of this body (pages.submit_as_api:
+    the session's own account only), its refusal in this area's words."""
+    done = await submit_as_api(web, session, api_route(path), body, path_params, key)
     return done if done.ok else Done(False, done.seq, done.code, say(done.code, done.message))
 
 

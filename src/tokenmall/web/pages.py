@@ -24,6 +24,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 
 from tokenmall.api.problems import Problem
+from tokenmall.api.resources import ROUTES, Refusal, Route, command_of
 from tokenmall.core.units import format_fen
 from tokenmall.services import web_sessions
 from tokenmall.services.tokens import Principal, Role
@@ -297,6 +298,39 @@ async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
 def first(fields: Mapping[str, list[str]], name: str, default: str = "") -> str:
     values = fields.get(name)
     return values[0].strip() if values else default
+
+
+def api_route(path: str, method: str = "POST") -> Route:
+    """The API's route of an endpoint: the one definition of its command's shape, schema and
+    who may send it, which the pages use as the API does."""
+    return next(r for r in ROUTES if r.method == method and r.path == path)
+
+
+async def submit_as_api(
+    web: Web,
+    session: WebSession,
+    route: Route,
+    body: dict[str, Any],
+    path_params: dict[str, str],
+    key: str | None,
+) -> Done:
+    """Commit the command the API's `route` makes of a form's `body` and `path_params`,
+    checked as the API checks it: its schema (a malformed body is refused as the API refuses
+    it), who may send it (PageRefused 403: a page offers only what its session may do) and an
+    order's limits; then committed once per form key."""
+    command = command_of(route, body, path_params)
+    if isinstance(command, Refusal):
+        return Done(False, None, command.code, command.detail)
+    principal = web.principal(session)
+    if route.may(principal, command) is not None:
+        raise PageRefused(403, _("Your role may not do this."))
+    if command["op"] == "order":
+        from tokenmall.api.app import order_problem  # noqa: PLC0415 (api.app imports the pages)
+
+        problem = order_problem(principal, command, web.api.limits, resource=True)
+        if problem is not None:
+            return done_of(problem)
+    return await web.submit(session, command, key or None)
 
 
 def done_of(answer: Any) -> Done:

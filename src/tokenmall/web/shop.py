@@ -20,7 +20,7 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 
 from tokenmall.api.problems import Problem
-from tokenmall.api.resources import ROUTES, Refusal, Route, command_of
+from tokenmall.api.resources import Route
 from tokenmall.core.errors import ErrorCode
 from tokenmall.core.units import MONEY_DECIMALS, format_fen, parse_scaled
 from tokenmall.payouts.payee import METHODS, parse_payee
@@ -34,12 +34,12 @@ from tokenmall.web.pages import (
     ERROR_MESSAGES,
     PAYEE_METHOD_NAMES,
     WITHDRAWAL_STATUS_NAMES,
-    Done,
     PageRefused,
     Web,
-    done_of,
+    api_route,
     first,
     in_thread,
+    submit_as_api,
     who,
 )
 
@@ -70,15 +70,10 @@ CODE_PARAM = re.compile(r"[a-z_]{1,40}")
 DONE_ACTIONS = ("redeem", "sell", "withdraw")
 
 
-def route(method: str, path: str) -> Route:
-    """The API's route for this endpoint (one definition of each command's shape and rule)."""
-    return next(r for r in ROUTES if r.method == method and r.path == path)
-
-
-ORDER = route("POST", "/v1/orders")
-REDEEM = route("POST", "/v1/merchants/{merchant:str}/redeem")
-SELL = route("POST", "/v1/merchants/{merchant:str}/sell")
-WITHDRAW = route("POST", "/v1/merchants/{merchant:str}/withdrawals")
+ORDER = api_route("/v1/orders")
+REDEEM = api_route("/v1/merchants/{merchant:str}/redeem")
+SELL = api_route("/v1/merchants/{merchant:str}/sell")
+WITHDRAW = api_route("/v1/merchants/{merchant:str}/withdrawals")
 
 
 def refusal_text(code: str | None, messages: dict[str, str]) -> str | None:
@@ -89,32 +84,6 @@ def refusal_text(code: str | None, messages: dict[str, str]) -> str | None:
         return _(ERROR_MESSAGES["invalid_command"])
     known = messages.get(code) or ERROR_MESSAGES.get(code)
     return f"{_(known)} ({code})" if known else _("Refused (%(code)s).", code=code)
-
-
-async def submit_as_api(
-    web: Web,
-    session: WebSession,
-    chosen: Route,
-    body: dict[str, Any],
-    key: str | None,
-) -> Done:
-    """The command POST `chosen.path` makes of `body` for the session's merchant, authorised
-    and checked as the API does, then committed once per form key."""
-    path_params = {"merchant": session.name} if "{merchant:str}" in chosen.path else {}
-    command = command_of(chosen, body, path_params)
-    if isinstance(command, Refusal):
-        return Done(False, None, command.code, command.detail)
-    principal = web.principal(session)
-    why_not = chosen.may(principal, command)
-    if why_not is not None:
-        return Done(False, None, "forbidden", why_not)
-    if command["op"] == "order":
-        from tokenmall.api.app import order_problem  # noqa: PLC0415 (api.app imports the pages)
-
-        problem = order_problem(principal, command, web.api.limits, resource=True)
-        if problem is not None:
-            return done_of(problem)
-    return await web.submit(session, command, key)
 
 
 def command_id(prefix: str, session: WebSession, key: str | None) -> str:
@@ -193,7 +162,7 @@ def handlers(web: Web) -> list[HTTPRouteHandler]:
             "merchant": session.name,
             "payment_code": code,
         }
-        done = await submit_as_api(web, session, ORDER, body, key)
+        done = await submit_as_api(web, session, ORDER, body, {}, key)
         if not done.ok or done.seq is None:
             return Web.redirect(f"/shop/?refused={done.code}")
         return Web.redirect(f"/shop/?paid={done.seq}")
@@ -278,7 +247,7 @@ async def wallet_action(
     built = wallet_body(action, fields, session, key)
     if isinstance(built, str):
         return Web.redirect(f"/shop/wallet?refused={built}")
-    done = await submit_as_api(web, session, chosen, built, key)
+    done = await submit_as_api(web, session, chosen, built, {"merchant": session.name}, key)
     if not done.ok or done.seq is None:
         return Web.redirect(f"/shop/wallet?refused={done.code}")
     return Web.redirect(f"/shop/wallet?done={action}&seq={done.seq}")
