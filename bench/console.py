@@ -102,8 +102,8 @@ def percentile(values: list[float], share: float) -> float:
 
 def timed(client: httpx.Client, path: str, requests: int) -> tuple[float, float, float, int]:
     """The first request's time, then p50 and p95 in ms of GET path, and its status (each
-    request in full, body read). The first is shown apart: a page that keeps what it made
-    (the daily report) pays once per day and journal head."""
+    request in full, body read). The first is shown apart: it compiles the page's template
+    and brings its rows into SQLite's cache."""
     times = []
     status = 0
     for _ in range(requests):
@@ -253,7 +253,7 @@ def report(base: str, admin: str, args: argparse.Namespace) -> None:
         "/console/audit/journal?op=sell",
     ):
         rows.append((f"GET {path}", *timed(staff, path, args.requests)))
-    # Today's report on a live platform: the journal moves between visits (an order each).
+    # Today's report on a live platform: the day's totals move between visits (an order each).
     moving = []
     for n in range(args.requests):
         api.post(
