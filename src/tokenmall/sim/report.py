@@ -1,17 +1,23 @@
 """The simulator's report: one self-contained HTML file an operator can open offline.
 
 `write_report` takes what the runner produces (the summary of every sweep point and one daily
-row per run and day) and writes, in this order: the title, the verdict of each sweep point
-(red when the platform ends up paying out of its own pocket, green otherwise), a table of the
-sweep points, and six interactive charts, each with a short "How to read this" paragraph.
+row per run and day) and writes, in this order: the title, any warnings of the summary, the
+verdict of each sweep point (red when the platform ends up paying out of its own pocket, green
+otherwise, with its explanations when the summary has them), a table of the sweep points, and
+six interactive charts, each with a short "How to read this" paragraph.
 
-plotly.js is embedded once, inline, in <head>; every chart is a plotly <div> after it, so the
-file needs no network. Runs are never drawn one by one: each chart shows the median over the
-runs of a sweep point, day by day, with a band from the 5th to the 95th percentile where it
-helps. Every piece of text that comes from the scenario goes through html.escape.
+The page is rendered from the Jinja2 templates in templates/ (autoescaped: the scenario's name,
+description, verdicts and sweep values are text from a file, never markup). plotly.js is
+embedded once, inline, in <head>; every chart is a plotly <div> after it, so the file needs no
+network. Runs are never drawn one by one: each chart shows the median over the runs of a sweep
+point, day by day, with a band around it where it helps: from the 5th to the 95th percentile
+with at least PERCENTILE_RUNS runs, from the lowest to the highest run with fewer (a 5th
+percentile of 4 runs is an interpolation between two of them, not a measurement).
+
+Days are 0-based, as everywhere in the simulator (scenario events, metrics.csv, summary.json's
+loss_from_day); cohorts' weeks too (week 0 holds days 0-6).
 """
 
-import html
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,10 +28,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import plotly.graph_objects as go  # type: ignore[import-untyped]
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 # The daily metrics the charts need; each is aggregated over the runs of a sweep point.
 SERIES = (
@@ -51,12 +61,18 @@ PALETTE = (
     "#bcbd22",
     "#17becf",
 )
-FLOWS = (  # chart 3: (metric, legend name, colour)
-    ("sales", "Cash sales", "#1f77b4"),
-    ("contributions", "Contributions to the pool", "#9467bd"),
-    ("dividends", "Dividends paid", "#ff7f0e"),
-    ("cash_out", "Cash paid out (sales of EP, 出局)", "#d62728"),
+# Chart 3: (metric, legend name, colour, width, dash), in drawing order. Two of these can be
+# equal day after day (a pool that pays out each day what went in: dividends = contributions),
+# and a line drawn later covers an earlier one exactly. So each line is narrower than the ones
+# drawn before it (their edges stay visible) and the later ones are dashed or dotted (the earlier
+# colour shows through the gaps). The legend keeps the reading order through `legendrank`.
+FLOWS = (
+    ("sales", "Cash sales", "#1f77b4", 3.4, "solid"),
+    ("dividends", "Dividends paid", "#ff7f0e", 2.8, "solid"),
+    ("contributions", "Contributions to the pool", "#9467bd", 2.4, "dash"),
+    ("cash_out", "Cash paid out (sales of EP, 出局)", "#d62728", 2.0, "dot"),
 )
+FLOWS_LEGEND_ORDER = ("sales", "contributions", "dividends", "cash_out")
 MONEY_OUT = (  # chart 6: (cohort key, legend name, colour)
     ("cash_out", "Cash received", "#1f77b4"),
     ("sp", "SP (恒定积分)", "#2ca02c"),
@@ -65,20 +81,39 @@ MONEY_OUT = (  # chart 6: (cohort key, legend name, colour)
 )
 CHART_HEIGHT = 500
 GRID = "#e3e3e3"
+# Below this many runs a band is the range of the runs, at or above it the 5-95 % band: with 20
+# runs the 5th and 95th percentiles fall on the second lowest and second highest run.
+PERCENTILE_RUNS = 20
+# The clipped view of the daily amounts leaves out the days below the 1st and above the 99th
+# percentile, so a one-day spike (a bank run's exits) does not flatten every other day.
+CLIP_PERCENTILES = (1.0, 99.0)
+# The page and the charts name the same fonts: the usual system fonts, then Chinese fonts for
+# macOS, Windows and Linux (the names carry Chinese terms such as 股权积分), so that a Linux
+# desktop with Noto, Source Han or WenQuanYi shows them instead of boxes. Plotly writes it into
+# each SVG text's style attribute; the page CSS gets the same string.
+FONT_FAMILY = (
+    'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", '
+    '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", sans-serif'
+)
+# A legend row holds about this many entries at the report's width; a chart with more rows of
+# legend is made taller by LEGEND_ROW pixels a row, so the plot itself keeps its height.
+LEGEND_PER_ROW = 2
+LEGEND_ROW = 22
+LEGEND_MAX_EXTRA = 440
 
 
 @dataclass(frozen=True)
 class Band:
-    """A metric over the days: 5th percentile, median and 95th percentile across runs."""
+    """A metric over the days: the median across runs and the band around it (see `spread`)."""
 
-    p5: FloatArray
+    low: FloatArray
     median: FloatArray
-    p95: FloatArray
+    high: FloatArray
 
 
 @dataclass(frozen=True)
 class PointData:
-    label: str  # the sweep parameters, escaped (text from the scenario); "" without a sweep
+    label: str  # the sweep parameters (text from the scenario); "" without a sweep
     color: str
     summary: Mapping[str, Any]
     days: IntArray
@@ -86,31 +121,85 @@ class PointData:
     series: dict[str, Band]
 
 
+@dataclass(frozen=True)
+class Spread:
+    """What the bands of a report show, decided by the fewest runs of any sweep point."""
+
+    runs: int
+
+    @property
+    def percentiles(self) -> bool:
+        return self.runs >= PERCENTILE_RUNS
+
+    @property
+    def drawn(self) -> bool:
+        return self.runs > 1
+
+    @property
+    def name(self) -> str:
+        """The band's name in legends and titles."""
+        return "5–95% of runs" if self.percentiles else f"range of {self.runs} runs"
+
+
 def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]]) -> None:
     """Write the HTML report for one simulation (all its sweep points) to `path`."""
     sweep_params = [str(name) for name in summary.get("sweep_params", [])]
     points = _points(summary, daily, sweep_params)
+    spread = Spread(min((p.runs for p in points if p.runs), default=0))
     charts = (
-        ("chart-price", "1. Price of one EP", PRICE_TEXT, _price_figure(points)),
-        ("chart-platform", "2. The platform's result", PLATFORM_TEXT, _platform_figure(points)),
-        ("chart-flows", "3. Daily money in and out", FLOWS_TEXT, _flows_figure(points)),
-        ("chart-sp", "4. SP outstanding against its backing", SP_TEXT, _sp_figure(points)),
-        ("chart-roi", "5. Return by entry week", ROI_TEXT, _roi_figure(points)),
-        ("chart-cohorts", "6. Money in and out by entry week", COHORT_TEXT, _cohort_figure(points)),
+        ("chart-price", "price", "1. Price of one EP", _price_figure(points, spread)),
+        (
+            "chart-platform",
+            "platform",
+            "2. The platform's result",
+            _platform_figure(points, spread),
+        ),
+        ("chart-flows", "flows", "3. Daily money in and out", _flows_figure(points)),
+        ("chart-sp", "sp", "4. SP outstanding against its backing", _sp_figure(points)),
+        ("chart-roi", "roi", "5. Return by entry week", _roi_figure(points)),
+        ("chart-cohorts", "cohorts", "6. Money in and out by entry week", _cohort_figure(points)),
     )
-    sections = [_chart_section(*chart) for chart in charts]
-    name = html.escape(str(summary.get("scenario", "")))
-    document = PAGE.format(
-        title=name,
-        css=CSS,
-        plotlyjs=get_plotlyjs(),
-        header=_header(summary, sweep_params),
-        verdicts=_verdicts(points, multiple=bool(sweep_params) or len(points) > 1),
-        table=_table(points, summary, sweep_params),
-        glossary=GLOSSARY,
-        charts="\n".join(sections),
+    days = int(summary.get("days", 0))
+    document = (
+        _environment()
+        .get_template("report.html")
+        .render(
+            scenario=str(summary.get("scenario", "")),
+            description=str(summary.get("description", "")),
+            days=days,
+            last_day=max(days - 1, 0),
+            runs=int(summary.get("runs", 0)),
+            seed=str(summary.get("seed", "")),
+            swept=", ".join(sweep_params),
+            warnings=_strings(summary.get("warnings")),
+            multiple=bool(sweep_params) or len(points) > 1,
+            losing=sum(1 for p in points if p.summary.get("loss_from_day") is not None),
+            verdicts=[_verdict(point) for point in points],
+            sweep_params=sweep_params,
+            rows=[_row(point, sweep_params) for point in points],
+            spread=spread,
+            charts=[
+                {"id": div_id, "key": key, "title": title, "plot": _plot(div_id, fig)}
+                for div_id, key, title, fig in charts
+            ],
+            # Markup: our own constant and plotly's bundle, inserted as they are (in <style>
+            # and <script>, where escaping would break them).
+            font_family=Markup(FONT_FAMILY),
+            plotlyjs=Markup(get_plotlyjs()),
+        )
     )
     path.write_text(document, encoding="utf-8")
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every template is HTML (or CSS included in it)
+        undefined=StrictUndefined,  # a misspelt name fails the tests instead of printing ""
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -131,7 +220,7 @@ def _points(
         days, runs, series = _aggregate(rows_by_key.get(key, []))
         points.append(
             PointData(
-                label=html.escape(_label(params, sweep_params)),
+                label=_label(params, sweep_params),
                 color=PALETTE[index % len(PALETTE)],
                 summary=point,
                 days=days,
@@ -149,13 +238,15 @@ def _label(params: Mapping[str, str], sweep_params: list[str]) -> str:
 
 
 def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[str, Band]]:
-    """Days, number of runs, and each metric's percentiles across runs, day by day."""
+    """Days, number of runs, and each metric's median and band across runs, day by day."""
     days = sorted({int(row["day"]) for row in rows})
     runs = sorted({str(row["run"]) for row in rows})
     day_index = {day: i for i, day in enumerate(days)}
     run_index = {run: i for i, run in enumerate(runs)}
     rows_at = np.fromiter((run_index[str(row["run"])] for row in rows), np.intp, len(rows))
     cols_at = np.fromiter((day_index[int(row["day"])] for row in rows), np.intp, len(rows))
+    # The band's edges: percentiles only with enough runs, otherwise the lowest and highest.
+    edges = [5, 50, 95] if len(runs) >= PERCENTILE_RUNS else [0, 50, 100]
     series = {}
     for metric in SERIES:
         grid = np.full((len(runs), len(days)), np.nan)
@@ -168,8 +259,8 @@ def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[s
             continue
         with warnings.catch_warnings():  # a day no run reached: NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)
-            p5, median, p95 = np.nanpercentile(grid, [5, 50, 95], axis=0)
-        series[metric] = Band(p5, median, p95)
+            low, median, high = np.nanpercentile(grid, edges, axis=0)
+        series[metric] = Band(low, median, high)
     return np.asarray(days, dtype=np.int64), len(runs), series
 
 
@@ -178,6 +269,13 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _strings(value: Any) -> list[str]:
+    """A list of plain strings from the summary (explanations, warnings); absent: none."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [str(item) for item in value]
 
 
 # -- charts --------------------------------------------------------------------------------
@@ -189,15 +287,64 @@ def _figure(title: str, x_title: str, y_title: str) -> Any:
         title={"text": title, "x": 0, "xanchor": "left"},
         template="none",
         height=CHART_HEIGHT,
-        margin={"l": 80, "r": 20, "t": 80, "b": 130},  # the legend sits in the bottom margin
-        font={"family": "system-ui, -apple-system, 'Segoe UI', sans-serif", "size": 13},
+        # Small fixed margins that grow to fit: the axes' automargin makes room for the whole
+        # tick labels (¥−12,000,000 is wide) and their titles; the legend reserves its own.
+        margin={"l": 16, "r": 24, "t": 96, "b": 16, "autoexpand": True},
+        font={"family": FONT_FAMILY, "size": 13},
         paper_bgcolor="white",
         plot_bgcolor="white",
-        legend={"orientation": "h", "x": 0, "y": 0.01, "yref": "container", "yanchor": "bottom"},
-        hoverlabel={"namelength": -1},
+        # At the bottom of the figure (container coordinates): Plotly reserves that space,
+        # and the x axis's labels and title go above it, never under it.
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 0,
+            "yref": "container",
+            "yanchor": "bottom",
+        },
+        hoverlabel={"namelength": -1, "font": {"family": FONT_FAMILY}},
     )
-    fig.update_xaxes(title_text=x_title, gridcolor=GRID, zeroline=False, showline=True)
-    fig.update_yaxes(title_text=y_title, gridcolor=GRID, zeroline=False, showline=True)
+    # The titles keep a standoff from the tick labels so that neither covers the other.
+    fig.update_xaxes(
+        title={"text": x_title, "standoff": 12},
+        automargin=True,
+        gridcolor=GRID,
+        zeroline=False,
+        showline=True,
+    )
+    fig.update_yaxes(
+        title={"text": y_title, "standoff": 12},
+        automargin=True,
+        gridcolor=GRID,
+        zeroline=False,
+        showline=True,
+    )
+    return fig
+
+
+def _day_axis(fig: Any, points: list[PointData]) -> None:
+    """The day axis from the first simulated day to the last, whatever else is drawn.
+
+    Without a fixed range Plotly pads the axis and stretches it to fit annotations and
+    shapes, so it used to begin near day −45."""
+    days = [int(day) for point in points for day in point.days]
+    if not days:
+        return
+    first, last = min(days), max(days)
+    fig.update_xaxes(range=[first, last if last > first else first + 1])
+    if last - first <= 10:  # a short run: whole days, not 0.5 steps
+        fig.update_xaxes(tick0=first, dtick=1)
+
+
+def _sized(fig: Any) -> Any:
+    """Make the figure taller by its extra legend rows, so a long legend leaves the plot its
+    height (the legend's space is taken out of the figure's)."""
+    entries = sum(1 for trace in fig.data if trace.showlegend is not False)
+    entries += sum(1 for shape in fig.layout.shapes if shape.showlegend)
+    rows = math.ceil(entries / LEGEND_PER_ROW)
+    extra = min(max(rows - 2, 0) * LEGEND_ROW, LEGEND_MAX_EXTRA)
+    fig.update_layout(height=CHART_HEIGHT + extra)
     return fig
 
 
@@ -206,18 +353,29 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def _add_band(fig: Any, point: PointData, metric: str, number: str) -> None:
-    """Median line with the 5th-95th percentile band (the band only when runs differ).
+def _add_band(
+    fig: Any,
+    point: PointData,
+    metric: str,
+    number: str,
+    spread: Spread,
+    single: bool,
+    note: str | None = None,
+) -> None:
+    """Median line with its band (only when runs differ): 5-95 % or the range of the runs.
 
-    `number` is the d3 format of the amounts in the hover text, such as ",.4f"."""
+    `number` is the d3 format of the amounts in the hover text, such as ",.4f". With several
+    sweep points the legend has one entry per point (the band goes with its median, `note` is
+    added to its name; the chart's title names the band); with one point each has its own
+    entry. (A legend title would push a horizontal legend's entries right, out of the figure.)"""
     band = point.series[metric]
-    spread = point.runs > 1
-    prefix = f"{point.label}: " if point.label else ""
-    if spread:
+    drawn = point.runs > 1
+    name = f"range of {point.runs} runs" if point.runs < PERCENTILE_RUNS else "5–95% of runs"
+    if drawn:
         fig.add_trace(
             go.Scatter(
                 x=point.days,
-                y=band.p95,
+                y=band.high,
                 mode="lines",
                 line={"width": 0, "color": point.color},
                 legendgroup=point.label,
@@ -228,19 +386,20 @@ def _add_band(fig: Any, point: PointData, metric: str, number: str) -> None:
         fig.add_trace(
             go.Scatter(
                 x=point.days,
-                y=band.p5,
+                y=band.low,
                 mode="lines",
                 line={"width": 0, "color": point.color},
                 fill="tonexty",
                 fillcolor=_rgba(point.color, 0.18),
                 legendgroup=point.label,
-                name=f"{prefix}5–95% of runs",
+                name=name,
+                showlegend=single,
                 hoverinfo="skip",
             )
         )
     hover = f"day %{{x}}<br>median ¥%{{y:{number}}}"
-    if spread:
-        hover += f"<br>5–95%: ¥%{{customdata[0]:{number}}} to ¥%{{customdata[1]:{number}}}"
+    if drawn:
+        hover += f"<br>{name}: ¥%{{customdata[0]:{number}}} to ¥%{{customdata[1]:{number}}}"
     fig.add_trace(
         go.Scatter(
             x=point.days,
@@ -248,41 +407,56 @@ def _add_band(fig: Any, point: PointData, metric: str, number: str) -> None:
             mode="lines",
             line={"width": 2.2, "color": point.color},
             legendgroup=point.label,
-            name=f"{prefix}median",
-            customdata=np.column_stack([band.p5, band.p95]) if spread else None,
+            name="median" if single else f"{point.label} · {note}" if note else point.label,
+            customdata=np.column_stack([band.low, band.high]) if drawn else None,
             hovertemplate=f"{hover}<extra>{point.label}</extra>",
         )
     )
 
 
-def _price_figure(points: list[PointData]) -> Any:
-    fig = _figure("Price of one EP (CNY), median and 5–95% band of runs", "Day", "CNY per EP")
+def _band_title(spread: Spread) -> str:
+    return f"median and {spread.name}" if spread.drawn else "median of runs"
+
+
+def _price_figure(points: list[PointData], spread: Spread) -> Any:
+    fig = _figure(f"Price of one EP (CNY), {_band_title(spread)}", "Day", "CNY per EP")
     for point in points:
-        _add_band(fig, point, "price", ",.4f")
+        _add_band(fig, point, "price", ",.4f", spread, len(points) == 1)
     fig.update_yaxes(tickformat=",.4f", tickprefix="¥")
-    return fig
+    _day_axis(fig, points)
+    return _sized(fig)
 
 
-def _platform_figure(points: list[PointData]) -> Any:
+def _platform_figure(points: list[PointData], spread: Spread) -> Any:
     fig = _figure(
-        "Platform result since day 1 (CNY, cumulative), median and 5–95% band",
-        "Day",
-        "CNY",
+        f"Platform result since day 0 (CNY, cumulative), {_band_title(spread)}", "Day", "CNY"
     )
+    single = len(points) == 1
     for point in points:
-        _add_band(fig, point, "platform_result", ",.0f")
         loss_day = point.summary.get("loss_from_day")
+        loss = None if loss_day is None else f"loss from day {_day(loss_day)}"
+        # The day of the loss goes in the legend, never on the chart: with many sweep points
+        # losing from nearby days, labels on the chart printed over each other. With several
+        # points it is part of the point's entry (one legend row fewer per point).
+        _add_band(fig, point, "platform_result", ",.0f", spread, single, loss)
         if loss_day is not None:
-            fig.add_vline(
-                x=float(loss_day),
+            fig.add_shape(
+                type="line",
+                x0=float(loss_day),
+                x1=float(loss_day),
+                xref="x",
+                y0=0,
+                y1=1,
+                yref="paper",
                 line={"color": point.color, "dash": "dot", "width": 1.5},
-                annotation_text=f"loss from day {_day(loss_day)}",
-                annotation_position="top left",
-                annotation_font_color=point.color,
+                legendgroup=point.label,
+                showlegend=single,
+                name=loss,
             )
     fig.add_hline(y=0, line={"color": "#222", "width": 1.5})
     fig.update_yaxes(tickformat=",.0f", tickprefix="¥")
-    return fig
+    _day_axis(fig, points)
+    return _sized(fig)
 
 
 def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
@@ -302,6 +476,7 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
     ]
     fig.update_layout(
         updatemenus=[
+            *fig.layout.updatemenus,
             {
                 "type": "dropdown",
                 "buttons": buttons,
@@ -310,7 +485,47 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
                 "y": 1.02,
                 "yanchor": "bottom",
                 "showactive": True,
-            }
+            },
+        ]
+    )
+
+
+def _clip_menu(fig: Any, values: FloatArray) -> None:
+    """Two buttons over the chart: the full range (the default) or the 1st-99th percentile of
+    every amount drawn, so that a one-day spike can be set aside to see the other days."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    low, high = (float(v) for v in np.percentile(values, CLIP_PERCENTILES))
+    low = min(low, 0.0)  # amounts per day: keep zero in view
+    pad = (high - low) * 0.05 or 1.0
+    fig.update_layout(
+        updatemenus=[
+            *fig.layout.updatemenus,
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": [
+                    {
+                        "label": "Full range",
+                        "method": "relayout",
+                        "args": [{"yaxis.autorange": True}],
+                    },
+                    {
+                        "label": "Clip spikes (1st–99th percentile)",
+                        "method": "relayout",
+                        "args": [{"yaxis.range": [low - pad if low < 0 else 0, high + pad]}],
+                    },
+                ],
+                "active": 0,
+                "showactive": True,
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.02,
+                "yanchor": "bottom",
+                "pad": {"t": 0, "b": 0},
+                "name": "scale",
+            },
         ]
     )
 
@@ -318,31 +533,37 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
 def _flows_figure(points: list[PointData]) -> Any:
     fig = _figure("Daily amounts (CNY), median of runs", "Day", "CNY per day")
     for point in points:
-        for metric, name, color in FLOWS:
+        for metric, name, color, width, dash in FLOWS:
             fig.add_trace(
                 go.Scatter(
                     x=point.days,
                     y=point.series[metric].median,
                     mode="lines",
-                    line={"width": 1.8, "color": color},
+                    line={"width": width, "color": color, "dash": dash},
                     name=name,
+                    legendrank=1000 + FLOWS_LEGEND_ORDER.index(metric),
                     hovertemplate=f"{name}: ¥%{{y:,.2f}}<extra></extra>",
                 )
             )
+    drawn = [point.series[metric].median for point in points for metric, *_ in FLOWS]
+    _clip_menu(fig, np.concatenate(drawn) if drawn else np.zeros(0))
     _with_menu(fig, points, len(FLOWS))
     fig.update_yaxes(tickformat=",.0f", tickprefix="¥")
     fig.update_layout(hovermode="x unified")
+    _day_axis(fig, points)
     return fig
 
 
 def _sp_figure(points: list[PointData]) -> Any:
     fig = _figure("SP outstanding and its backing (CNY), median of runs", "Day", "CNY")
+    single = len(points) == 1
+    lines = (
+        ("sp_outstanding", "SP outstanding", "solid"),
+        ("sp_backing", "backing (treasury EP × price)", "dash"),
+    )
     for point in points:
-        for metric, name, dash in (
-            ("sp_outstanding", "SP outstanding", "solid"),
-            ("sp_backing", "backing (treasury EP × price)", "dash"),
-        ):
-            label = f"{point.label}: {name}" if len(points) > 1 else name
+        for metric, name, dash in lines:
+            label = name if single else f"{point.label}: {name}"
             fig.add_trace(
                 go.Scatter(
                     x=point.days,
@@ -350,22 +571,42 @@ def _sp_figure(points: list[PointData]) -> Any:
                     mode="lines",
                     line={"width": 2, "color": point.color, "dash": dash},
                     legendgroup=point.label,
-                    name=label,
+                    # Several points: one entry per point (a legend group shows its entries
+                    # one under the other, which made a legend taller than the plot) ...
+                    name=label if single else point.label,
+                    showlegend=single or dash == "solid",
                     hovertemplate="day %{x}: ¥%{y:,.2f}<extra>" + label + "</extra>",
                 )
             )
+    if not single:  # ... and two entries that only say which line is which
+        for _metric, name, dash in lines:
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines",
+                    line={"width": 2, "color": "#444", "dash": dash},
+                    name=name,
+                    legendrank=0,
+                    hoverinfo="skip",
+                )
+            )
     fig.update_yaxes(tickformat=",.0f", tickprefix="¥")
-    return fig
+    _day_axis(fig, points)
+    return _sized(fig)
 
 
 def _cohorts(point: PointData) -> list[Mapping[str, Any]]:
     return list(point.summary.get("cohorts") or [])
 
 
+WEEK_TITLE = "Entry week (week 0: days 0–6)"
+
+
 def _roi_figure(points: list[PointData]) -> Any:
     fig = _figure(
         "Return on money in, by the week consumers joined (1.0 = got their money back)",
-        "Entry week",
+        WEEK_TITLE,
         "Money out ÷ money in",
     )
     for point in points:
@@ -391,18 +632,21 @@ def _roi_figure(points: list[PointData]) -> Any:
     )
     fig.update_layout(barmode="group", showlegend=len(points) > 1)
     _week_ticks(fig, points)
-    return fig
+    return _sized(fig)
 
 
 def _week_ticks(fig: Any, points: list[PointData]) -> None:
-    """Whole weeks on the axis, about 20 ticks at most."""
+    """Whole weeks on the axis, about 20 ticks at most, from the first week's bar to the
+    last's (Plotly's own padding for the diamonds began the axis at week −3)."""
     weeks = [int(c["week"]) for point in points for c in _cohorts(point)]
     span = max(weeks) - min(weeks) + 1 if weeks else 1
     fig.update_xaxes(tick0=0, dtick=max(1, math.ceil(span / 20)))
+    if weeks:
+        fig.update_xaxes(range=[min(weeks) - 0.6, max(weeks) + 0.6])
 
 
 def _cohort_figure(points: list[PointData]) -> Any:
-    fig = _figure("What each entry week paid in and got back (CNY)", "Entry week", "CNY")
+    fig = _figure("What each entry week paid in and got back (CNY)", WEEK_TITLE, "CNY")
     for point in points:
         cohorts = _cohorts(point)
         weeks = [int(c["week"]) for c in cohorts]
@@ -433,20 +677,18 @@ def _cohort_figure(points: list[PointData]) -> Any:
     return fig
 
 
-def _chart_section(div_id: str, title: str, text: str, fig: Any) -> str:
-    plot = str(
-        fig.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=div_id,
-            default_height=f"{CHART_HEIGHT}px",
-            config={"displaylogo": False, "responsive": True},
-        )
+def _plot(div_id: str, fig: Any) -> Markup:
+    """The chart's <div> and the script that draws it (plotly.js itself is in <head>)."""
+    html = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        default_height=f"{fig.layout.height or CHART_HEIGHT}px",
+        config={"displaylogo": False, "responsive": True},
     )
-    return (
-        f'<section class="chart">\n<h2>{title}</h2>\n'
-        f'<p class="how"><strong>How to read this.</strong> {text}</p>\n{plot}\n</section>'
-    )
+    # Plotly escapes the figure's strings for the JSON inside <script>; the page's own text
+    # is escaped by the templates.
+    return Markup(html)
 
 
 # -- text ----------------------------------------------------------------------------------
@@ -476,213 +718,33 @@ def _day(value: Any) -> str:
     return str(int(number)) if number == int(number) else f"{number:.1f}"
 
 
-def _header(summary: Mapping[str, Any], sweep_params: list[str]) -> str:
-    name = html.escape(str(summary.get("scenario", "")))
-    description = html.escape(str(summary.get("description", "")))
-    swept = ", ".join(html.escape(p) for p in sweep_params) or "nothing (one setting)"
-    return (
-        f"<h1>Simulation report: {name}</h1>\n"
-        f'<p class="description">{description}</p>\n'
-        f'<p class="meta">{int(summary.get("days", 0)):,} days simulated · '
-        f"{int(summary.get('runs', 0)):,} runs per setting · seed "
-        f"{html.escape(str(summary.get('seed', '')))} · varied: {swept}</p>"
-    )
+def _verdict(point: PointData) -> dict[str, Any]:
+    loss = point.summary.get("loss_from_day")
+    return {
+        "loss": loss is not None,
+        "loss_day": _day(loss),
+        "label": point.label,
+        "text": str(point.summary.get("verdict", "")),
+        "explanations": _strings(point.summary.get("explanations")),
+    }
 
 
-def _verdicts(points: list[PointData], multiple: bool) -> str:
-    if not points:
-        return '<p class="verdict">The summary holds no results.</p>'
-    losing = sum(1 for p in points if p.summary.get("loss_from_day") is not None)
-    lead = ""
-    if multiple:
-        lead = (
-            f'<p class="lead">{losing} of {len(points)} settings end in a loss for the platform: '
-            "its margin no longer covers what it pays for the points.</p>\n"
-        )
-    boxes = []
-    for point in points:
-        loss = point.summary.get("loss_from_day") is not None
-        css = "verdict-loss" if loss else "verdict-ok"
-        badge = (
-            f"LOSS from day {_day(point.summary.get('loss_from_day'))}"
-            if loss
-            else "Margin covers the promises"
-        )
-        label = f'<p class="point">{point.label}</p>' if point.label else ""
-        verdict = html.escape(str(point.summary.get("verdict", "")))
-        boxes.append(
-            f'<div class="verdict {css}">{label}<p class="badge">{badge}</p><p>{verdict}</p></div>'
-        )
-    return lead + "\n".join(boxes)
-
-
-def _table(points: list[PointData], summary: Mapping[str, Any], sweep_params: list[str]) -> str:
-    params_head = "".join(f'<th rowspan="2">{html.escape(p)}</th>' for p in sweep_params)
-    head = (
-        f"<thead><tr>{params_head}"
-        '<th rowspan="2">Runs</th>'
-        '<th colspan="3">Final price (CNY per EP)</th>'
-        f'<th colspan="3">Platform result at day {int(summary.get("days", 0)):,} (CNY)</th>'
-        '<th rowspan="2">Loss from day</th>'
-        '<th rowspan="2">Consumers in profit</th>'
-        '<th rowspan="2">Gini of returns</th></tr>\n'
-        "<tr><th>p5</th><th>median</th><th>p95</th><th>p5</th><th>median</th><th>p95</th>"
-        "</tr></thead>"
-    )
-    rows = []
-    for point in points:
-        params = point.summary.get("params") or {}
-        cells = [f"<td>{html.escape(str(params.get(p, '')))}</td>" for p in sweep_params]
-        cells.append(f'<td class="num">{int(point.summary.get("runs", point.runs)):,}</td>')
-        price = point.summary.get("final_price") or {}
-        cells += [f'<td class="num">{_cny(price.get(k), 4)}</td>' for k in ("p5", "median", "p95")]
-        result = point.summary.get("platform_result") or {}
-        for key in ("p5", "median", "p95"):
-            neg = " neg" if _number(result.get(key)) < 0 else ""
-            cells.append(f'<td class="num{neg}">{_cny(result.get(key))}</td>')
-        loss = point.summary.get("loss_from_day")
-        cells.append(f'<td class="num{" neg" if loss is not None else ""}">{_day(loss)}</td>')
-        cells.append(f'<td class="num">{_pct(point.summary.get("share_in_profit"))}</td>')
-        gini = _number(point.summary.get("gini"))
-        cells.append(f'<td class="num">{"n/a" if math.isnan(gini) else f"{gini:.2f}"}</td>')
-        row_css = ' class="row-loss"' if loss is not None else ""
-        rows.append(f"<tr{row_css}>{''.join(cells)}</tr>")
-    note = (
-        '<p class="note">Price and platform result: the 5th percentile, median and 95th '
-        "percentile over the runs. Loss from day: the first day from which the platform's "
-        "cumulative result stays below zero to the end (median over runs; never: not in the "
-        "median run). Consumers in profit: the share who got back more than they paid in, "
-        "counting the EP they still hold at the last price. Selling them would pay that price "
-        "less the sale fee (10 % by default), and only while the platform lets them sell.</p>"
-    )
-    body = "\n".join(rows)
-    return f'<table class="points">{head}<tbody>\n{body}\n</tbody></table>\n{note}'
-
-
-PRICE_TEXT = (
-    "The price of one EP (股权积分) is the dividend pool (分红池) divided by the EP in "
-    "circulation. Each line is the median over the runs of one setting, day by day; the shaded "
-    "band holds the middle 90% of runs (from the 5th to the 95th percentile). A rising line is "
-    "what consumers are promised. When it flattens or falls, holders start selling and later "
-    "buyers stop gaining. A wide band means the outcome depends on luck (who arrives, who buys "
-    "when) more than on the rules."
-)
-PLATFORM_TEXT = (
-    "Everything the platform has kept since day 1: its gross margin on cash sales, minus what "
-    "it put into the pool (contributions), the dividends it paid, the cost of delivering goods "
-    "for redeemed EP, and what it paid into the pool when new EP had to be minted for merchants. "
-    "Above the thick zero line the margin still covers the promises; below it the platform is "
-    "paying out of its own pocket. A dotted vertical line marks the day from which the median "
-    "run stays below zero to the end."
-)
-FLOWS_TEXT = (
-    "Money moving each day (medians over runs, day by day): cash sales coming in, the share of "
-    "sales put into the dividend pool, dividends paid to holders, and cash paid to consumers "
-    "who sell their EP or are forced out (出局). When the outgoing lines come close to or pass "
-    "the sales line, payouts are being funded by money that came in earlier, not by today's "
-    "business. With several settings, pick one in the menu at the top right. Hover to see all "
-    "four amounts for a day."
-)
-SP_TEXT = (
-    "SP (恒定积分) are worth 1 CNY each and the platform must honour them. The solid line is the "
-    "SP held by consumers and merchants; the dashed line is what backs them: the EP the "
-    "treasury took in when consumers converted EP to SP, valued at that day's price. While the "
-    "dashed line is at or above the solid one, the SP are covered; the gap below it is SP the "
-    "platform would have to pay for itself if they were all redeemed at once."
-)
-ROI_TEXT = (
-    "Consumers grouped by the week they joined (week 0 is the first week). ROI is everything a "
-    "group got back (cash, SP, goods, and the EP it still holds, valued at the last day's "
-    "price) divided by the cash it paid in. Above the break-even line the group is ahead; "
-    "below it, it lost money. When the scheme lives on new money, early weeks sit above 1 and "
-    "late weeks below: the late joiners carry the loss. EP still held count at full price, but "
-    "they only become cash if the pool can pay for them, so a bar propped up by EP is fragile. "
-    "Hover to see the share of the group in profit."
-)
-COHORT_TEXT = (
-    "The same groups in CNY. The stacked bar is what a group got back: cash received, SP, "
-    "goods, and the EP it still holds (valued at the last day's price). The black diamond is "
-    "the cash it paid in. A stack that ends below its diamond is a group that lost money; a "
-    "large purple part means most of the gain is still only on paper. With several settings, "
-    "pick one in the menu at the top right."
-)
-GLOSSARY = """<details class="glossary"><summary>Terms used in this report</summary>
-<dl>
-<dt>EP (股权积分, equity points)</dt><dd>Points a buyer gets with each cash order. Their price is
-the dividend pool divided by the EP in circulation.</dd>
-<dt>Dividend pool (分红池)</dt><dd>The money set aside from every cash sale (the contribution)
-that gives EP their value; sales of EP and forced exits are paid from it.</dd>
-<dt>SP (恒定积分, stable points)</dt><dd>Points worth 1 CNY each, used as a wallet at merchants.
-Consumers get them by converting EP.</dd>
-<dt>Forced exit (出局)</dt><dd>Holders get daily dividends within a quota (分红额度); when the
-value of their EP reaches it, their EP are sold automatically and they leave.</dd>
-<dt>Platform result</dt><dd>The platform's gross margin on cash sales minus everything it pays
-for the points (contributions, dividends, goods, funding for minted EP), added up since
-day 1.</dd>
-<dt>Median, p5, p95</dt><dd>Each setting is run many times with different random arrivals and
-orders. The median is the middle run; only 5% of runs end below p5, and only 5% above
-p95.</dd>
-<dt>Gini of returns</dt><dd>How unevenly money out is spread over consumers: 0 means everyone
-got the same, near 1 means a few got almost everything.</dd>
-</dl></details>"""
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei",
-  sans-serif; color: #1d1d1f; background: #fafafa; margin: 0; line-height: 1.55; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 60px; background: #fff; }
-h1 { font-size: 1.7em; margin: 0.3em 0 0.2em; }
-h2 { font-size: 1.25em; margin: 1.6em 0 0.4em; border-bottom: 1px solid #ddd;
-  padding-bottom: 0.2em; }
-.description { white-space: pre-line; font-size: 1.05em; margin: 0.3em 0; }
-.meta { color: #666; font-size: 0.92em; }
-.lead { font-weight: 600; }
-.verdict { border-left: 6px solid #999; padding: 10px 16px; margin: 10px 0; border-radius: 4px; }
-.verdict p { margin: 0.25em 0; }
-.verdict .point { font-weight: 600; color: #333; }
-.verdict .badge { font-weight: 700; text-transform: uppercase; font-size: 0.85em;
-  letter-spacing: 0.03em; }
-.verdict-loss { background: #fdecea; border-left-color: #c62828; }
-.verdict-loss .badge { color: #b71c1c; }
-.verdict-ok { background: #e8f5e9; border-left-color: #2e7d32; }
-.verdict-ok .badge { color: #1b5e20; }
-table.points { border-collapse: collapse; font-size: 0.92em; width: 100%; }
-table.points th, table.points td { border: 1px solid #d8d8d8; padding: 4px 8px; }
-table.points th { background: #f2f2f2; font-weight: 600; }
-table.points td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.points td.neg { color: #b71c1c; }
-table.points tr.row-loss td:first-child { box-shadow: inset 4px 0 0 #c62828; }
-.glossary { margin: 1.2em 0; background: #f7f7f7; padding: 8px 14px; border-radius: 4px; }
-.glossary summary { cursor: pointer; font-weight: 600; }
-.glossary dt { font-weight: 600; margin-top: 0.5em; }
-.glossary dd { margin: 0 0 0 1.2em; }
-.note { color: #555; font-size: 0.88em; }
-.how { background: #f4f7fb; border-radius: 4px; padding: 8px 12px; }
-.chart { margin-bottom: 2em; }
-"""
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Simulation report: {title}</title>
-<style>{css}</style>
-<script type="text/javascript">{plotlyjs}</script>
-</head>
-<body>
-<main>
-<header>
-{header}
-</header>
-<section class="verdicts">
-<h2>Verdict</h2>
-{verdicts}
-</section>
-<section class="table">
-<h2>Settings compared</h2>
-{table}
-{glossary}
-</section>
-{charts}
-</main>
-</body>
-</html>
-"""
+def _row(point: PointData, sweep_params: list[str]) -> dict[str, Any]:
+    """One row of the table of sweep points, as text; `neg` marks the amounts below zero."""
+    params = point.summary.get("params") or {}
+    price = point.summary.get("final_price") or {}
+    result = point.summary.get("platform_result") or {}
+    loss = point.summary.get("loss_from_day")
+    gini = _number(point.summary.get("gini"))
+    return {
+        "params": [str(params.get(p, "")) for p in sweep_params],
+        "runs": f"{int(point.summary.get('runs', point.runs)):,}",
+        "price": [_cny(price.get(k), 4) for k in ("p5", "median", "p95")],
+        "result": [
+            (_cny(result.get(k)), _number(result.get(k)) < 0) for k in ("p5", "median", "p95")
+        ],
+        "loss": loss is not None,
+        "loss_day": _day(loss),
+        "in_profit": _pct(point.summary.get("share_in_profit")),
+        "gini": "n/a" if math.isnan(gini) else f"{gini:.2f}",
+    }
