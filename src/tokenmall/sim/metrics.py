@@ -2,9 +2,11 @@
 coefficient of returns, and when the platform's cumulative result turns negative for good.
 
 Money out of a consumer is what the points gave back: cash from sales and forced exits, SP
-(balance and what was spent at merchants), goods from redeemed EP, and the EP still held at the
-last price (unrealised). ROI = money out ÷ money in (the cash paid for orders, which also
-bought goods at full price); a consumer is "in profit" when ROI > 1.
+(balance and what was spent at merchants), goods from redeemed EP, and the EP still held as
+what selling them now would pay (the last price less the sale fee, the rules' own formula:
+held EP are not worth their displayed value to their holder). ROI = money out ÷ money in (the
+cash paid for orders, which also bought goods at full price); a consumer is "in profit" when
+ROI > 1. Shares of consumers are of the consumers who paid cash, person by person.
 """
 
 from collections import defaultdict
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
 from tokenmall.sim.model import WEEK_DAYS, DayMetrics, RunResult
 
@@ -26,6 +29,10 @@ FEN_FIELDS = (
     "sp_outstanding_fen",
     "sp_backing_fen",
     "mint_funding_fen",
+    "cash_flow_fen",
+    "operator_cash_fen",
+    "cash_owed_fen",
+    "ep_held_fen",
     "platform_flow_fen",
     "platform_result_fen",
     "pool_fen",
@@ -53,11 +60,11 @@ def daily_rows(result: RunResult, run: int, point: dict[str, str]) -> list[dict[
 def consumer_returns(result: RunResult) -> list[tuple[int, int, int, int, int, int]]:
     """Per consumer: (entry week, money in, cash out, SP, goods, EP value), all in fen."""
     engine = result.engine
-    pool_fen, supply_units = engine.price()
+    price, keep = engine.price(), engine.rates.sell_keep
     rows: list[tuple[int, int, int, int, int, int]] = []
     for agent in result.agents:
         consumer = engine.consumers[agent.id]
-        ep_value = consumer.ep * pool_fen // supply_units
+        ep_value = sale_payout_fen(consumer.ep, price, keep)
         sp = consumer.sp + consumer.locked_sp + agent.sp_spent_fen
         rows.append(
             (
@@ -119,6 +126,26 @@ def loss_from_day(days: list[DayMetrics]) -> int | None:
     return first
 
 
+WINDOW_DAYS = 30  # sales compared month against month
+
+
+def sales_drop(days: list[DayMetrics]) -> float:
+    """How far the last WINDOW_DAYS days' cash sales fell below the best such window (0: the
+    last is the best; 0.8: sales fell by 80 %). 0 when the run is shorter than two windows."""
+    if len(days) < 2 * WINDOW_DAYS:
+        return 0.0
+    sales = np.cumsum([0] + [day.sales_fen for day in days])
+    windows = sales[WINDOW_DAYS:] - sales[:-WINDOW_DAYS]
+    best = int(windows.max())
+    return 1 - int(windows[-1]) / best if best > 0 else 0.0
+
+
+def price_change(days: list[DayMetrics], day: int) -> float:
+    """The price's relative change from the close of the day before `day` to its close."""
+    before, after = days[day - 1].price, days[day].price
+    return after / before - 1 if before > 0 else 0.0
+
+
 def run_summary(result: RunResult) -> dict[str, Any]:
     """What one run contributes to the summary of its sweep point."""
     returns = consumer_returns(result)
@@ -128,11 +155,29 @@ def run_summary(result: RunResult) -> dict[str, Any]:
     return {
         "final_price": last.price,
         "platform_result": last.platform_result_fen / FEN_PER_CNY,
+        # its parts (finding 1 of issue 15): cash, what is owed, the operator's own EP
+        "operator_cash": last.operator_cash_fen / FEN_PER_CNY,
+        "sp_owed": last.sp_outstanding_fen / FEN_PER_CNY,
+        "treasury_value": last.sp_backing_fen / FEN_PER_CNY,
+        "cash_owed": last.cash_owed_fen / FEN_PER_CNY,
+        "ep_held": last.ep_held_fen / FEN_PER_CNY,
         "loss_from_day": loss_from_day(result.days),
+        "paying_consumers": len(paying),
         "share_in_profit": (
             sum(1 for row in paying if sum(row[2:]) > row[1]) / len(paying) if paying else 0.0
         ),
+        "share_losing": (
+            sum(1 for row in paying if sum(row[2:]) < row[1]) / len(paying) if paying else 0.0
+        ),
         "gini": gini(out_of),
+        "dividends": sum(day.dividends_fen for day in result.days) / FEN_PER_CNY,
+        "cash_out": sum(day.cash_out_fen for day in result.days) / FEN_PER_CNY,
+        "sales_drop": sales_drop(result.days),
+        "event_price_changes": [
+            [day, price_change(result.days, day)]
+            for day in result.event_days
+            if 0 < day < len(result.days)
+        ],
         "cohorts": cohorts(returns),
         "orders": result.orders_total,
         "commands": result.commands_total,

@@ -16,12 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenmall.core.engine import Engine
-from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Units, format_units
 from tokenmall.sim.scenario import Behaviours, Scenario
 
 HOLD, SELL_AT_MULTIPLE, SELL_ON_STALL, CONVERT_AND_SPEND, REDEEM_GOODS = range(5)
 REDEEM_EVERY_DAYS = 30  # redeemers exchange their EP for goods once a month
 WEEK_DAYS = 7
+BASIS_POINTS = 10_000  # shares of holdings taken in whole basis points: EP stay integers
 GOODS, CASH_OUT = attrgetter("goods"), attrgetter("cash_out")
 
 
@@ -32,6 +33,7 @@ class Agent:
     joined_day: int
     money_in_fen: int = 0  # cash paid for orders
     sp_spent_fen: int = 0  # SP paid to merchants (goods received for SP)
+    left: bool = False  # gone: orders nothing more (what it holds stays)
 
 
 @dataclass
@@ -49,11 +51,21 @@ class DayMetrics:
     exits: int
     cash_out_fen: int  # paid to sellers and forced-out holders that day
     goods_fen: int  # value of EP redeemed for goods that day
-    sp_outstanding_fen: int
-    sp_backing_fen: int  # treasury EP at the price
+    sp_outstanding_fen: int  # owed by the operator: SP it must take at par (dividends are SP)
+    sp_backing_fen: int  # the operator's own EP (treasury) at the price: its asset
     mint_funding_fen: int
-    platform_flow_fen: int  # margin − contributions − dividends − goods cost − mint funding
-    platform_result_fen: int  # cumulative
+    # The operator's own cash that day: gross margin on cash sales − contributions to the pool −
+    # the cost of goods given for EP − cash put into the pool to mint EP for merchants' SP.
+    # Dividends are not in it: they are paid in SP, owed until a merchant redeems it.
+    cash_flow_fen: int
+    operator_cash_fen: int  # cumulative cash_flow: below zero, money the operator put in
+    cash_owed_fen: int  # owed to sellers out of the pool (withdrawable cash), not the operator's
+    ep_held_fen: int  # consumers' and merchants' EP at the price: the pool backs it
+    platform_flow_fen: int  # the day's change of platform_result
+    # The operator's position: its cash − the SP it owes + its own EP at the price. Counting
+    # SP once (when owed, not again when a merchant's SP is paid with minted EP) keeps a
+    # redeemed dividend from being charged twice.
+    platform_result_fen: int
 
 
 @dataclass
@@ -63,6 +75,7 @@ class RunResult:
     engine: Engine
     orders_total: int = 0
     commands_total: int = 0
+    event_days: tuple[int, ...] = ()  # the scenario's one-off days, for the report's words
 
 
 TRACKED = ("sales", "contributions", "dividends_paid", "exits", "mint_funding")
@@ -94,6 +107,7 @@ class _Run:
         self.orders = 0
         self.commands = 0
         self.cash_out_before = 0
+        self.operator_cash_fen = 0
         self.result_fen = 0
         self.cumulative = dict.fromkeys(TRACKED, 0)
         shares = np.array(scenario.behaviours.shares())
@@ -111,7 +125,8 @@ class _Run:
             days.append(self.day(day))
             if on_day is not None:
                 on_day(1)
-        return RunResult(days, self.agents, self.engine, self.orders, self.commands)
+        event_days = tuple(event.day for event in self.scenario.events)
+        return RunResult(days, self.agents, self.engine, self.orders, self.commands, event_days)
 
     def day(self, day: int) -> DayMetrics:
         scenario = self.scenario
@@ -119,9 +134,12 @@ class _Run:
         self._arrivals(day)
         self._orders(day)
         self._behaviours(day)
+        self._spend_sp()
         for event in scenario.events:
-            if event.day == day:
+            if event.day == day and event.kind == "sell":
                 self._sell_event(event.share)
+            elif event.day == day:
+                self._sp_run(event.share)
         self._merchants_redeem()
         self.apply({"op": "settle_day"})
         return self._metrics(day, goods_before)
@@ -155,11 +173,13 @@ class _Run:
         buyers = self.random.integers(len(agents), size=count)
         values = self._order_values(count)
         for buyer_index, value_fen in zip(buyers.tolist(), values.tolist(), strict=True):
-            self._order(agents[buyer_index], value_fen)
+            buyer = agents[buyer_index]
+            if not buyer.left:
+                self._order(buyer, value_fen)
 
     def _order(self, agent: Agent, value_fen: int) -> None:
         """A cash order, or an SP one at a merchant for those who spend SP and have enough."""
-        amount = f"{value_fen // 100}.{value_fen % 100:02d}"
+        amount = _yuan(value_fen)
         order: dict[str, object] = {
             "op": "order",
             "id": f"o{self.orders}",
@@ -220,6 +240,55 @@ class _Run:
             ):
                 self.apply({"op": "redeem", "user": agent.id, "points": "all"})
 
+        if stalled and behaviours.leave_on_stall > 0:
+            staying = [agent for agent in self.agents if not agent.left]
+            leaving = self.random.random(len(staying)) < behaviours.leave_on_stall
+            for agent, leaves in zip(staying, leaving.tolist(), strict=True):
+                agent.left = leaves
+
+    def _spend_sp(self) -> None:
+        """Consumers spend the SP they hold (dividends, conversions) at merchants: a chosen
+        few each day, drawn without walking every consumer."""
+        chance = self.scenario.behaviours.spend_sp
+        if chance <= 0 or not self.agents or not self._takes_sp():
+            return
+        count = int(self.random.binomial(len(self.agents), chance))
+        chosen = self.random.choice(len(self.agents), size=count, replace=False)
+        for index in np.sort(chosen).tolist():
+            self._pay_sp(self.agents[index])
+
+    def _sp_run(self, share: float) -> None:
+        """An SP run (挤兑): that share of the consumers holding SP spend all of it at once."""
+        if not self._takes_sp():
+            return
+        consumers = self.engine.consumers
+        holders = [agent for agent in self.agents if consumers[agent.id].sp >= FEN_PER_CNY]
+        chosen = self.random.random(len(holders)) < share
+        for agent, spends in zip(holders, chosen.tolist(), strict=True):
+            if spends:
+                self._pay_sp(agent)
+
+    def _takes_sp(self) -> bool:
+        return bool(self.scenario.merchants.accept_sp and self.merchants)
+
+    def _pay_sp(self, agent: Agent) -> None:
+        """An SP order for all the agent's SP (from 1 CNY: less is not worth a trip)."""
+        sp_fen = self.engine.consumers[agent.id].sp
+        if sp_fen < FEN_PER_CNY:
+            return
+        order: dict[str, object] = {
+            "op": "order",
+            "id": f"o{self.orders}",
+            "user": agent.id,
+            "amount": _yuan(sp_fen),
+            "pay": "stable",
+            "merchant": self.merchants[self.orders % len(self.merchants)],
+        }
+        self.orders += 1
+        if self.apply(order):
+            agent.sp_spent_fen += sp_fen
+            self.sp_sales_today_fen += sp_fen
+
     def _stalled(self, behaviours: Behaviours) -> bool:
         if len(self.prices) <= behaviours.stall_days:
             return False
@@ -235,11 +304,18 @@ class _Run:
                 self.apply({"op": "sell", "user": agent.id, "points": "all"})
 
     def _merchants_redeem(self) -> None:
+        """Merchants turn the SP they took into EP at par, then sell their share of their EP
+        for cash (a merchant wants money, not points)."""
+        share_bp = round(self.scenario.merchants.sell_share * BASIS_POINTS)
         for merchant_id in self.merchants:
-            sp_fen = self.engine.merchants[merchant_id].sp
-            if sp_fen > 0:
-                amount = f"{sp_fen // 100}.{sp_fen % 100:02d}"
+            merchant = self.engine.merchants[merchant_id]
+            if merchant.sp > 0:
+                amount = _yuan(merchant.sp)
                 self.apply({"op": "merchant_redeem", "merchant": merchant_id, "amount": amount})
+            units = Units(merchant.ep * share_bp // BASIS_POINTS)  # integer EP units
+            if units > 0:
+                points = format_units(units)
+                self.apply({"op": "sell", "merchant": merchant_id, "points": points})
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -256,16 +332,13 @@ class _Run:
         cash_out_today, self.cash_out_before = cash_out - self.cash_out_before, cash_out
         margin_fen = int(today["sales"] * platform.gross_margin)
         goods_cost_fen = int(goods_fen * platform.goods_cost)
-        flow = (
-            margin_fen
-            - today["contributions"]
-            - today["dividends_paid"]
-            - goods_cost_fen
-            - today["mint_funding"]
-        )
-        self.result_fen += flow
-        sp_sales_fen, self.sp_sales_today_fen = self.sp_sales_today_fen, 0
+        cash_flow = margin_fen - today["contributions"] - goods_cost_fen - today["mint_funding"]
+        self.operator_cash_fen += cash_flow
         pool_fen, supply_units = engine.price()
+        treasury_fen = engine.treasury * pool_fen // supply_units
+        result = self.operator_cash_fen - engine.sp_outstanding + treasury_fen
+        flow, self.result_fen = result - self.result_fen, result
+        sp_sales_fen, self.sp_sales_today_fen = self.sp_sales_today_fen, 0
         return DayMetrics(
             day=day,
             price=_price(engine),
@@ -281,11 +354,20 @@ class _Run:
             cash_out_fen=cash_out_today,
             goods_fen=goods_fen,
             sp_outstanding_fen=engine.sp_outstanding,
-            sp_backing_fen=engine.treasury * pool_fen // supply_units,
+            sp_backing_fen=treasury_fen,
             mint_funding_fen=today["mint_funding"],
+            cash_flow_fen=cash_flow,
+            operator_cash_fen=self.operator_cash_fen,
+            cash_owed_fen=engine.cash_owed,
+            ep_held_fen=(engine.supply - engine.treasury) * pool_fen // supply_units,
             platform_flow_fen=flow,
-            platform_result_fen=self.result_fen,
+            platform_result_fen=result,
         )
+
+
+def _yuan(fen: int) -> str:
+    """An amount as the rules take it: "12.34"."""
+    return f"{fen // 100}.{fen % 100:02d}"
 
 
 def _price(engine: Engine) -> float:

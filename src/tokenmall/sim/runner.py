@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tokenmall import __version__
 from tokenmall.sim import memory
 from tokenmall.sim.metrics import daily_rows, run_summary
 from tokenmall.sim.model import run
@@ -185,8 +186,27 @@ def summarize(
         "runs": runs,
         "seed": seed,
         "sweep_params": list(sweeps),
+        # What reproduces the result: the exact parameters (every sweep point overrides the
+        # ones named in sweep_params), the scenario file's bytes and the tool.
+        "params": scenario.params.as_json(),
+        "scenario_sha256": scenario.source_sha256,
+        "tool_version": __version__,
+        "warnings": warnings(runs),
         "points": [_point(scenario, params_of[key], group) for key, group in by_point.items()],
     }
+
+
+RUNS_FOR_BANDS = 20  # fewer runs than this: percentiles and bands are not to be trusted
+
+
+def warnings(runs: int) -> list[str]:
+    """What the reader must know before trusting the figures."""
+    if runs < RUNS_FOR_BANDS:
+        return [
+            f"Only {runs} run{'s' if runs != 1 else ''} per point: the 5-95 % figures are the "
+            f"spread of so few runs, not a confidence band; use --runs {RUNS_FOR_BANDS} or more."
+        ]
+    return []
 
 
 def _point(
@@ -201,15 +221,37 @@ def _point(
         "runs": len(group),
         "final_price": _spread([s["final_price"] for s in group]),
         "platform_result": _spread([s["platform_result"] for s in group]),
+        **{name: _spread([s[name] for s in group]) for name in RESULT_PARTS},
         "loss_from_day": median_loss if median_loss < scenario.days else None,
         "runs_with_loss": sum(1 for s in group if s["loss_from_day"] is not None),
         "share_in_profit": statistics.fmean(s["share_in_profit"] for s in group),
+        "share_losing": statistics.fmean(s["share_losing"] for s in group),
+        "paying_consumers": statistics.fmean(s["paying_consumers"] for s in group),
         "gini": statistics.fmean(s["gini"] for s in group),
         "cohorts": _mean_cohorts([s["cohorts"] for s in group]),
         "orders": statistics.fmean(s["orders"] for s in group),
+        "dividends": statistics.fmean(s["dividends"] for s in group),
+        "cash_out": statistics.fmean(s["cash_out"] for s in group),
+        "sales_drop": statistics.fmean(s["sales_drop"] for s in group),
+        "event_price_changes": _mean_events([s["event_price_changes"] for s in group]),
     }
+    point["verdict_level"] = verdict_level(point)
     point["verdict"] = verdict(scenario, point)
+    point["explanations"] = explanations(scenario, point)
     return point
+
+
+# The platform's result in parts (what is cash, what is owed, what it holds), each a spread.
+RESULT_PARTS = ("operator_cash", "sp_owed", "treasury_value", "cash_owed", "ep_held")
+
+
+def _mean_events(per_run: list[list[list[float]]]) -> list[list[float]]:
+    """Each event day's price change, the mean over runs."""
+    days: dict[int, list[float]] = {}
+    for events in per_run:
+        for day, change in events:
+            days.setdefault(int(day), []).append(change)
+    return [[day, statistics.fmean(changes)] for day, changes in sorted(days.items())]
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -242,34 +284,82 @@ def _mean_cohorts(per_run: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+MOST = 0.5  # "most consumers"
+
+
+def verdict_level(point: dict[str, Any]) -> str:
+    """ "loss": the platform's position stays below zero to the end (median run); "consumers
+    lose": it does not, but most paying consumers get back less than they paid; "holds":
+    neither. A result good for the operator is not called good when consumers pay for it."""
+    if point["loss_from_day"] is not None:
+        return "loss"
+    if point["share_losing"] >= MOST:
+        return "consumers lose"
+    return "holds"
+
+
 def verdict(scenario: Scenario, point: dict[str, Any]) -> str:
     """One plain paragraph: does the margin cover the promises, from when not, who pays."""
     result = point["platform_result"]["median"]
     day = point["loss_from_day"]
-    losing = [c for c in point["cohorts"] if c["money_in"] > 0 and c["roi"] < 1]
-    who = ""
-    if losing:
-        first = losing[0]["week"]
-        share = sum(c["consumers"] for c in losing) / max(
-            1, sum(c["consumers"] for c in point["cohorts"])
-        )
-        who = (
-            f" Consumers in {len(losing)} of {len(point['cohorts'])} weekly cohorts "
-            f"({share:.0%} of all consumers, the first from week {first}) get back less than "
-            "they paid in cash, counting their EP at the last price."
-        )
+    who = (
+        f" {point['share_losing']:.1%} of the {point['paying_consumers']:,.0f} consumers who "
+        "paid cash get back less than they paid (their unsold EP counted at what selling "
+        f"them now pays, after the sale fee); {point['share_in_profit']:.1%} get back more."
+    )
     if day is None:
         return (
             f"The margin covers the promises in the median run: after {scenario.days} days the "
-            f"platform's cumulative result is {result:+,.2f} CNY "
+            f"platform's position is {result:+,.2f} CNY "
             f"({point['runs_with_loss']} of {point['runs']} runs end in a lasting loss).{who}"
         )
     return (
-        f"The margin does not cover the promises: from day {day} the platform's cumulative "
-        f"result stays below zero (median {result:+,.2f} CNY after {scenario.days} days); the "
-        f"operator carries that loss, paying dividends, pool contributions and minted EP out "
-        f"of a margin too thin for them.{who}"
+        f"The margin does not cover the promises: from day {day} the platform's position "
+        f"stays below zero (median {result:+,.2f} CNY after {scenario.days} days); the operator "
+        "carries that loss, paying pool contributions and minted EP out of a margin too thin "
+        f"for them, and owing the dividends it paid in SP.{who}"
     )
+
+
+def explanations(scenario: Scenario, point: dict[str, Any]) -> list[str]:
+    """Why the figures are what they are, in words, where a reader would misread them."""
+    said: list[str] = []
+    cash, sp_owed = point["operator_cash"]["median"], point["sp_owed"]["median"]
+    treasury = point["treasury_value"]["median"]
+    owed_cash, held = point["cash_owed"]["median"], point["ep_held"]["median"]
+    said.append(
+        f"The platform's position is its cash, {cash:+,.2f} CNY (below zero: money the "
+        f"operator put in during the run), less the SP it still owes, {sp_owed:,.2f} CNY "
+        f"(dividends are paid in SP and become cash only when a merchant redeems them), plus "
+        f"its own EP at the last price, {treasury:,.2f} CNY. Besides, {owed_cash:,.2f} CNY of "
+        f"sellers' cash and {held:,.2f} CNY of EP held by "
+        "consumers and merchants are owed out of the pool, which the contributions funded."
+    )
+    if point["sales_drop"] >= MOST:
+        said.append(
+            f"Sales in the last 30 days are {point['sales_drop']:.0%} below their best month. "
+            "Fewer sales also mean fewer promises (contributions, dividends, SP), so the "
+            "operator's position can look better than under steady growth: the cost falls on "
+            "the consumers who bought before the fall and now hold EP nobody buys with new money."
+        )
+    for day, change in point["event_price_changes"]:
+        if change > 0:
+            said.append(
+                f"On day {day}, when holders sold at once, the price rose {change:.1%}: a sale "
+                "pays less than the displayed value and the fee stays in the pool, so every sale "
+                "raises the price for those who hold, while the pool pays the sellers out."
+            )
+    if point["verdict_level"] == "consumers lose" and point["platform_result"]["median"] >= 0:
+        said.append(
+            "The operator's position holds while most paying consumers lose: the verdict is not "
+            "green for them."
+        )
+    if point["dividends"] == 0 and point["cash_out"] == 0:
+        said.append(
+            "Nobody was paid anything: with orders only, the price rises, but EP are worth only "
+            "what selling them pays, and selling pays the price less the sale fee."
+        )
+    return said
 
 
 def write_outputs(

@@ -15,15 +15,19 @@ A scenario file has these tables (all optional but `[scenario]`; defaults in the
     [behaviours] shares of consumers (they sum to 1): hold, sell_at_multiple (sell everything
                  when the EP are worth target_multiple × the money put in), sell_on_stall
                  (sell everything when the price rose less than stall_rise over stall_days),
-                 convert_and_spend (convert EP to SP and pay merchants in SP), redeem_goods
-    [merchants]  count, accept_sp
+                 convert_and_spend (convert EP to SP and pay merchants in SP), redeem_goods;
+                 and for everyone: spend_sp (the daily chance of spending one's SP at a
+                 merchant), leave_on_stall (the daily chance of leaving while the price stalls)
+    [merchants]  count, accept_sp, sell_share (of its EP a merchant sells each day)
     [platform]   gross_margin (share of a cash sale the platform keeps before anything is paid
                  from it), goods_cost (share of a goods value the platform pays to deliver them)
-    [[events]]   one-off days: kind = "sell", day, share (that share of holders sells all)
+    [[events]]   one-off days: kind = "sell" (that share of EP holders sells all) or "sp_run"
+                 (that share of SP holders spends all their SP at merchants), day, share
 
 Everything that is wrong is reported in one line naming the field (ScenarioError).
 """
 
+import hashlib
 import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -97,6 +101,11 @@ class Behaviours:
     target_multiple: float = 2.0
     stall_days: int = 7
     stall_rise: float = 0.01
+    # Every consumer, whatever its kind: the chance a day that one holding SP (dividends come
+    # as SP) spends all of it at a merchant, which calls the SP liability in; the chance a
+    # day, while the price stalls, that one leaves and never orders again.
+    spend_sp: float = 0.1
+    leave_on_stall: float = 0.0
 
     KINDS = ("hold", "sell_at_multiple", "sell_on_stall", "convert_and_spend", "redeem_goods")
 
@@ -108,6 +117,9 @@ class Behaviours:
 class Merchants:
     count: int = 5
     accept_sp: bool = True
+    # The share of its EP a merchant sells each day: merchants take SP, turn it into EP at
+    # par and want cash for it (a sale pays the price less the fee).
+    sell_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,9 +130,12 @@ class Platform:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "sell"
+    kind: str  # "sell": holders sell all their EP; "sp_run": SP holders spend all their SP
     day: int
-    share: float
+    share: float  # of the holders (of EP, or of SP) who do so that day
+
+
+EVENT_KINDS = ("sell", "sp_run")
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,7 @@ class Scenario:
     platform: Platform = field(default_factory=Platform)
     events: tuple[Event, ...] = ()
     params_overrides: dict[str, Any] = field(default_factory=dict)
+    source_sha256: str = ""  # of the scenario file's bytes, for the record (empty: not a file)
 
     def with_param(self, name: str, value: object) -> "Scenario":
         """The scenario with one SPEC parameter changed (a sweep's point)."""
@@ -149,16 +165,18 @@ class Scenario:
 
 
 def load_scenario(path: Path) -> Scenario:
+    text = _read_text(path)
     try:
-        document = tomllib.loads(_read_text(path))
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not TOML: {error}") from None
     except RecursionError:  # tomllib recurses once per level of [ or {
         raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
     try:
-        return scenario_of(document)
+        scenario = scenario_of(document)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
+    return replace(scenario, source_sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 def _read_text(path: Path) -> str:
@@ -289,15 +307,23 @@ def _behaviours(table: dict[str, Any]) -> Behaviours:
         ),
         stall_days=_integer(table, "[behaviours] stall_days", "stall_days", 1, DAYS_MAX, default=7),
         stall_rise=_number(table, "[behaviours] stall_rise", "stall_rise", 0, 10, 0.01),
+        spend_sp=_number(table, "[behaviours] spend_sp", "spend_sp", 0, 1, defaults.spend_sp),
+        leave_on_stall=_number(
+            table, "[behaviours] leave_on_stall", "leave_on_stall", 0, 1, defaults.leave_on_stall
+        ),
     )
 
 
 def _merchants(table: dict[str, Any]) -> Merchants:
-    _no_unknown("[merchants]", table, {"count", "accept_sp"})
+    _no_unknown("[merchants]", table, {"count", "accept_sp", "sell_share"})
     accept = table.get("accept_sp", True)
     if not isinstance(accept, bool):
         raise ScenarioError("[merchants] accept_sp must be true or false")
-    return Merchants(_integer(table, "[merchants] count", "count", 0, 10_000, default=5), accept)
+    return Merchants(
+        _integer(table, "[merchants] count", "count", 0, 10_000, default=5),
+        accept,
+        _number(table, "[merchants] sell_share", "sell_share", 0, 1, Merchants.sell_share),
+    )
 
 
 def _platform(table: dict[str, Any]) -> Platform:
@@ -316,10 +342,11 @@ def _events(raw: object) -> tuple[Event, ...]:
         if not isinstance(table, dict):
             raise ScenarioError("[[events]] must be an array of tables")
         _no_unknown("[[events]]", table, {"kind", "day", "share"})
-        if table.get("kind") != "sell":
-            raise ScenarioError('[[events]] kind must be "sell"')
+        kind = table.get("kind")
+        if kind not in EVENT_KINDS:
+            raise ScenarioError('[[events]] kind must be "sell" or "sp_run"')
         day = _integer(table, "[[events]] day", "day", 0, DAYS_MAX, default=None)
-        events.append(Event("sell", day, _number(table, "[[events]] share", "share", 0, 1, None)))
+        events.append(Event(kind, day, _number(table, "[[events]] share", "share", 0, 1, None)))
     return tuple(events)
 
 
