@@ -715,6 +715,18 @@ def _token_store(db: str | None) -> Iterator[Store]:
     help="Local worker processes (default: one per core).",
 )
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="A Dask scheduler to run on.")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Run every order through the rules engine, even where the order-only fast path "
+    "would compute the scenario.",
+)
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Write OUT/report.html (on many run-days it takes longer than the runs).",
+)
 def simulate(
     scenario_path: Path,
     runs: int,
@@ -723,11 +735,17 @@ def simulate(
     out_dir: Path,
     workers: int | None,
     scheduler: str | None,
+    exact: bool,
+    report: bool,
 ) -> None:
-    """Simulate SCENARIO.toml day by day through the rules engine: RUNS Monte Carlo runs per
-    sweep point. Writes OUT/report.html, OUT/metrics.csv and OUT/summary.json."""
-    from tokenmall.sim import runner  # noqa: PLC0415 (NumPy and the report load only here)
-    from tokenmall.sim.report import write_report  # noqa: PLC0415
+    """Simulate SCENARIO.toml day by day: RUNS Monte Carlo runs per sweep point. Writes
+    OUT/report.html, OUT/metrics.csv and OUT/summary.json.
+
+    A scenario of cash orders only (no dividends, exits, referrals, events, nothing but
+    holding: see docs/simulator.md) goes through the order-only fast path (NumPy, float64,
+    prices within a relative 1e-6 of the rules engine); any other, or any with --exact,
+    through the exact rules engine. The output and summary.json's "engine" say which."""
+    from tokenmall.sim import fast, runner  # noqa: PLC0415 (NumPy and the model load only here)
     from tokenmall.sim.scenario import ScenarioError, load_scenario  # noqa: PLC0415
 
     if scheduler is not None and not scheduler.strip():
@@ -736,27 +754,58 @@ def simulate(
         scenario = load_scenario(scenario_path)
         sweeps = runner.parse_sweeps(sweep_specs)
         jobs = runner.jobs(scenario, sweeps, runs, seed)
-        runner.check_memory(jobs, workers, scheduler)
+        # Every sweep point must be one the fast path computes (a swept rate may not be).
+        reasons = ["--exact"] if exact else [fast.why_not_fast(job.scenario) for job in jobs]
+        why_exact = next((reason for reason in reasons if reason is not None), None)
+        # The fast path runs here, one run after another: the cluster is not asked.
+        scheduler = scheduler if why_exact is not None else None
+        runner.check_memory(jobs, workers if why_exact is not None else 1, scheduler)
         rows, results = [], []
+        exact_runs: list[int] = []  # runs the fast path handed to the rules engine
         with (
             runner.dask_client(scheduler) as client,
-            _progress_bar(len(jobs) * scenario.days, "simulating (run-days)") as advance,
+            _progress_bar(fast.work_total(jobs), "simulating") as advance,
         ):
             _make_out_dir(out_dir)  # now: after hours of runs is too late to find it unwritable
-            for point, run_index, daily, summary in runner.execute(jobs, workers, client, advance):
+            outcomes = (
+                runner.execute(jobs, workers, client, advance)
+                if why_exact is not None
+                else fast.execute_fast(jobs, advance, exact_runs)
+            )
+            for point, run_index, daily, summary in outcomes:
                 rows.extend(daily)
                 results.append((point, run_index, summary))
     except ScenarioError as error:
         _fail(str(error))
     summary = runner.summarize(scenario, runs, seed, sweeps, results)
+    if why_exact is None:
+        engine = (
+            "order-only fast path (NumPy, float64; prices within a relative "
+            f"{fast.FAST_PATH_RELATIVE_TOLERANCE:g} of the rules engine)"
+        )
+        if exact_runs:
+            engine += f"; {len(exact_runs)} of {len(jobs)} runs through the rules engine"
+    else:
+        engine = f"exact rules engine ({why_exact if exact else 'not order-only: ' + why_exact})"
+    summary["engine"] = "fast" if why_exact is None else "exact"
+    summary["engine_detail"] = engine
+    summary["engine_exact_runs"] = len(exact_runs) if why_exact is None else len(jobs)
+
+    def no_report(*_args: object) -> None:
+        pass
+
+    if report:
+        from tokenmall.sim.report import write_report  # noqa: PLC0415 (only when asked)
     try:
-        runner.write_outputs(out_dir, summary, rows, write_report)
+        runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
     except OSError as error:
         _fail(f"cannot write to {out_dir}: {error.strerror or error}")
     for point in summary["points"]:
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
         click.echo(f"{label + ': ' if label else ''}{point['verdict']}")
-    click.echo(f"wrote {out_dir / 'report.html'}, metrics.csv and summary.json")
+    click.echo(f"engine: {engine}")
+    written = f"{out_dir / 'report.html'}, metrics.csv" if report else f"{out_dir / 'metrics.csv'}"
+    click.echo(f"wrote {written} and summary.json")
 
 
 def _make_out_dir(out_dir: Path) -> None:

@@ -2,7 +2,8 @@
 sells, no exits. Two ways to compute its price path:
 
 - `exact_prices`: through the rules engine, to the fen and 1e-8 EP (the reference);
-- `fast_prices`: NumPy, float64, for sweeps and Monte Carlo.
+- `fast_prices`: NumPy, float64, for sweeps and Monte Carlo (the package's
+  `tokenmall.sim.fast`, which `tokenmall simulate` takes for order-only scenarios).
 
 Why a cumulative product is enough. With contributions a_1..a_n (fen) and A_n = a_1 + … + a_n,
 order n adds a_n to the pool and k·a_n / p_{n-1} EP to the supply (k = buyer_share). Since the
@@ -13,7 +14,7 @@ pool before it is A_{n-1} = p_{n-1} · S_{n-1},
 a product of known factors: the price does not depend on the contribution rate when every
 order is the same size, and p_n = Γ(n+1)·Γ(1+k) / (k·Γ(n+k)) · p_0 then (`closed_form_price`).
 The exact engine floors each grant to 1e-8 EP, which keeps its price a hair above the float
-path; `FAST_PATH_RELATIVE_TOLERANCE` bounds the gap (tested).
+path; `FAST_PATH_RELATIVE_TOLERANCE` bounds the gap (tested here and in test_sim_fast.py).
 """
 
 import math
@@ -25,8 +26,17 @@ import numpy.typing as npt
 
 from tokenmall.core.engine import Engine
 from tokenmall.core.params import Params
+from tokenmall.sim import fast
+from tokenmall.sim.fast import FAST_PATH_RELATIVE_TOLERANCE, contributions_fen
 
-FAST_PATH_RELATIVE_TOLERANCE = 1e-6
+__all__ = [
+    "FAST_PATH_RELATIVE_TOLERANCE",
+    "closed_form_price",
+    "contributions_fen",
+    "exact_prices",
+    "fast_prices",
+    "order_only_params",
+]
 ORDER_ONLY = {"exit_enabled": False, "referral_rates": []}  # overrides: nothing but orders
 
 
@@ -34,21 +44,13 @@ def order_only_params(base: Params | None = None) -> Params:
     return (base or Params()).with_overrides(ORDER_ONLY)
 
 
-def contributions_fen(values_fen: npt.NDArray[np.int64], params: Params) -> npt.NDArray[np.int64]:
-    """What each order puts into the pool: floor(value × contribution_rate), as the engine."""
-    rate = params.contribution_rate
-    return (values_fen * rate.numerator) // rate.denominator
-
-
 def fast_prices(values_fen: npt.NDArray[np.int64], params: Params) -> npt.NDArray[np.float64]:
     """The price (CNY per EP) after each order, for one run (1-D) or many (2-D: runs × orders),
-    as float64. Orders must be positive and their contributions at least one fen."""
-    contributions = contributions_fen(values_fen, params).astype(np.float64)
-    after = np.cumsum(contributions, axis=-1)
-    before = after - contributions
-    factors = after / (before + float(params.buyer_share) * contributions)
-    prices = np.cumprod(factors, axis=-1, dtype=np.float64)
-    prices *= float(params.initial_price)
+    as float64: `tokenmall.sim.fast.fast_prices`, which `tokenmall simulate` uses."""
+    contributions = contributions_fen(values_fen, params.contribution_rate)
+    prices, _supply = fast.fast_prices(
+        contributions, float(params.buyer_share), float(params.initial_price)
+    )
     return prices
 
 

@@ -13,10 +13,8 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,8 +109,12 @@ def check_memory(all_jobs: list[Job], workers: int | None, scheduler: str | None
 def run_job(
     job: Job, on_day: Progress | None = None
 ) -> tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]:
-    """One run (in a worker process): its daily rows and its summary."""
-    result = run(job.scenario, np.random.default_rng(job.seed), on_day)
+    """One run (in a worker process): its daily rows and its summary. `on_day` is told each
+    day's work (`fast.day_work`), not 1 a day."""
+    from tokenmall.sim import fast  # noqa: PLC0415 (fast imports this module)
+
+    on_work = fast.on_day_work(job.scenario, on_day)
+    result = run(job.scenario, np.random.default_rng(job.seed), on_work)
     return job.point, job.run, daily_rows(result, job.run, job.point), run_summary(result)
 
 
@@ -139,20 +141,17 @@ def execute(
     all_jobs: list[Job], workers: int | None, client: "Client | None", progress: Progress
 ) -> Iterator[tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]]:
     """Each job's result as it finishes (any order), on the Dask cluster of `client` if there is
-    one. Progress counts run-days: day by day when the runs are made here (one job, or
-    --workers 1), a run's days at once from other processes."""
+    one, through the exact engine. Progress counts work (`fast.day_work`): day by day here and
+    in local worker processes, a run's at once from Dask."""
+    from tokenmall.sim import fast  # noqa: PLC0415 (fast imports this module)
+
     if client is not None:
-        yield from _on_dask(all_jobs, client, progress)
-        return
-    if workers == 1 or len(all_jobs) == 1:
+        yield from _on_dask(all_jobs, client, fast.whole_runs(all_jobs[0].scenario, progress))
+    elif workers == 1 or len(all_jobs) == 1:
         for job in all_jobs:
             yield run_job(job, progress)
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures: list[Future[Any]] = [pool.submit(run_job, job) for job in all_jobs]
-        for future in as_completed(futures):
-            yield future.result()
-            progress(all_jobs[0].scenario.days)
+    else:
+        yield from fast.on_pool(all_jobs, workers, progress)
 
 
 def _on_dask(
