@@ -79,8 +79,13 @@ SHAPES = {
 
 
 def exact_and_fast(scenario: Scenario, seed: int, runs: int = 2) -> list[tuple[Any, Any]]:
+    """Each run through the rules engine and the fast path, the latter's rows as dicts."""
     jobs = runner.jobs(scenario, {}, runs, seed)
-    return [(runner.run_job(job), fast.fast_run(job)) for job in jobs]
+    pairs = []
+    for job in jobs:
+        point, run, table, summary = fast.fast_run(job)
+        pairs.append((runner.run_job(job), (point, run, table.rows(), summary)))
+    return pairs
 
 
 def assert_same_rows(exact: list[dict[str, Any]], quick: list[dict[str, Any]]) -> None:
@@ -184,7 +189,7 @@ def test_a_run_the_float_path_cannot_hold_goes_to_the_rules_engine() -> None:
     done: list[int] = []
     [result] = fast.execute_fast([job], done.append, exact_runs)
     assert exact_runs == [0]
-    assert result[2] == runner.run_job(job)[2]
+    assert result[2] == runner.run_job(job)[2]  # the rules engine's rows, dicts
     assert sum(done) == fast.work_total([job])
 
 
@@ -279,3 +284,31 @@ def test_the_fast_path_prices_follow_the_closed_form() -> None:
     prices, supply = fast.fast_prices(contributions, 0.7, 1.0)
     assert round(float(prices[-1]), 3) == 20.573
     assert math.isclose(float(supply[-1]) * float(prices[-1]), 10_000 * 30.0 * 1e8, rel_tol=1e-12)
+
+
+def test_the_fast_writer_writes_what_the_runners_writer_writes(tmp_path: Path) -> None:
+    """metrics.csv and summary.json byte for byte, a sweep's points and runs in their order,
+    a run handed to the rules engine among them; report.html from the same rows."""
+    scenario = SHAPES["fixed arrivals, uniform values"]
+    sweeps = runner.parse_sweeps(["contribution_rate=0.3,0.25", "sell_fee_rate=0.1,0.05"])
+    jobs = runner.jobs(scenario, sweeps, 3, 4)
+    made, results = [], []
+    for index, (point, run, table, summary) in enumerate(fast.execute_fast(jobs, print, [])):
+        made.append((point, run, runner.run_job(jobs[index])[2] if index == 4 else table))
+        results.append((point, run, summary))
+    summary = runner.summarize(scenario, 3, 4, sweeps, results)
+    reported: list[Any] = []
+
+    def report(path: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        reported.append(rows)
+
+    fast.write_outputs(tmp_path / "fast", summary, list(reversed(made)), report)
+    rows = [row for _p, _r, daily in made for row in fast_rows(daily)]
+    runner.write_outputs(tmp_path / "runner", summary, rows, report)
+    for name in ("metrics.csv", "summary.json"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "runner" / name).read_bytes()
+    assert reported[0] == reported[1]
+
+
+def fast_rows(daily: Any) -> list[dict[str, Any]]:
+    return daily.rows() if isinstance(daily, fast.Table) else list(daily)

@@ -760,7 +760,7 @@ def simulate(
         # The fast path runs here, one run after another: the cluster is not asked.
         scheduler = scheduler if why_exact is not None else None
         runner.check_memory(jobs, workers if why_exact is not None else 1, scheduler)
-        rows, results = [], []
+        made, results = [], []
         exact_runs: list[int] = []  # runs the fast path handed to the rules engine
         with (
             runner.dask_client(scheduler) as client,
@@ -773,7 +773,7 @@ def simulate(
                 else fast.execute_fast(jobs, advance, exact_runs)
             )
             for point, run_index, daily, summary in outcomes:
-                rows.extend(daily)
+                made.append((point, run_index, daily))
                 results.append((point, run_index, summary))
     except ScenarioError as error:
         _fail(str(error))
@@ -797,7 +797,12 @@ def simulate(
     if report:
         from tokenmall.sim.report import write_report  # noqa: PLC0415 (only when asked)
     try:
-        runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
+        if why_exact is None:  # the fast path's rows are columns: written without a dict a row
+            fast.write_outputs(out_dir, summary, made, write_report if report else None)
+        else:
+            # the rules engine's rows are dicts already
+            rows = [row for _p, _r, daily in made if isinstance(daily, list) for row in daily]
+            runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
     except OSError as error:
         _fail(f"cannot write to {out_dir}: {error.strerror or error}")
     for point in summary["points"]:

@@ -46,6 +46,9 @@ population, so that a progress bar fills at the pace of the work, not of the day
 day of a growing population costs hundreds of times the first).
 """
 
+import csv
+import io
+import json
 import os
 import queue
 import time
@@ -53,6 +56,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, fields
 from multiprocessing import get_context
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,7 +70,8 @@ if TYPE_CHECKING:
 
     from tokenmall.sim.runner import Job
 
-Result = tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]
+Rows = list[dict[str, Any]]
+Result = tuple[dict[str, str], int, Rows, dict[str, Any]]  # what runner.run_job gives
 Progress = Callable[[int], None]
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -124,7 +129,8 @@ KNOWN_SETTINGS = {
         "platform",
         "events",
         "params_overrides",
-        "source_sha256",
+        "source_sha256",  # for the record
+        "document",  # what it was read from, for sweeps of its fields: they make a new Scenario
     },
     "Arrivals": {
         "kind",
@@ -334,8 +340,8 @@ class NotFast(Exception):  # not an error: the run goes to the exact engine
     """This run's figures would not be within the tolerance: run it exactly."""
 
 
-def fast_run(job: "Job") -> Result:
-    """One run of an order-only scenario, with the rows and summary `runner.run_job` gives;
+def fast_run(job: "Job") -> "tuple[dict[str, str], int, Table, dict[str, Any]]":
+    """One run of an order-only scenario: what `runner.run_job` gives, its rows as a `Table`;
     NotFast when the run must go to the exact engine instead."""
     scenario = job.scenario
     params = scenario.params
@@ -359,11 +365,12 @@ def fast_run(job: "Job") -> Result:
             raise NotFast(f"the floor of grants could move prices by {bound:.1e}")
         if float(supply[-1]) + values.size >= params.total_issuance_units:
             raise NotFast("EP could reach total_issuance")
+    columns = _columns(scenario, drawn, contributions, prices)
     return (
         job.point,
         job.run,
-        _rows(job, drawn, contributions, prices, supply),
-        _summary(scenario, drawn, contributions, prices, supply),
+        _table(job, columns),
+        _summary(scenario, drawn, contributions, prices, columns),
     )
 
 
@@ -374,7 +381,7 @@ def _day_ends(drawn: Orders) -> Ints:
 
 
 def _columns(
-    scenario: Scenario, drawn: Orders, contributions: Ints, prices: Floats, supply: Floats
+    scenario: Scenario, drawn: Orders, contributions: Ints, prices: Floats
 ) -> dict[str, Any]:
     """Every DayMetrics field, one value per day, as model._Run._metrics computes it."""
     days = scenario.days
@@ -387,7 +394,8 @@ def _columns(
     has_supply = pool_fen > 0
     price = np.where(has_supply, prices[last] if prices.size else 0.0, 0.0)
     price[~has_supply] = float(scenario.params.initial_price)
-    supply_units = np.where(has_supply, supply[last] if supply.size else 0.0, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        supply_units = np.where(has_supply, pool_fen * (UNITS_PER_EP / FEN_PER_CNY) / price, 0.0)
     day_of_order = np.repeat(np.arange(days), drawn.per_day)
     sales_fen = np.bincount(day_of_order, weights=drawn.values_fen, minlength=days)
     sales_fen = sales_fen.astype(np.int64)  # exact: sums below 2**53 (checked)
@@ -424,14 +432,44 @@ def _columns(
     }
 
 
-def _rows(
-    job: "Job", drawn: Orders, contributions: Ints, prices: Floats, supply: Floats
-) -> list[dict[str, Any]]:
-    """metrics.daily_rows' rows: its columns in its order, its units."""
+class Table:
+    """A run's daily rows as columns (`names`, and a list of Python values per column): what
+    metrics.daily_rows gives, without building a dict per row unless asked (`rows`)."""
+
+    def __init__(self, names: list[str], values: list[list[Any]]) -> None:
+        self.names = names
+        self.values = values
+
+    def rows(self) -> Rows:
+        names = self.names
+        return [dict(zip(names, row, strict=True)) for row in zip(*self.values, strict=True)]
+
+    def csv_text(self) -> str:
+        """The rows as csv.DictWriter writes them (excel dialect: str() of each value, text
+        quoted when it must be, CRLF line ends), column by column: 20 times faster."""
+        cells: list[list[str]] = []
+        for column in self.values:
+            first = column[0]
+            if column.count(first) == len(column):  # most columns of an order-only run are 0
+                cells.append([_csv_cell(first)] * len(column))
+            elif isinstance(first, str):
+                cells.append([_csv_cell(value) for value in column])
+            else:
+                cells.append(list(map(str, column)))  # numbers never need quoting
+        return "".join([line + "\r\n" for line in map(",".join, zip(*cells, strict=True))])
+
+
+def _csv_cell(value: object) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([value])
+    return buffer.getvalue()[:-2]
+
+
+def _table(job: "Job", columns: dict[str, Any]) -> Table:
+    """metrics.daily_rows' columns, in its order, in its units."""
     from tokenmall.sim.metrics import FEN_FIELDS  # noqa: PLC0415
     from tokenmall.sim.model import DayMetrics  # noqa: PLC0415
 
-    columns = _columns(job.scenario, drawn, contributions, prices, supply)
     days = job.scenario.days
     names: list[str] = ["run", "day", *job.point]
     values: list[list[Any]] = [[job.run] * days, columns["day"].tolist()]
@@ -451,17 +489,20 @@ def _rows(
         else:
             names.append(name)
             values.append(column.tolist())
-    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+    return Table(names, values)
 
 
 def _summary(
-    scenario: Scenario, drawn: Orders, contributions: Ints, prices: Floats, supply: Floats
+    scenario: Scenario,
+    drawn: Orders,
+    contributions: Ints,
+    prices: Floats,
+    columns: dict[str, Any],
 ) -> dict[str, Any]:
     """metrics.run_summary's figures for this run."""
     from tokenmall.sim.metrics import gini  # noqa: PLC0415
 
     params = scenario.params
-    columns = _columns(scenario, drawn, contributions, prices, supply)
     consumers = int(drawn.arrivals.sum())
     buyers = drawn.buyers
     money_in = np.bincount(buyers, weights=drawn.values_fen, minlength=consumers).astype(np.float64)
@@ -555,7 +596,7 @@ def _cohorts(weeks: Ints, money_in: Floats, ep_value: Floats) -> list[dict[str, 
 
 def execute_fast(
     all_jobs: list["Job"], progress: Progress, exact_runs: list[int]
-) -> Iterator[Result]:
+) -> "Iterator[tuple[dict[str, str], int, Table | Rows, dict[str, Any]]]":
     """Every job through the fast path, here, one after the other (a run takes milliseconds:
     worker processes would cost more to start than they save); a run the fast path cannot
     hold to the tolerance goes through the exact engine, and its index into `all_jobs` is
@@ -564,6 +605,7 @@ def execute_fast(
 
     work = sum(day_work(all_jobs[0].scenario)) if all_jobs else 0
     for index, job in enumerate(all_jobs):
+        result: tuple[dict[str, str], int, Table | Rows, dict[str, Any]]
         try:
             result = fast_run(job)
         except NotFast:
@@ -571,6 +613,33 @@ def execute_fast(
             result = run_job(job)
         progress(work)
         yield result
+
+
+def write_outputs(
+    out: Path,
+    summary: dict[str, Any],
+    runs: list[tuple[dict[str, str], int, Table | Rows]],
+    report: Callable[[Path, dict[str, Any], Rows], None] | None,
+) -> None:
+    """runner.write_outputs for the fast path's runs, byte for byte (tested): metrics.csv in
+    the same order (sweep values, run, day), summary.json the same; report.html only if a
+    `report` is given, and only then a dict per row."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = summary["sweep_params"]
+    ordered = sorted(runs, key=lambda run: (tuple(run[0].get(n, "") for n in names), run[1]))
+    first = ordered[0][2] if ordered else []
+    header = first.names if isinstance(first, Table) else list(first[0]) if first else []
+    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerow(header or ["run", "day"])
+        for _point, _run, rows in ordered:
+            if isinstance(rows, Table):
+                handle.write(rows.csv_text())
+            else:
+                csv.DictWriter(handle, fieldnames=header).writerows(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    if report is not None:
+        every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in ordered]
+        report(out / "report.html", summary, [row for rows in every for row in rows])
 
 
 # -- work, for progress bars -------------------------------------------------------------------
