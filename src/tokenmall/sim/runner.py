@@ -72,15 +72,39 @@ def points(
         point = dict(zip(sweeps, values, strict=True))
         swept = scenario
         for name, value in point.items():
-            swept = swept.with_param(name, value)
+            swept = swept.with_setting(name, value)
         out.append((point, swept))
     return out
 
 
-def jobs(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, seed: int) -> list[Job]:
+def one_at_a_time(
+    scenario: Scenario, varies: dict[str, list[str]]
+) -> list[tuple[dict[str, str], Scenario]]:
+    """A sensitivity's points: the scenario as it is, then each setting alone at its low and
+    its high value (the others as in the scenario)."""
+    if len(varies) * 2 + 1 > SWEEP_POINTS_MAX:
+        raise ScenarioError(f"--vary names at most {(SWEEP_POINTS_MAX - 1) // 2} settings")
+    out: list[tuple[dict[str, str], Scenario]] = [({}, scenario)]
+    for name, values in varies.items():
+        if len(values) != 2:
+            raise ScenarioError(f"--vary {name}: give a low and a high value, NAME=LOW,HIGH")
+        out.extend(({name: value}, scenario.with_setting(name, value)) for value in values)
+    return out
+
+
+def jobs(
+    scenario: Scenario,
+    sweeps: dict[str, list[str]],
+    runs: int,
+    seed: int,
+    *,
+    sensitivity: bool = False,
+) -> list[Job]:
+    """Every run of every point: the grid of `sweeps`, or with `sensitivity` each setting
+    one at a time (one_at_a_time)."""
     if not 1 <= runs <= RUNS_MAX:
         raise ScenarioError(f"--runs must be 1..{RUNS_MAX}")
-    grid = points(scenario, sweeps)
+    grid = one_at_a_time(scenario, sweeps) if sensitivity else points(scenario, sweeps)
     if len(grid) * runs * scenario.days > ROWS_MAX:
         raise ScenarioError(
             f"{len(grid)} sweep points × {runs} runs × {scenario.days} days is more than "
@@ -171,6 +195,8 @@ def summarize(
     seed: int,
     sweeps: dict[str, list[str]],
     results: list[tuple[dict[str, str], int, dict[str, Any]]],
+    *,
+    sensitivity: bool = False,
 ) -> dict[str, Any]:
     by_point: dict[str, list[dict[str, Any]]] = {}
     params_of: dict[str, dict[str, str]] = {}
@@ -178,7 +204,7 @@ def summarize(
         key = json.dumps(point, sort_keys=True)
         by_point.setdefault(key, []).append(summary)
         params_of[key] = point
-    return {
+    summary = {
         "scenario": scenario.name,
         "description": scenario.description,
         "days": scenario.days,
@@ -193,6 +219,32 @@ def summarize(
         "warnings": warnings(runs),
         "points": [_point(scenario, params_of[key], group) for key, group in by_point.items()],
     }
+    if sensitivity:
+        summary["sensitivity"] = tornado(summary["points"], sweeps)
+    return summary
+
+
+def tornado(points: list[dict[str, Any]], varies: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Which setting moves the platform's result most: for each, the median result at its
+    low and its high value against the scenario as it is, largest swing first."""
+    by_params = {json.dumps(p["params"], sort_keys=True): p for p in points}
+    base = by_params[json.dumps({})]["platform_result"]["median"]
+    bars = []
+    for name, (low, high) in varies.items():
+        at_low = by_params[json.dumps({name: low})]["platform_result"]["median"]
+        at_high = by_params[json.dumps({name: high})]["platform_result"]["median"]
+        bars.append(
+            {
+                "name": name,
+                "low": low,
+                "high": high,
+                "result_low": at_low,
+                "result_high": at_high,
+                "base": base,
+                "swing": abs(at_high - at_low),
+            }
+        )
+    return sorted(bars, key=lambda bar: -bar["swing"])
 
 
 RUNS_FOR_BANDS = 20  # fewer runs than this: percentiles and bands are not to be trusted
@@ -215,7 +267,7 @@ def _point(
         s["loss_from_day"] if s["loss_from_day"] is not None else scenario.days for s in group
     ]
     median_loss = statistics.median_low(losses)
-    point = {
+    point: dict[str, Any] = {
         "params": params,
         "runs": len(group),
         "final_price": _spread([s["final_price"] for s in group]),
@@ -234,6 +286,9 @@ def _point(
         "sales_drop": statistics.fmean(s["sales_drop"] for s in group),
         "event_price_changes": _mean_events([s["event_price_changes"] for s in group]),
     }
+    # Value at risk: the loss the platform's result exceeds in only 5 % of the runs (0: even
+    # the 5th percentile is no loss).
+    point["value_at_risk_95"] = max(0.0, -_number(point["platform_result"]["p5"]))
     point["verdict_level"] = verdict_level(point)
     point["verdict"] = verdict(scenario, point)
     point["explanations"] = explanations(scenario, point)
@@ -242,6 +297,10 @@ def _point(
 
 # The platform's result in parts (what is cash, what is owed, what it holds), each a spread.
 RESULT_PARTS = ("operator_cash", "sp_owed", "treasury_value", "cash_owed", "ep_held")
+
+
+def _number(value: float | None) -> float:
+    return 0.0 if value is None else value
 
 
 def _mean_events(per_run: list[list[list[float]]]) -> list[list[float]]:
@@ -253,10 +312,25 @@ def _mean_events(per_run: list[list[list[float]]]) -> list[list[float]]:
     return [[day, statistics.fmean(changes)] for day, changes in sorted(days.items())]
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+Z_95 = 1.959963984540054  # the normal quantile of 97.5 %: a two-sided 95 % interval
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    """A figure over the runs: its median and 5th/95th percentiles (what the runs did), and the
+    mean with a 95 % confidence interval of that mean (how well the runs pin it down: the
+    normal approximation, fair from about 20 runs; one run gives none: None)."""
     data = np.asarray(values, dtype=np.float64)
     p5, median, p95 = np.percentile(data, [5, 50, 95])
-    return {"median": float(median), "p5": float(p5), "p95": float(p95)}
+    mean = float(data.mean())
+    half = Z_95 * float(data.std(ddof=1)) / math.sqrt(data.size) if data.size > 1 else None
+    return {
+        "median": float(median),
+        "p5": float(p5),
+        "p95": float(p95),
+        "mean": mean,
+        "ci95_low": None if half is None else mean - half,
+        "ci95_high": None if half is None else mean + half,
+    }
 
 
 def _mean_cohorts(per_run: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ A scenario file has these tables (all optional but `[scenario]`; defaults in the
 Everything that is wrong is reported in one line naming the field (ScenarioError).
 """
 
+import copy
 import hashlib
 import math
 import tomllib
@@ -136,6 +137,16 @@ class Event:
 
 
 EVENT_KINDS = ("sell", "sp_run")
+# Tables whose fields a sweep may set (the [params] are swept by their own names).
+SWEEPABLE_TABLES = ("arrivals", "orders", "referrals", "behaviours", "merchants", "platform")
+
+
+def _typed(text: str) -> object:
+    """A swept value as TOML would read it (0.3, 12, true, "poisson"), else as text."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,36 @@ class Scenario:
     events: tuple[Event, ...] = ()
     params_overrides: dict[str, Any] = field(default_factory=dict)
     source_sha256: str = ""  # of the scenario file's bytes, for the record (empty: not a file)
+    # The document it was read from: a sweep of a scenario field reads it again, changed, so
+    # that every field is checked by the one parser (compare=False: a cache of the above).
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def with_setting(self, name: str, value: str) -> "Scenario":
+        """The scenario with one setting changed (a sweep's point): a SPEC parameter by its
+        name (`contribution_rate`), or a scenario field by table and key
+        (`platform.gross_margin`, `arrivals.rate`, `orders.value.median`)."""
+        if "." not in name:
+            return self.with_param(name, value)
+        table, *keys = name.split(".")
+        if table not in SWEEPABLE_TABLES:
+            raise ScenarioError(
+                f"sweep {name}: a scenario field is one of {', '.join(SWEEPABLE_TABLES)} "
+                "and its key, e.g. platform.gross_margin"
+            )
+        document = copy.deepcopy(self.document) or {"scenario": {"name": self.name}}
+        document.setdefault("scenario", {})["days"] = self.days  # as run, if changed since
+        document["params"] = dict(self.params_overrides)  # with any swept before this one
+        node = document.setdefault(table, {})
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ScenarioError(f"sweep {name}: {key} is not a table")
+        node[keys[-1]] = _typed(value)
+        try:
+            changed = scenario_of(document)
+        except ScenarioError as error:
+            raise ScenarioError(f"sweep {name}={value}: {error}") from None
+        return replace(changed, source_sha256=self.source_sha256)
 
     def with_param(self, name: str, value: object) -> "Scenario":
         """The scenario with one SPEC parameter changed (a sweep's point)."""
@@ -227,6 +268,7 @@ def scenario_of(document: dict[str, Any]) -> Scenario:
         platform=_platform(_table(document, "platform", required=False)),
         events=_events(document.get("events", [])),
         params_overrides=dict(overrides),
+        document=document,
     )
     for event in scenario.events:
         if event.day >= days:
