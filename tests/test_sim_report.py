@@ -348,3 +348,18 @@ def test_chinese_fonts_fall_back_on_linux(tmp_path: Path) -> None:
     assert f"font-family: {report.FONT_FAMILY};" in css
     layout = figure(text, "chart-price")["layout"]
     assert layout["font"]["family"] == report.FONT_FAMILY
+
+
+def test_sweep_values_are_text_on_the_page_and_in_the_charts(tmp_path: Path) -> None:
+    """A sweep value is text: escaped by the templates, and escaped for Plotly, which would
+    otherwise read tags in legend and hover text as its own markup."""
+    params = [{"margin": "<i>0.3</i>"}, {"margin": "0.4"}]
+    points = [point_summary(params[0], 12, VERDICT_LOSS), point_summary(params[1], None, "ok")]
+    path = tmp_path / "report.html"
+    write_report(path, summary(points, ["margin"]), synthetic_daily(params, {0}))
+    text = path.read_text(encoding="utf-8")
+    assert "<i>0.3</i>" not in text
+    assert '<p class="point">margin = &lt;i&gt;0.3&lt;/i&gt;</p>' in text
+    assert "<td>&lt;i&gt;0.3&lt;/i&gt;</td>" in text
+    names = [trace.get("name") for trace in figure(text, "chart-price")["data"]]
+    assert "margin = &lt;i&gt;0.3&lt;/i&gt;" in names

@@ -18,6 +18,7 @@ Days are 0-based, as everywhere in the simulator (scenario events, metrics.csv, 
 loss_from_day); cohorts' weeks too (week 0 holds days 0-6).
 """
 
+import html
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -104,7 +105,8 @@ LEGEND_MAX_EXTRA = 440
 
 @dataclass(frozen=True)
 class Band:
-    """A metric over the days: the median across runs and the band around it (see `spread`)."""
+    """A metric over the days: the median across runs and the band around it (the 5th to
+    the 95th percentile, or the lowest to the highest run: see `_aggregate`)."""
 
     low: FloatArray
     median: FloatArray
@@ -113,7 +115,11 @@ class Band:
 
 @dataclass(frozen=True)
 class PointData:
-    label: str  # the sweep parameters (text from the scenario); "" without a sweep
+    # The sweep parameters (text from the command line); "" without a sweep. `label` is
+    # escaped for Plotly, which reads tags (<b>, <a>) and entities in legend and hover text;
+    # `text` is as given, for the templates, which escape it themselves.
+    label: str
+    text: str
     color: str
     summary: Mapping[str, Any]
     days: IntArray
@@ -220,7 +226,8 @@ def _points(
         days, runs, series = _aggregate(rows_by_key.get(key, []))
         points.append(
             PointData(
-                label=_label(params, sweep_params),
+                label=html.escape(_label(params, sweep_params)),
+                text=_label(params, sweep_params),
                 color=PALETTE[index % len(PALETTE)],
                 summary=point,
                 days=days,
@@ -358,7 +365,6 @@ def _add_band(
     point: PointData,
     metric: str,
     number: str,
-    spread: Spread,
     single: bool,
     note: str | None = None,
 ) -> None:
@@ -370,7 +376,7 @@ def _add_band(
     entry. (A legend title would push a horizontal legend's entries right, out of the figure.)"""
     band = point.series[metric]
     drawn = point.runs > 1
-    name = f"range of {point.runs} runs" if point.runs < PERCENTILE_RUNS else "5–95% of runs"
+    name = Spread(point.runs).name
     if drawn:
         fig.add_trace(
             go.Scatter(
@@ -421,7 +427,7 @@ def _band_title(spread: Spread) -> str:
 def _price_figure(points: list[PointData], spread: Spread) -> Any:
     fig = _figure(f"Price of one EP (CNY), {_band_title(spread)}", "Day", "CNY per EP")
     for point in points:
-        _add_band(fig, point, "price", ",.4f", spread, len(points) == 1)
+        _add_band(fig, point, "price", ",.4f", len(points) == 1)
     fig.update_yaxes(tickformat=",.4f", tickprefix="¥")
     _day_axis(fig, points)
     return _sized(fig)
@@ -438,7 +444,7 @@ def _platform_figure(points: list[PointData], spread: Spread) -> Any:
         # The day of the loss goes in the legend, never on the chart: with many sweep points
         # losing from nearby days, labels on the chart printed over each other. With several
         # points it is part of the point's entry (one legend row fewer per point).
-        _add_band(fig, point, "platform_result", ",.0f", spread, single, loss)
+        _add_band(fig, point, "platform_result", ",.0f", single, loss)
         if loss_day is not None:
             fig.add_shape(
                 type="line",
@@ -723,7 +729,7 @@ def _verdict(point: PointData) -> dict[str, Any]:
     return {
         "loss": loss is not None,
         "loss_day": _day(loss),
-        "label": point.label,
+        "label": point.text,
         "text": str(point.summary.get("verdict", "")),
         "explanations": _strings(point.summary.get("explanations")),
     }
