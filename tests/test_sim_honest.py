@@ -46,6 +46,7 @@ def test_the_position_is_the_operators_cash_less_what_it_owes_plus_its_own_ep() 
     margin_fen = sum(int(day.sales_fen * platform.gross_margin) for day in days)
     goods_cost_fen = sum(int(day.goods_fen * platform.goods_cost) for day in days)
     cash_fen = margin_fen - engine.contributions - goods_cost_fen - engine.mint_funding
+    cash_fen -= engine.agent_commissions
     pool_fen, supply_units = engine.price()
     treasury_fen = engine.treasury * pool_fen // supply_units
     last = days[-1]
@@ -187,3 +188,32 @@ def test_summary_json_records_what_produced_it(tmp_path: Path) -> None:
     assert summary["tool_version"] == __version__
     assert summary["params"]["exit_enabled"] is False
     assert summary["params"]["dividend_rate"] == "0"
+
+
+def test_agents_commissions_are_the_operators_cost_and_withdrawals_pay_cash_out_later() -> None:
+    scenario = small("steady-growth", days=40)
+    scenario = scenario.with_setting("agents.districts", "12")
+    scenario = scenario.with_setting("agent_rates", '["0.02", "0.01", "0.005"]')
+    scenario = scenario.with_setting("withdrawals.delay_days", "3")
+    result = run(scenario, np.random.default_rng(8))
+    engine, days = result.engine, result.days
+    # a province, 2 cities, 12 districts; every consumer lives in one of the districts
+    assert len(engine.agents) == 15 and all(a.region for a in result.agents)
+    assert engine.agent_commissions > 0
+    assert sum(day.agent_commissions_fen for day in days) == engine.agent_commissions
+    platform = scenario.platform
+    margin_fen = sum(int(day.sales_fen * platform.gross_margin) for day in days)
+    goods_fen = sum(int(day.goods_fen * platform.goods_cost) for day in days)
+    assert (
+        days[-1].operator_cash_fen
+        == (margin_fen - engine.contributions - goods_fen - engine.mint_funding)
+        - engine.agent_commissions
+    )
+    # withdrawals: cash owed leaves three days after it is asked for, never sooner
+    assert engine.withdrawn > 0 and sum(day.withdrawn_fen for day in days) == engine.withdrawn
+    first_owed = next(day.day for day in days if day.cash_owed_fen > 0)
+    first_paid = next(day.day for day in days if day.withdrawn_fen > 0)
+    assert first_paid >= first_owed + 3
+    paid = [w for w in engine.withdrawals.values() if w.status == "paid"]
+    assert sum(w.amount_fen for w in paid) == engine.withdrawn
+    assert any(w.account.startswith("a44") for w in paid)  # agents withdraw commissions too

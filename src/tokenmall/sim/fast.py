@@ -47,6 +47,7 @@ day of a growing population costs hundreds of times the first).
 """
 
 import csv
+import functools
 import io
 import json
 import os
@@ -63,7 +64,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
-from tokenmall.sim.scenario import Scenario
+from tokenmall.sim.scenario import Arrivals, Scenario
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -103,6 +104,8 @@ COMPUTED = frozenset(
         "sp_outstanding_fen",
         "sp_backing_fen",
         "mint_funding_fen",
+        "agent_commissions_fen",
+        "withdrawn_fen",
         "cash_flow_fen",
         "operator_cash_fen",
         "cash_owed_fen",
@@ -131,7 +134,12 @@ KNOWN_SETTINGS = {
         "params_overrides",
         "source_sha256",  # for the record
         "document",  # what it was read from, for sweeps of its fields: they make a new Scenario
+        "agents",
+        "withdrawals",
     },
+    "Agents": {"districts"},
+    # Withdrawals draw nothing while nobody is owed cash, as in an order-only run.
+    "Withdrawals": {"chance", "delay_days"},
     "Arrivals": {
         "kind",
         "rate",
@@ -175,6 +183,8 @@ def why_not_fast(scenario: Scenario) -> str | None:
         behaviours,
         merchants,
         scenario.platform,
+        scenario.agents,
+        scenario.withdrawals,
     )
     unknown = sorted(
         f"{type(table).__name__}.{f.name}"
@@ -194,6 +204,7 @@ def why_not_fast(scenario: Scenario) -> str | None:
         (getattr(behaviours, "leave_on_stall", 0) != 0, "consumers leave when the price stalls"),
         (getattr(behaviours, "spend_sp", 0) != 0 and takes_sp, "consumers spend SP at merchants"),
         (bool(scenario.events), "it has one-off events"),
+        (scenario.agents.districts > 0, "regional agents earn commissions"),
         (params.buyer_share == 0, "buyers get no EP (buyer_share = 0)"),
         (bool(unknown), f"the fast path does not know the setting {', '.join(unknown)}"),
         (bool(missing), f"the fast path does not compute {', '.join(missing)}"),
@@ -260,10 +271,8 @@ def _draw_arrival_orders(scenario: Scenario, generator: np.random.Generator) -> 
     """Fixed arrivals and orders on arrival only: the draws are known in advance, so a whole
     run's are one call. A day of c arrivals draws 2c uniforms, then c values; the day's
     Poisson draw of rate 0, its integers(size=0) and its zero values draw nothing."""
-    arrivals, spec = scenario.arrivals, scenario.orders.value
-    counts = np.array(
-        [round(arrivals.expected(day)) for day in range(scenario.days)], dtype=np.int64
-    )
+    spec = scenario.orders.value
+    counts = _fixed_arrivals(scenario.arrivals, scenario.days)
     total = int(counts.sum())
     on_arrival = scenario.orders.on_arrival
     if spec.distribution == "lognormal" and on_arrival:
@@ -285,6 +294,14 @@ def _draw_arrival_orders(scenario: Scenario, generator: np.random.Generator) -> 
     per_day = counts if on_arrival else np.zeros(scenario.days, dtype=np.int64)
     buyers = np.arange(values.size, dtype=np.int64)
     return Orders(values, buyers, per_day, counts)
+
+
+@functools.lru_cache(maxsize=16)
+def _fixed_arrivals(arrivals: Arrivals, days: int) -> Ints:
+    """Each day's arrivals when they are fixed: the same for every run (computed once)."""
+    counts = np.array([round(arrivals.expected(day)) for day in range(days)], dtype=np.int64)
+    counts.flags.writeable = False  # shared by every run
+    return counts
 
 
 def _values(scenario: Scenario, generator: np.random.Generator, count: int) -> Ints:
@@ -422,6 +439,8 @@ def _columns(
         "sp_outstanding_fen": zeros,
         "sp_backing_fen": zeros,  # no treasury EP: nobody converts or redeems
         "mint_funding_fen": zeros,
+        "agent_commissions_fen": zeros,  # no regional agents
+        "withdrawn_fen": zeros,  # nobody is owed cash, so nobody withdraws
         "cash_flow_fen": cash_flow,
         "operator_cash_fen": operator_cash,
         "cash_owed_fen": zeros,

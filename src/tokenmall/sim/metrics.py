@@ -29,6 +29,8 @@ FEN_FIELDS = (
     "sp_outstanding_fen",
     "sp_backing_fen",
     "mint_funding_fen",
+    "agent_commissions_fen",
+    "withdrawn_fen",
     "cash_flow_fen",
     "operator_cash_fen",
     "cash_owed_fen",

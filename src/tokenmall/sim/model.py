@@ -8,13 +8,16 @@ metrics are taken. Randomness comes only from the run's own generator, so a run 
 function of (scenario, seed).
 """
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from tokenmall.core.accounts import REQUESTED
 from tokenmall.core.engine import Engine
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Units, format_units
 from tokenmall.sim.scenario import Behaviours, Scenario
@@ -34,6 +37,7 @@ class Agent:
     money_in_fen: int = 0  # cash paid for orders
     sp_spent_fen: int = 0  # SP paid to merchants (goods received for SP)
     left: bool = False  # gone: orders nothing more (what it holds stays)
+    region: str | None = None  # its district, where regional agents earn on its orders
 
 
 @dataclass
@@ -54,8 +58,11 @@ class DayMetrics:
     sp_outstanding_fen: int  # owed by the operator: SP it must take at par (dividends are SP)
     sp_backing_fen: int  # the operator's own EP (treasury) at the price: its asset
     mint_funding_fen: int
+    agent_commissions_fen: int  # earned by regional agents, out of the margin
+    withdrawn_fen: int  # cash paid out by withdrawals: money that left the platform
     # The operator's own cash that day: gross margin on cash sales − contributions to the pool −
-    # the cost of goods given for EP − cash put into the pool to mint EP for merchants' SP.
+    # the cost of goods given for EP − cash put into the pool to mint EP for merchants' SP −
+    # agents' commissions.
     # Dividends are not in it: they are paid in SP, owed until a merchant redeems it.
     cash_flow_fen: int
     operator_cash_fen: int  # cumulative cash_flow: below zero, money the operator put in
@@ -78,7 +85,17 @@ class RunResult:
     event_days: tuple[int, ...] = ()  # the scenario's one-off days, for the report's words
 
 
-TRACKED = ("sales", "contributions", "dividends_paid", "exits", "mint_funding")
+TRACKED = (
+    "sales",
+    "contributions",
+    "dividends_paid",
+    "exits",
+    "mint_funding",
+    "agent_commissions",
+    "withdrawn",
+)
+PAYEE = {"method": "bank", "name": "模拟", "account": "6222020200001234567", "bank": "工商银行"}
+CITY_DISTRICTS = 10  # districts a city, for the agents' regions
 
 
 def run(
@@ -103,6 +120,9 @@ class _Run:
         self.acting: list[Agent] = []  # every agent but those who only hold
         self.sp_sales_today_fen = 0
         self.merchants = [f"m{index}" for index in range(scenario.merchants.count)]
+        self.districts: list[str] = []  # where consumers live, if there are agents
+        self.pending: deque[tuple[int, str]] = deque()  # (day due, withdrawal id), in order
+        self.withdrawals = 0
         self.prices: list[float] = []
         self.orders = 0
         self.commands = 0
@@ -118,6 +138,7 @@ class _Run:
         return self.engine.try_apply(command) is None
 
     def run(self, on_day: Callable[[int], None] | None) -> RunResult:
+        self._register_agents()
         for merchant in self.merchants:
             self.apply({"op": "register_merchant", "merchant": merchant})
         days = []
@@ -141,6 +162,7 @@ class _Run:
             elif event.day == day:
                 self._sp_run(event.share)
         self._merchants_redeem()
+        self._withdrawals(day)
         self.apply({"op": "settle_day"})
         return self._metrics(day, goods_before)
 
@@ -154,6 +176,8 @@ class _Run:
         kinds = np.searchsorted(self.behaviour_cdf, self.random.random(count), side="right")
         for index in range(count):
             agent = Agent(f"c{len(self.agents)}", int(min(kinds[index], 4)), day)
+            if self.districts:
+                agent.region = self.districts[int(self.random.integers(len(self.districts)))]
             command: dict[str, object] = {"op": "register", "user": agent.id}
             if referred[index] and self.agents:
                 command["referrer"] = self.agents[int(self.random.integers(len(self.agents)))].id
@@ -199,8 +223,11 @@ class _Run:
             if self.apply(order):
                 agent.sp_spent_fen += value_fen
                 self.sp_sales_today_fen += value_fen
-        elif self.apply(order):
-            agent.money_in_fen += value_fen
+        else:
+            if agent.region is not None:
+                order["region"] = agent.region
+            if self.apply(order):
+                agent.money_in_fen += value_fen
 
     def _order_values(self, count: int) -> npt.NDArray[np.int64]:
         spec = self.scenario.orders.value
@@ -303,6 +330,59 @@ class _Run:
             if sells:
                 self.apply({"op": "sell", "user": agent.id, "points": "all"})
 
+    def _register_agents(self) -> None:
+        """A province, its cities and `districts` districts, an agent each (a44, a4401,
+        a440101, ...)."""
+        count = self.scenario.agents.districts
+        if not count:
+            return
+        regions = ["44"]
+        for index in range(count):
+            city = f"44{index // CITY_DISTRICTS + 1:02d}"
+            if city not in regions:
+                regions.append(city)
+            district = f"{city}{index % CITY_DISTRICTS + 1:02d}"
+            regions.append(district)
+            self.districts.append(district)
+        for region in regions:
+            self.apply({"op": "register_agent", "agent": f"a{region}", "region": region})
+
+    def _withdrawals(self, day: int) -> None:
+        """Pay the requests that are due, then take today's: consumers drawn at the scenario's
+        chance (not a walk over all), every merchant and agent at the same chance."""
+        while self.pending and self.pending[0][0] <= day:
+            _due, withdrawal_id = self.pending.popleft()
+            if self.engine.withdrawals[withdrawal_id].status == REQUESTED:  # under review
+                self.apply({"op": "approve_withdrawal", "id": withdrawal_id})
+            reference = f"bank-{withdrawal_id}"
+            self.apply({"op": "complete_withdrawal", "id": withdrawal_id, "reference": reference})
+        settings, engine = self.scenario.withdrawals, self.engine
+        if settings.chance <= 0 or engine.cash_owed == 0:  # nobody is owed: draw nothing
+            return
+        due = day + settings.delay_days
+        if self.agents:
+            count = int(self.random.binomial(len(self.agents), settings.chance))
+            chosen = self.random.choice(len(self.agents), size=count, replace=False)
+            for index in np.sort(chosen).tolist():
+                self._withdraw("user", self.agents[index].id, engine.consumers, due)
+        for kind, accounts in (("merchant", engine.merchants), ("agent", engine.agents)):
+            names = sorted(accounts)
+            asks = self.random.random(len(names)) < settings.chance
+            for name, asked in zip(names, asks.tolist(), strict=True):
+                if asked:
+                    self._withdraw(kind, name, accounts, due)
+
+    def _withdraw(self, kind: str, account_id: str, accounts: Mapping[str, Any], due: int) -> None:
+        params = self.engine.params
+        amount_fen = min(accounts[account_id].cash, params.withdraw_daily_max_fen)
+        if amount_fen < params.withdraw_min_fen:
+            return
+        withdrawal_id = f"w{self.withdrawals}"
+        self.withdrawals += 1
+        command = {"op": "withdraw", "id": withdrawal_id, kind: account_id}
+        if self.apply({**command, "amount": _yuan(amount_fen), "payee": PAYEE}):
+            self.pending.append((due, withdrawal_id))
+
     def _merchants_redeem(self) -> None:
         """Merchants turn the SP they took into EP at par, then sell their share of their EP
         for cash (a merchant wants money, not points)."""
@@ -332,7 +412,13 @@ class _Run:
         cash_out_today, self.cash_out_before = cash_out - self.cash_out_before, cash_out
         margin_fen = int(today["sales"] * platform.gross_margin)
         goods_cost_fen = int(goods_fen * platform.goods_cost)
-        cash_flow = margin_fen - today["contributions"] - goods_cost_fen - today["mint_funding"]
+        cash_flow = (
+            margin_fen
+            - today["contributions"]
+            - goods_cost_fen
+            - today["mint_funding"]
+            - today["agent_commissions"]
+        )
         self.operator_cash_fen += cash_flow
         pool_fen, supply_units = engine.price()
         treasury_fen = engine.treasury * pool_fen // supply_units
@@ -356,6 +442,8 @@ class _Run:
             sp_outstanding_fen=engine.sp_outstanding,
             sp_backing_fen=treasury_fen,
             mint_funding_fen=today["mint_funding"],
+            agent_commissions_fen=today["agent_commissions"],
+            withdrawn_fen=today["withdrawn"],
             cash_flow_fen=cash_flow,
             operator_cash_fen=self.operator_cash_fen,
             cash_owed_fen=engine.cash_owed,

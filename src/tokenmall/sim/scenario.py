@@ -21,6 +21,10 @@ A scenario file has these tables (all optional but `[scenario]`; defaults in the
     [merchants]  count, accept_sp, sell_share (of its EP a merchant sells each day)
     [platform]   gross_margin (share of a cash sale the platform keeps before anything is paid
                  from it), goods_cost (share of a goods value the platform pays to deliver them)
+    [agents]     districts (regional agents for a province, its cities and these districts;
+                 their commissions, at the [params] agent_rates, come out of the margin)
+    [withdrawals] chance (an account's daily chance of withdrawing the cash it is owed),
+                 delay_days (until the platform pays a request)
     [[events]]   one-off days: kind = "sell" (that share of EP holders sells all) or "sp_run"
                  (that share of SP holders spends all their SP at merchants), day, share
 
@@ -29,6 +33,7 @@ Everything that is wrong is reported in one line naming the field (ScenarioError
 
 import copy
 import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -130,6 +135,25 @@ class Platform:
 
 
 @dataclass(frozen=True)
+class Agents:
+    """Regional agents (区域代理, SPEC v2 §10): `districts` districts, each consumer living in
+    one, with an agent for the province, each city (10 districts a city) and each district;
+    what they earn (the [params] agent_rates) is paid from the operator's margin."""
+
+    districts: int = 0
+
+
+@dataclass(frozen=True)
+class Withdrawals:
+    """Cash owed (a sale's payout, a commission) leaves through withdrawals (提现, SPEC v2 §9):
+    each day an account holding at least withdraw_min asks for all of it with this chance,
+    and the platform pays each request delay_days later."""
+
+    chance: float = 0.2
+    delay_days: int = 3
+
+
+@dataclass(frozen=True)
 class Event:
     kind: str  # "sell": holders sell all their EP; "sp_run": SP holders spend all their SP
     day: int
@@ -138,7 +162,16 @@ class Event:
 
 EVENT_KINDS = ("sell", "sp_run")
 # Tables whose fields a sweep may set (the [params] are swept by their own names).
-SWEEPABLE_TABLES = ("arrivals", "orders", "referrals", "behaviours", "merchants", "platform")
+SWEEPABLE_TABLES = (
+    "arrivals",
+    "orders",
+    "referrals",
+    "behaviours",
+    "merchants",
+    "platform",
+    "agents",
+    "withdrawals",
+)
 
 
 def _typed(text: str) -> object:
@@ -161,6 +194,8 @@ class Scenario:
     behaviours: Behaviours = field(default_factory=Behaviours)
     merchants: Merchants = field(default_factory=Merchants)
     platform: Platform = field(default_factory=Platform)
+    agents: Agents = field(default_factory=Agents)
+    withdrawals: Withdrawals = field(default_factory=Withdrawals)
     events: tuple[Event, ...] = ()
     params_overrides: dict[str, Any] = field(default_factory=dict)
     source_sha256: str = ""  # of the scenario file's bytes, for the record (empty: not a file)
@@ -196,7 +231,13 @@ class Scenario:
         return replace(changed, source_sha256=self.source_sha256)
 
     def with_param(self, name: str, value: object) -> "Scenario":
-        """The scenario with one SPEC parameter changed (a sweep's point)."""
+        """The scenario with one SPEC parameter changed (a sweep's point). A list parameter
+        (referral_rates, agent_rates) is given as JSON text: '["0.02", "0.01", "0"]'."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ScenarioError(f"sweep {name}: {value} is not a JSON list") from None
         overrides = {**self.params_overrides, name: value}
         try:
             params = Params().with_overrides(overrides)
@@ -238,7 +279,7 @@ def _read_text(path: Path) -> str:
 
 def scenario_of(document: dict[str, Any]) -> Scenario:
     known = {"scenario", "params", "arrivals", "orders", "referrals", "behaviours", "merchants"}
-    _no_unknown("the file", document, known | {"platform", "events"})
+    _no_unknown("the file", document, known | {"platform", "agents", "withdrawals", "events"})
     head = _table(document, "scenario")
     _no_unknown("[scenario]", head, {"name", "days", "description"})
     name = head.get("name")
@@ -266,6 +307,8 @@ def scenario_of(document: dict[str, Any]) -> Scenario:
         behaviours=_behaviours(_table(document, "behaviours", required=False)),
         merchants=_merchants(_table(document, "merchants", required=False)),
         platform=_platform(_table(document, "platform", required=False)),
+        agents=_agents(_table(document, "agents", required=False)),
+        withdrawals=_withdrawals(_table(document, "withdrawals", required=False)),
         events=_events(document.get("events", [])),
         params_overrides=dict(overrides),
         document=document,
@@ -373,6 +416,25 @@ def _platform(table: dict[str, Any]) -> Platform:
     return Platform(
         gross_margin=_number(table, "[platform] gross_margin", "gross_margin", 0, 1, 0.35),
         goods_cost=_number(table, "[platform] goods_cost", "goods_cost", 0, 1, 0.65),
+    )
+
+
+DISTRICTS_MAX = 99 * 10  # 10 districts a city, cities 4401..4499 of one province
+
+
+def _agents(table: dict[str, Any]) -> Agents:
+    _no_unknown("[agents]", table, {"districts"})
+    districts = _integer(table, "[agents] districts", "districts", 0, DISTRICTS_MAX, default=0)
+    return Agents(districts)
+
+
+def _withdrawals(table: dict[str, Any]) -> Withdrawals:
+    _no_unknown("[withdrawals]", table, {"chance", "delay_days"})
+    return Withdrawals(
+        chance=_number(table, "[withdrawals] chance", "chance", 0, 1, Withdrawals.chance),
+        delay_days=_integer(
+            table, "[withdrawals] delay_days", "delay_days", 0, DAYS_MAX, default=3
+        ),
     )
 
 
