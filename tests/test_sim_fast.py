@@ -312,3 +312,15 @@ def test_the_fast_writer_writes_what_the_runners_writer_writes(tmp_path: Path) -
 
 def fast_rows(daily: Any) -> list[dict[str, Any]]:
     return daily.rows() if isinstance(daily, fast.Table) else list(daily)
+
+
+def test_little_work_runs_here_unless_worker_processes_are_asked_for() -> None:
+    little = runner.jobs(load_scenario(SCENARIOS / "order-only.toml"), {}, 4, 0)
+    assert fast.work_total(little) < fast.POOL_WORK_MIN
+    assert fast.runs_here(little, None)
+    assert not fast.runs_here(little, 2)  # --workers 2: as asked
+    assert fast.runs_here(little, 1)
+    year = runner.jobs(load_scenario(SCENARIOS / "steady-growth.toml"), {}, 2, 0)
+    assert fast.work_total(year) > fast.POOL_WORK_MIN
+    assert not fast.runs_here(year, None)
+    assert fast.runs_here(year[:1], None)

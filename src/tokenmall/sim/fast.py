@@ -136,8 +136,10 @@ KNOWN_SETTINGS = {
         "document",  # what it was read from, for sweeps of its fields: they make a new Scenario
         "agents",
         "withdrawals",
+        "collectibles",
     },
     "Agents": {"districts"},
+    "Collectibles": {"edition", "value", "chance", "cost"},
     # Withdrawals draw nothing while nobody is owed cash, as in an order-only run.
     "Withdrawals": {"chance", "delay_days"},
     "Arrivals": {
@@ -163,6 +165,7 @@ KNOWN_SETTINGS = {
         "stall_rise",
         "spend_sp",
         "leave_on_stall",
+        "leave_when_losing",
     },
     "Merchants": {"count", "accept_sp", "sell_share"},
     "Platform": {"gross_margin", "goods_cost"},
@@ -185,6 +188,7 @@ def why_not_fast(scenario: Scenario) -> str | None:
         scenario.platform,
         scenario.agents,
         scenario.withdrawals,
+        scenario.collectibles,
     )
     unknown = sorted(
         f"{type(table).__name__}.{f.name}"
@@ -205,6 +209,8 @@ def why_not_fast(scenario: Scenario) -> str | None:
         (getattr(behaviours, "spend_sp", 0) != 0 and takes_sp, "consumers spend SP at merchants"),
         (bool(scenario.events), "it has one-off events"),
         (scenario.agents.districts > 0, "regional agents earn commissions"),
+        (behaviours.leave_when_losing != 0, "consumers leave when they lose"),
+        (scenario.collectibles.chance != 0, "consumers claim collectibles"),
         (params.buyer_share == 0, "buyers get no EP (buyer_share = 0)"),
         (bool(unknown), f"the fast path does not know the setting {', '.join(unknown)}"),
         (bool(missing), f"the fast path does not compute {', '.join(missing)}"),
@@ -684,6 +690,19 @@ def day_work(scenario: Scenario) -> list[int]:
 def work_total(all_jobs: list["Job"]) -> int:
     """The work of every job (sweep points change parameters, not the population)."""
     return sum(day_work(all_jobs[0].scenario)) * len(all_jobs) if all_jobs else 0
+
+
+# Below this much work (about 0.5-1 s of the rules engine at 5-8 µs a unit, measured) the
+# runs are made here: two spawned workers take about 0.5 s each to start and import the model.
+POOL_WORK_MIN = 100_000
+
+
+def runs_here(all_jobs: list["Job"], workers: int | None) -> bool:
+    """Whether runner.execute makes the exact runs in this process: when asked (--workers 1),
+    for a single run, or, when --workers is not given, for less work than POOL_WORK_MIN."""
+    if workers == 1 or len(all_jobs) == 1:
+        return True
+    return workers is None and work_total(all_jobs) < POOL_WORK_MIN
 
 
 def on_day_work(scenario: Scenario, progress: Progress | None) -> Callable[[int], None] | None:

@@ -165,13 +165,15 @@ def execute(
     all_jobs: list[Job], workers: int | None, client: "Client | None", progress: Progress
 ) -> Iterator[tuple[dict[str, str], int, list[dict[str, Any]], dict[str, Any]]]:
     """Each job's result as it finishes (any order), on the Dask cluster of `client` if there is
-    one, through the exact engine. Progress counts work (`fast.day_work`): day by day here and
-    in local worker processes, a run's at once from Dask."""
+    one, through the exact engine; here (`fast.runs_here`: --workers 1, one run, or too little
+    work to pay for starting worker processes) or in worker processes. Progress counts work
+    (`fast.day_work`): day by day here and in local worker processes, a run's at once from
+    Dask."""
     from tokenmall.sim import fast  # noqa: PLC0415 (fast imports this module)
 
     if client is not None:
         yield from _on_dask(all_jobs, client, fast.whole_runs(all_jobs[0].scenario, progress))
-    elif workers == 1 or len(all_jobs) == 1:
+    elif fast.runs_here(all_jobs, workers):
         for job in all_jobs:
             yield run_job(job, progress)
     else:
