@@ -498,7 +498,9 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
 
 def _clip_menu(fig: Any, values: FloatArray) -> None:
     """Two buttons over the chart: the full range (the default) or the 1st-99th percentile of
-    every amount drawn, so that a one-day spike can be set aside to see the other days."""
+    every amount drawn, so that a one-day spike can be set aside to see the other days. The
+    percentiles pool every sweep point: the clipped view keeps one scale whichever point the
+    menu of settings shows, so two settings can be compared by switching between them."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
