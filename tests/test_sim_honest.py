@@ -217,3 +217,30 @@ def test_agents_commissions_are_the_operators_cost_and_withdrawals_pay_cash_out_
     paid = [w for w in engine.withdrawals.values() if w.status == "paid"]
     assert sum(w.amount_fen for w in paid) == engine.withdrawn
     assert any(w.account.startswith("a44") for w in paid)  # agents withdraw commissions too
+
+
+def test_consumers_leave_when_they_lose_and_claim_collectibles() -> None:
+    scenario = small("thin-margin", days=60)
+    staying = run(scenario, np.random.default_rng(6))
+    losing = run(
+        scenario.with_setting("behaviours.leave_when_losing", "0.5"), np.random.default_rng(6)
+    )
+    gone = [agent for agent in losing.agents if agent.left]
+    assert gone and all(agent.joined_day <= 60 - 30 for agent in gone)
+    assert losing.orders_total < staying.orders_total
+
+    claiming = scenario.with_setting("collectibles.chance", "0.05")
+    claiming = claiming.with_setting("collectibles.value", "5")
+    result = run(claiming, np.random.default_rng(6))
+    collection = result.engine.collections["c1"]
+    assert collection.claimed > 0
+    claimed_fen = collection.claimed * collection.value_fen
+    # a claim burns EP for goods, but delivering a digital item costs nothing (cost = 0)
+    platform = claiming.platform
+    goods_cost_fen = sum(int(day.goods_fen * platform.goods_cost) for day in result.days)
+    days = result.days
+    engine = result.engine
+    margin_fen = sum(int(day.sales_fen * platform.gross_margin) for day in days)
+    cash_fen = margin_fen - engine.contributions - engine.mint_funding - engine.agent_commissions
+    assert days[-1].operator_cash_fen > cash_fen - goods_cost_fen  # items not charged as goods
+    assert sum(day.goods_fen for day in days) >= claimed_fen

@@ -19,12 +19,14 @@ import numpy.typing as npt
 
 from tokenmall.core.accounts import REQUESTED
 from tokenmall.core.engine import Engine
+from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Units, format_units
 from tokenmall.sim.scenario import Behaviours, Scenario
 
 HOLD, SELL_AT_MULTIPLE, SELL_ON_STALL, CONVERT_AND_SPEND, REDEEM_GOODS = range(5)
 REDEEM_EVERY_DAYS = 30  # redeemers exchange their EP for goods once a month
 WEEK_DAYS = 7
+LOSING_AFTER_DAYS = 30  # how long a consumer gives the scheme before judging it
 BASIS_POINTS = 10_000  # shares of holdings taken in whole basis points: EP stay integers
 GOODS, CASH_OUT = attrgetter("goods"), attrgetter("cash_out")
 
@@ -123,6 +125,7 @@ class _Run:
         self.districts: list[str] = []  # where consumers live, if there are agents
         self.pending: deque[tuple[int, str]] = deque()  # (day due, withdrawal id), in order
         self.withdrawals = 0
+        self.collectibles_today_fen = 0  # value of the items claimed today
         self.prices: list[float] = []
         self.orders = 0
         self.commands = 0
@@ -133,7 +136,7 @@ class _Run:
         shares = np.array(scenario.behaviours.shares())
         self.behaviour_cdf = np.cumsum(shares / shares.sum())
 
-    def apply(self, command: dict[str, object]) -> bool:
+    def apply(self, command: Mapping[str, object]) -> bool:
         self.commands += 1
         return self.engine.try_apply(command) is None
 
@@ -156,6 +159,8 @@ class _Run:
         self._orders(day)
         self._behaviours(day)
         self._spend_sp()
+        self._leave_when_losing(day)
+        self._claim_collectibles()
         for event in scenario.events:
             if event.day == day and event.kind == "sell":
                 self._sell_event(event.share)
@@ -330,6 +335,43 @@ class _Run:
             if sells:
                 self.apply({"op": "sell", "user": agent.id, "points": "all"})
 
+    def _leave_when_losing(self, day: int) -> None:
+        """Consumers drawn at the scenario's chance leave if, after LOSING_AFTER_DAYS, all
+        they got back (cash, SP, goods, their EP at what selling them pays) is less than
+        what they paid."""
+        chance = self.scenario.behaviours.leave_when_losing
+        if chance <= 0 or not self.agents:
+            return
+        engine = self.engine
+        price, keep = engine.price(), engine.rates.sell_keep
+        count = int(self.random.binomial(len(self.agents), chance))
+        for index in np.sort(self.random.choice(len(self.agents), size=count, replace=False)):
+            agent = self.agents[int(index)]
+            if agent.left or day - agent.joined_day < LOSING_AFTER_DAYS:
+                continue
+            held = engine.consumers[agent.id]
+            back_fen = held.cash_out + held.sp + held.locked_sp + held.goods
+            back_fen += agent.sp_spent_fen + sale_payout_fen(held.ep, price, keep)
+            agent.left = back_fen < agent.money_in_fen
+
+    def _claim_collectibles(self) -> None:
+        """Consumers drawn at the scenario's chance claim the collection's next item for EP,
+        if theirs cover it (the rules refuse otherwise, and when the edition is gone)."""
+        settings = self.scenario.collectibles
+        if settings.chance <= 0 or not self.agents:
+            return
+        if not self.engine.collections:
+            value = _yuan(round(settings.value * FEN_PER_CNY))
+            issue = {"op": "issue_collection", "collection": "c1", "edition": settings.edition}
+            self.apply({**issue, "value": value})
+        collection = self.engine.collections["c1"]
+        count = int(self.random.binomial(len(self.agents), settings.chance))
+        for index in np.sort(self.random.choice(len(self.agents), size=count, replace=False)):
+            agent = self.agents[int(index)]
+            claim = {"op": "claim_collectible", "user": agent.id, "collection": "c1"}
+            if self.apply(claim):
+                self.collectibles_today_fen += collection.value_fen
+
     def _register_agents(self) -> None:
         """A province, its cities and `districts` districts, an agent each (a44, a4401,
         a440101, ...)."""
@@ -411,7 +453,10 @@ class _Run:
         cash_out = _cash_out(engine)
         cash_out_today, self.cash_out_before = cash_out - self.cash_out_before, cash_out
         margin_fen = int(today["sales"] * platform.gross_margin)
-        goods_cost_fen = int(goods_fen * platform.goods_cost)
+        # a collectible counts as goods for its holder; delivering it costs its own share
+        items_fen, self.collectibles_today_fen = self.collectibles_today_fen, 0
+        goods_cost_fen = int((goods_fen - items_fen) * platform.goods_cost)
+        goods_cost_fen += int(items_fen * self.scenario.collectibles.cost)
         cash_flow = (
             margin_fen
             - today["contributions"]

@@ -17,7 +17,9 @@ A scenario file has these tables (all optional but `[scenario]`; defaults in the
                  (sell everything when the price rose less than stall_rise over stall_days),
                  convert_and_spend (convert EP to SP and pay merchants in SP), redeem_goods;
                  and for everyone: spend_sp (the daily chance of spending one's SP at a
-                 merchant), leave_on_stall (the daily chance of leaving while the price stalls)
+                 merchant), leave_on_stall (the daily chance of leaving while the price stalls),
+                 leave_when_losing (the daily chance of leaving when one's returns are below
+                 what one paid, after 30 days)
     [merchants]  count, accept_sp, sell_share (of its EP a merchant sells each day)
     [platform]   gross_margin (share of a cash sale the platform keeps before anything is paid
                  from it), goods_cost (share of a goods value the platform pays to deliver them)
@@ -25,6 +27,8 @@ A scenario file has these tables (all optional but `[scenario]`; defaults in the
                  their commissions, at the [params] agent_rates, come out of the margin)
     [withdrawals] chance (an account's daily chance of withdrawing the cash it is owed),
                  delay_days (until the platform pays a request)
+    [collectibles] edition, value (CNY an item), chance (a consumer's daily chance of claiming
+                 one for EP), cost (the share of the value the operator pays to deliver one)
     [[events]]   one-off days: kind = "sell" (that share of EP holders sells all) or "sp_run"
                  (that share of SP holders spends all their SP at merchants), day, share
 
@@ -112,6 +116,9 @@ class Behaviours:
     # day, while the price stalls, that one leaves and never orders again.
     spend_sp: float = 0.1
     leave_on_stall: float = 0.0
+    # The daily chance that a consumer who has been there 30 days and would get back less than
+    # it paid (its EP at what selling them pays) leaves, and never orders again.
+    leave_when_losing: float = 0.0
 
     KINDS = ("hold", "sell_at_multiple", "sell_on_stall", "convert_and_spend", "redeem_goods")
 
@@ -144,6 +151,19 @@ class Agents:
 
 
 @dataclass(frozen=True)
+class Collectibles:
+    """Digital collectibles (数字藏品, SPEC v2 §11): one collection of `edition` items worth
+    `value` CNY each, issued on day 0; a consumer whose EP cover an item claims one with this
+    daily chance (its EP are burned, as for goods). `cost`: the share of an item's value the
+    operator pays to deliver it (a digital item: little)."""
+
+    edition: int = 1_000
+    value: float = 50.0
+    chance: float = 0.0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True)
 class Withdrawals:
     """Cash owed (a sale's payout, a commission) leaves through withdrawals (提现, SPEC v2 §9):
     each day an account holding at least withdraw_min asks for all of it with this chance,
@@ -171,6 +191,7 @@ SWEEPABLE_TABLES = (
     "platform",
     "agents",
     "withdrawals",
+    "collectibles",
 )
 
 
@@ -196,6 +217,7 @@ class Scenario:
     platform: Platform = field(default_factory=Platform)
     agents: Agents = field(default_factory=Agents)
     withdrawals: Withdrawals = field(default_factory=Withdrawals)
+    collectibles: Collectibles = field(default_factory=Collectibles)
     events: tuple[Event, ...] = ()
     params_overrides: dict[str, Any] = field(default_factory=dict)
     source_sha256: str = ""  # of the scenario file's bytes, for the record (empty: not a file)
@@ -279,7 +301,8 @@ def _read_text(path: Path) -> str:
 
 def scenario_of(document: dict[str, Any]) -> Scenario:
     known = {"scenario", "params", "arrivals", "orders", "referrals", "behaviours", "merchants"}
-    _no_unknown("the file", document, known | {"platform", "agents", "withdrawals", "events"})
+    more = {"platform", "agents", "withdrawals", "collectibles", "events"}
+    _no_unknown("the file", document, known | more)
     head = _table(document, "scenario")
     _no_unknown("[scenario]", head, {"name", "days", "description"})
     name = head.get("name")
@@ -309,6 +332,7 @@ def scenario_of(document: dict[str, Any]) -> Scenario:
         platform=_platform(_table(document, "platform", required=False)),
         agents=_agents(_table(document, "agents", required=False)),
         withdrawals=_withdrawals(_table(document, "withdrawals", required=False)),
+        collectibles=_collectibles(_table(document, "collectibles", required=False)),
         events=_events(document.get("events", [])),
         params_overrides=dict(overrides),
         document=document,
@@ -396,6 +420,9 @@ def _behaviours(table: dict[str, Any]) -> Behaviours:
         leave_on_stall=_number(
             table, "[behaviours] leave_on_stall", "leave_on_stall", 0, 1, defaults.leave_on_stall
         ),
+        leave_when_losing=_number(
+            table, "[behaviours] leave_when_losing", "leave_when_losing", 0, 1, 0.0
+        ),
     )
 
 
@@ -426,6 +453,17 @@ def _agents(table: dict[str, Any]) -> Agents:
     _no_unknown("[agents]", table, {"districts"})
     districts = _integer(table, "[agents] districts", "districts", 0, DISTRICTS_MAX, default=0)
     return Agents(districts)
+
+
+def _collectibles(table: dict[str, Any]) -> Collectibles:
+    _no_unknown("[collectibles]", table, {f.name for f in fields(Collectibles)})
+    where = "[collectibles]"
+    return Collectibles(
+        edition=_integer(table, f"{where} edition", "edition", 1, 1_000_000, default=1_000),
+        value=_number(table, f"{where} value", "value", 0.01, 1e9, Collectibles.value),
+        chance=_number(table, f"{where} chance", "chance", 0, 1, Collectibles.chance),
+        cost=_number(table, f"{where} cost", "cost", 0, 1, Collectibles.cost),
+    )
 
 
 def _withdrawals(table: dict[str, Any]) -> Withdrawals:
