@@ -473,15 +473,20 @@ class Table:
         """The rows as csv.DictWriter writes them (excel dialect: str() of each value, text
         quoted when it must be, CRLF line ends), column by column: 20 times faster."""
         cells: list[list[str]] = []
+        done: dict[int, list[str]] = {}  # by the column's id: some columns are the same list
         for column in self.values:
-            first = column[0]
-            if column.count(first) == len(column):  # most columns of an order-only run are 0
-                cells.append([_csv_cell(first)] * len(column))
-            elif isinstance(first, str):
-                cells.append([_csv_cell(value) for value in column])
-            else:
-                cells.append(list(map(str, column)))  # numbers never need quoting
-        return "".join([line + "\r\n" for line in map(",".join, zip(*cells, strict=True))])
+            text = done.get(id(column))
+            if text is None:
+                first = column[0]
+                if column.count(first) == len(column):  # most columns of an order-only run: 0
+                    text = [_csv_cell(first)] * len(column)
+                elif isinstance(first, str):
+                    text = [_csv_cell(value) for value in column]
+                else:
+                    text = list(map(str, column))  # numbers never need quoting
+                done[id(column)] = text
+            cells.append(text)
+        return "\r\n".join(map(",".join, zip(*cells, strict=True))) + "\r\n"
 
 
 def _csv_cell(value: object) -> str:
@@ -499,22 +504,36 @@ def _table(job: "Job", columns: dict[str, Any]) -> Table:
     names: list[str] = ["run", "day", *job.point]
     values: list[list[Any]] = [[job.run] * days, columns["day"].tolist()]
     values += [[value] * days for value in job.point.values()]
+    # Metrics that are the same array converted the same way share one list (csv_text then
+    # formats it once): the order-only run's zeros, its result and its cash.
+    converted: dict[tuple[int, str], list[Any]] = {}
     for field in fields(DayMetrics):
         name = field.name
         if name == "day":
             continue
         column = columns[name]
-        if name in FEN_FIELDS:
-            # round(fen / 100, 2) is fen / 100: the double nearest a 2-decimal number
-            names.append(name.removesuffix("_fen"))
-            values.append((column / FEN_PER_CNY).tolist())
-        elif name == "supply_units":
-            names.append("supply")
-            values.append((column / UNITS_PER_EP).tolist())
-        else:
-            names.append(name)
-            values.append(column.tolist())
+        kind = "fen" if name in FEN_FIELDS else "units" if name == "supply_units" else "as is"
+        key = (id(column), kind)
+        if key not in converted:
+            if kind == "fen":
+                # round(fen / 100, 2) is fen / 100: the double nearest a 2-decimal number
+                converted[key] = (column / FEN_PER_CNY).tolist()
+            elif kind == "units":
+                converted[key] = (column / UNITS_PER_EP).tolist()
+            else:
+                converted[key] = column.tolist()
+        names.append(_row_name(name))
+        values.append(converted[key])
     return Table(names, values)
+
+
+def _row_name(name: str) -> str:
+    """metrics.daily_rows' name of a DayMetrics field."""
+    from tokenmall.sim.metrics import FEN_FIELDS  # noqa: PLC0415
+
+    if name in FEN_FIELDS:
+        return name.removesuffix("_fen")
+    return "supply" if name == "supply_units" else name
 
 
 def _summary(
