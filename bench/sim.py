@@ -1,33 +1,50 @@
-"""Simulator speed (issue 5).
+"""Simulator speed, end to end against radCAD measured in the same run (issues 5 and 15).
 
-    .venv/bin/python bench/sim.py [--repeats 7] [--seed 2026] [--agent-runs 1]
+    .venv/bin/python bench/sim.py [--repeats 5] [--seed 2026] [--radcad-venv DIR]
+                                  [--exact] [--agent-runs 0]
 
-Order-only model, NumPy fast path, on the issue's two workloads, against the figures the issue
-gives for radCAD 0.14 on this machine: 1 run × 100,000 cash orders of 100.00; 100 runs × 1,000
-orders of a random value (uniform 10.00–1,000.00, each run its own generator from
-SeedSequence(seed).spawn(100)); and the exact rules engine on the first for reference.
+The order-only model (cash orders and nothing else: the seeds' recurrence) on the issue's two
+workloads, each timed as a user runs it, a fresh process from start to written output:
 
-Full-rules agent run: 10,220 consumers arriving over 365 days (28 a day), about 1,000,000 orders,
-with sells, conversions, redemptions, SP payments, daily dividends and forced exits, through the
-exact rules engine (`tokenmall.sim.model.run`).
+- radCAD: a script of radCAD's model of the same recurrence (a policy draws the order, a state
+  update adds it to the pool and the supply), run by the `python` of a virtualenv of its own
+  (created under --radcad-venv, /tmp/tokenmall-bench-radcad by default, and reused; radCAD is
+  not a dependency of this project), with radCAD's default engine, writing the experiment's
+  DataFrame to CSV;
+- `tokenmall simulate` on an equivalent scenario (fixed arrivals, one order each on arrival,
+  every consumer holds, no dividends, exits or referrals), writing metrics.csv, summary.json
+  and, unless --no-report, report.html. The CLI takes its order-only fast path for these.
+
+Workloads: 1 run × 100,000 orders of 100.00; 100 runs × 1,000 orders of a random value
+(uniform 10.00-1,000.00). radCAD's DataFrame has a row per order; metrics.csv has a row per day,
+so each workload runs in two shapes: all orders on one day, and one row per order (100 runs ×
+1,000 days of one order) or per 1,000 orders (100 days of 1,000 orders). Each repeat runs every
+command once, in turn, so that the machine's drift touches them alike; the figures are medians.
+
+Each tokenmall line has a "projection" twin: the same simulate command, taken out of
+src/tokenmall/cli.py unchanged into a module that imports nothing the command does not use
+(tokenmall.cli imports every command's modules at start-up, SQLAlchemy and openpyxl among
+them): what deferring those imports would give. It is not what a user runs today.
+
+--exact adds `tokenmall simulate --exact` (the rules engine) on each workload, once.
+--agent-runs N adds N full-rules agent runs in this process (10,220 consumers over 365 days,
+about 1,000,000 orders, with sells, conversions, redemptions, SP payments, dividends and exits).
 """
 
 import argparse
+import ast
 import statistics
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-# The repository's root: the command mixes and models in tests/support are shared with the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.support.orderonly import exact_prices, fast_prices, order_only_params
-
-from tokenmall.sim.model import run
-from tokenmall.sim.scenario import scenario_of
+ROOT = Path(__file__).resolve().parent.parent
+TOKENMALL = ROOT / ".venv" / "bin" / "tokenmall"
+RADCAD_VERSION = "0.14.0"
+RADCAD_VENV = Path(tempfile.gettempdir()) / "tokenmall-bench-radcad"
 
 AGENT_SCENARIO = {
     "scenario": {"name": "bench", "days": 365},
@@ -37,57 +54,295 @@ AGENT_SCENARIO = {
     "params": {"referral_rates": ["0.1", "0.05"]},
 }
 
-RADCAD_S = {"1 run × 100,000 orders": 1.78, "100 runs × 1,000 orders": 2.09}  # the issue's
+# radCAD's model of the order-only recurrence, one order per timestep, kept lean (two state
+# variables; the supply is pool ÷ price) so as not to flatter the comparison: a policy draws
+# the order, the updates add its contribution (floored to the fen, as the engine) to the pool
+# and move the price by p · A_n / (A_{n-1} + k·a_n).
+RADCAD_SCRIPT = """
+import sys
+
+import numpy as np
+import pandas as pd
+from radcad import Experiment, Model, Simulation
+
+runs, orders, values, seed, out = sys.argv[1:]
+BUYER_SHARE = 0.7
+generators = {}
 
 
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def place_order(params, substep, state_history, previous_state):
+    if values == "fixed":
+        return {"contribution_fen": 100_00 * 3 // 10}
+    run = previous_state["run"]
+    generator = generators.setdefault(run, np.random.default_rng([int(seed), run]))
+    return {"contribution_fen": int(generator.integers(10_00, 1_000_00, endpoint=True)) * 3 // 10}
+
+
+def update_pool(params, substep, state_history, previous_state, policy_input):
+    return "pool_fen", previous_state["pool_fen"] + policy_input["contribution_fen"]
+
+
+def update_price(params, substep, state_history, previous_state, policy_input):
+    before, added = previous_state["pool_fen"], policy_input["contribution_fen"]
+    return "price", previous_state["price"] * (before + added) / (before + BUYER_SHARE * added)
+
+
+model = Model(
+    initial_state={"pool_fen": 0, "price": 1.0},
+    state_update_blocks=[
+        {
+            "policies": {"order": place_order},
+            "variables": {"pool_fen": update_pool, "price": update_price},
+        }
+    ],
+    params={},
+)
+experiment = Experiment(Simulation(model=model, timesteps=int(orders), runs=int(runs)))
+experiment.run()
+pd.DataFrame(experiment.results).to_csv(out, index=False)
+"""
+
+# (label, radCAD runs, orders per run, values, tokenmall shapes: (name, days, arrivals a day))
+WORKLOADS = [
+    (
+        "1 run × 100,000 orders of 100.00",
+        1,
+        100_000,
+        "fixed",
+        [("one day of 100,000 orders", 1, 100_000), ("100 days of 1,000 orders", 100, 1_000)],
+    ),
+    (
+        "100 runs × 1,000 random orders",
+        100,
+        1_000,
+        "uniform",
+        [("one day of 1,000 orders", 1, 1_000), ("1,000 days of 1 order", 1_000, 1)],
+    ),
+]
+
+
+def scenario_toml(days: int, rate: int, values: str) -> str:
+    value = (
+        '{ distribution = "fixed", value = 100.0 }'
+        if values == "fixed"
+        else '{ distribution = "uniform", low = 10.0, high = 1000.0 }'
+    )
+    return textwrap.dedent(
+        f"""\
+        [scenario]
+        name = "order-only bench"
+        days = {days}
+
+        [params]
+        dividend_rate = "0"
+        level_dividend_rate = "0"
+        exit_enabled = false
+        referral_rates = []
+
+        [arrivals]
+        kind = "fixed"
+        rate = {rate}
+
+        [orders]
+        on_arrival = true
+        per_consumer_per_day = 0
+        value = {value}
+
+        [referrals]
+        probability = 0
+
+        [behaviours]
+        hold = 1
+
+        [merchants]
+        count = 0
+        """
+    )
+
+
+# What `tokenmall simulate` would take if tokenmall.cli imported the other commands' modules
+# (SQLAlchemy, Alembic, openpyxl, the ledger, the payouts, the staff service) only when those
+# commands run: the simulate command itself, taken out of src/tokenmall/cli.py unchanged with
+# the few definitions it uses, in a module that imports nothing else. A projection, labelled so.
+SIMULATE_ONLY_NAMES = {
+    "SEED_MAX",
+    "Interrupted",
+    "App",
+    "app",
+    "_progress_bar",
+    "simulate",
+    "_make_out_dir",
+}
+SIMULATE_ONLY_HEADER = """import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tokenmall import __version__
+from tokenmall.cli_common import fail as _fail
+from tokenmall.runtime import tune_gc
+"""
+
+
+def simulate_only_module() -> str:
+    tree = ast.parse((ROOT / "src" / "tokenmall" / "cli.py").read_text())
+    kept = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            name = node.name
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+        else:
+            continue
+        if name in SIMULATE_ONLY_NAMES:
+            kept.append(node)
+    body = ast.unparse(ast.Module(body=kept, type_ignores=[]))
+    return SIMULATE_ONLY_HEADER + body + "\ntune_gc()\napp.main(standalone_mode=False)\n"
+
+
+def radcad_python(venv: Path) -> Path:
+    """The virtualenv's python with radCAD, made (once) if it is not there."""
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", f"import radcad; assert radcad.__version__ == {RADCAD_VERSION!r}"]
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return python
+    print(f"making {venv} with radCAD {RADCAD_VERSION} (once; reused by later runs)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # radCAD 0.14.0 imports typing_extensions without declaring it
+    pip = [str(python), "-m", "pip", "install", "--quiet", f"radcad=={RADCAD_VERSION}"]
+    pip.append("typing_extensions")
+    subprocess.run(pip, check=True)
+    subprocess.run(check, check=True)
+    return python
+
+
+def seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--agent-runs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, choices=range(1, 101), default=5, metavar="1..100")
+    parser.add_argument("--seed", type=int, choices=range(2**31), default=2026, metavar="SEED")
+    parser.add_argument("--radcad-venv", type=Path, default=RADCAD_VENV)
+    parser.add_argument("--exact", action="store_true", help="also time --exact, once")
+    parser.add_argument("--agent-runs", type=int, choices=range(11), default=0, metavar="0..10")
     args = parser.parse_args()
-    params = order_only_params()
-    constant = np.full(100_000, 100_00, dtype=np.int64)
-    generators = [np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(100)]
-
-    def random_runs() -> np.ndarray:
-        values = np.stack([g.integers(10_00, 1_000_00, 1_000, endpoint=True) for g in generators])
-        return fast_prices(values, params)
-
-    workloads: dict[str, Callable[[], object]] = {
-        "1 run × 100,000 orders": lambda: fast_prices(constant, params),
-        "100 runs × 1,000 orders": random_runs,
-    }
-    print(f"order-only model, NumPy fast path, median of {args.repeats}")
-    for label, work in workloads.items():
-        seconds = median_seconds(work, args.repeats)
-        speedup = RADCAD_S[label] / seconds
-        print(
-            f"  {label}: {seconds * 1e3:.2f} ms; radCAD {RADCAD_S[label]} s: {speedup:,.0f}× faster"
-        )
-    start = time.perf_counter()
-    exact_prices([100_00] * 100_000, params)
-    print(f"  exact rules engine, 1 run × 100,000 orders: {time.perf_counter() - start:.2f} s")
-    scenario = scenario_of(AGENT_SCENARIO)
+    python = radcad_python(args.radcad_venv)
+    versions = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import radcad, pandas, sys; print(radcad.__version__, "
+            "pandas.__version__, sys.version.split()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    print(
+        f"radCAD {versions[0]} (pandas {versions[1]}, Python {versions[2]}) in {args.radcad_venv}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-sim-") as scratch:
+        work = Path(scratch)
+        script = work / "order_only_radcad.py"
+        script.write_text(RADCAD_SCRIPT)
+        simulate_only = work / "simulate_only.py"
+        simulate_only.write_text(simulate_only_module())
+        commands: dict[str, list[str]] = {
+            "start-up: tokenmall --version": [str(TOKENMALL), "--version"],
+            "start-up: simulate alone (projection) --version": [
+                str(TOKENMALL.parent / "python"),
+                str(simulate_only),
+                "--version",
+            ],
+            "start-up: python -c 'import radcad, pandas'": [
+                str(python),
+                "-c",
+                "import radcad, pandas",
+            ],
+        }
+        for label, runs, orders, values, shapes in WORKLOADS:
+            out = work / f"radcad-{runs}.csv"
+            commands[f"{label} | radCAD"] = [
+                str(python),
+                str(script),
+                str(runs),
+                str(orders),
+                values,
+                str(args.seed),
+                str(out),
+            ]
+            for shape, days, rate in shapes:
+                path = work / f"{runs}-{days}.toml"
+                path.write_text(scenario_toml(days, rate, values))
+                for flag in ("--report", "--no-report"):
+                    options = [str(path), "--runs", str(runs), "--seed", str(args.seed)]
+                    options += ["--out", str(work / "out"), flag]
+                    commands[f"{label} | tokenmall, {shape}, {flag}"] = [
+                        str(TOKENMALL),
+                        "simulate",
+                        *options,
+                    ]
+                    commands[f"{label} | projection: simulate alone, {shape}, {flag}"] = [
+                        str(TOKENMALL.parent / "python"),
+                        str(simulate_only),
+                        "simulate",
+                        *options,
+                    ]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for repeat in range(args.repeats):
+            for name, command in commands.items():
+                times[name].append(seconds(command))
+            print(f"  repeat {repeat + 1} of {args.repeats} done", file=sys.stderr, flush=True)
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        print(f"end to end, a fresh process each, median of {args.repeats} (min-max):")
+        for name, median in medians.items():
+            label, _, what = name.partition(" | ")
+            radcad = medians.get(f"{label} | radCAD")
+            ratio = (
+                f"; radCAD / this = {radcad / median:.1f}×" if radcad and what != "radCAD" else ""
+            )
+            spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
+            print(f"  {name}: {median:.2f} s ({spread}){ratio}")
+        if args.exact:
+            for label, runs, _orders, _values, shapes in WORKLOADS:
+                _shape, days, rate = shapes[0]
+                path = work / f"{runs}-{days}.toml"
+                command = [str(TOKENMALL), "simulate", str(path), "--runs", str(runs), "--exact"]
+                command += ["--seed", str(args.seed), "--out", str(work / "exact"), "--no-report"]
+                print(
+                    f"  {label} | tokenmall --exact, one day, --no-report, once: "
+                    f"{seconds(command):.2f} s"
+                )
     for index in range(args.agent_runs):
-        start = time.perf_counter()
-        result = run(scenario, np.random.default_rng(np.random.SeedSequence(args.seed + index)))
-        seconds = time.perf_counter() - start
-        exits = sum(day.exits for day in result.days)
-        print(
-            f"full-rules agent run: {len(result.agents):,} consumers, 365 days, "
-            f"{result.orders_total:,} orders, {result.commands_total:,} commands "
-            f"({exits:,} forced exits): {seconds:.1f} s"
-        )
+        agent_run(args.seed + index)
+
+
+def agent_run(seed: int) -> None:
+    import numpy as np  # noqa: PLC0415 (only for this part)
+
+    from tokenmall.sim.model import run  # noqa: PLC0415
+    from tokenmall.sim.scenario import scenario_of  # noqa: PLC0415
+
+    scenario = scenario_of(AGENT_SCENARIO)
+    start = time.perf_counter()
+    result = run(scenario, np.random.default_rng(np.random.SeedSequence(seed)))
+    elapsed = time.perf_counter() - start
+    exits = sum(day.exits for day in result.days)
+    print(
+        f"full-rules agent run: {len(result.agents):,} consumers, 365 days, "
+        f"{result.orders_total:,} orders, {result.commands_total:,} commands "
+        f"({exits:,} forced exits): {elapsed:.1f} s"
+    )
 
 
 if __name__ == "__main__":
