@@ -189,7 +189,7 @@ from tokenmall.runtime import tune_gc
 
 def simulate_only_module() -> str:
     tree = ast.parse((ROOT / "src" / "tokenmall" / "cli.py").read_text())
-    kept = []
+    kept: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
             name = node.name
