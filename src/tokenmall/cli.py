@@ -757,9 +757,10 @@ def simulate(
         # Every sweep point must be one the fast path computes (a swept rate may not be).
         reasons = ["--exact"] if exact else [fast.why_not_fast(job.scenario) for job in jobs]
         why_exact = next((reason for reason in reasons if reason is not None), None)
-        # The fast path runs here, one run after another: the cluster is not asked.
-        scheduler = scheduler if why_exact is not None else None
-        runner.check_memory(jobs, workers if why_exact is not None else 1, scheduler)
+        if why_exact is None:  # the fast path runs here, one run after another
+            runner.check_memory(jobs, 1, None)
+        else:
+            runner.check_memory(jobs, workers, scheduler)
         made, results = [], []
         exact_runs: list[int] = []  # runs the fast path handed to the rules engine
         with (
@@ -778,18 +779,7 @@ def simulate(
     except ScenarioError as error:
         _fail(str(error))
     summary = runner.summarize(scenario, runs, seed, sweeps, results)
-    if why_exact is None:
-        engine = (
-            "order-only fast path (NumPy, float64; prices within a relative "
-            f"{fast.FAST_PATH_RELATIVE_TOLERANCE:g} of the rules engine)"
-        )
-        if exact_runs:
-            engine += f"; {len(exact_runs)} of {len(jobs)} runs through the rules engine"
-    else:
-        engine = f"exact rules engine ({why_exact if exact else 'not order-only: ' + why_exact})"
-    summary["engine"] = "fast" if why_exact is None else "exact"
-    summary["engine_detail"] = engine
-    summary["engine_exact_runs"] = len(exact_runs) if why_exact is None else len(jobs)
+    engine = _engine_said(summary, why_exact, exact, len(exact_runs), len(jobs), scheduler)
 
     def no_report(*_args: object) -> None:
         pass
@@ -811,6 +801,35 @@ def simulate(
     click.echo(f"engine: {engine}")
     written = f"{out_dir / 'report.html'}, metrics.csv" if report else f"{out_dir / 'metrics.csv'}"
     click.echo(f"wrote {written} and summary.json")
+
+
+def _engine_said(
+    summary: dict[str, Any],
+    why_exact: str | None,
+    exact: bool,
+    exact_runs: int,
+    jobs: int,
+    scheduler: str | None,
+) -> str:
+    """Which path `simulate` took, in summary.json ("engine": "fast" or "exact", the detail,
+    the runs made by the rules engine) and as the words it prints."""
+    from tokenmall.sim.fast import FAST_PATH_RELATIVE_TOLERANCE  # noqa: PLC0415
+
+    if why_exact is None:
+        engine = (
+            "order-only fast path (NumPy, float64; prices within a relative "
+            f"{FAST_PATH_RELATIVE_TOLERANCE:g} of the rules engine)"
+        )
+        if exact_runs:
+            engine += f"; {exact_runs} of {jobs} runs through the rules engine"
+        if scheduler is not None:  # it was reached, and so is a good address, but not needed
+            engine += ", here: the Dask cluster was not used"
+    else:
+        engine = f"exact rules engine ({why_exact if exact else 'not order-only: ' + why_exact})"
+    summary["engine"] = "fast" if why_exact is None else "exact"
+    summary["engine_detail"] = engine
+    summary["engine_exact_runs"] = exact_runs if why_exact is None else jobs
+    return engine
 
 
 def _make_out_dir(out_dir: Path) -> None:
