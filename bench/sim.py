@@ -164,15 +164,7 @@ def scenario_toml(days: int, rate: int, values: str) -> str:
 # (SQLAlchemy, Alembic, openpyxl, the ledger, the payouts, the staff service) only when those
 # commands run: the simulate command itself, taken out of src/tokenmall/cli.py unchanged with
 # the few definitions it uses, in a module that imports nothing else. A projection, labelled so.
-SIMULATE_ONLY_NAMES = {
-    "SEED_MAX",
-    "Interrupted",
-    "App",
-    "app",
-    "_progress_bar",
-    "simulate",
-    "_make_out_dir",
-}
+SIMULATE_ONLY_ROOTS = ("app", "simulate")  # and every definition of cli.py they use
 SIMULATE_ONLY_HEADER = """import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,16 +181,20 @@ from tokenmall.runtime import tune_gc
 
 def simulate_only_module() -> str:
     tree = ast.parse((ROOT / "src" / "tokenmall" / "cli.py").read_text())
-    kept: list[ast.stmt] = []
+    defined: dict[str, ast.stmt] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            name = node.name
+            defined[node.name] = node
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-        else:
-            continue
-        if name in SIMULATE_ONLY_NAMES:
-            kept.append(node)
+            defined[node.targets[0].id] = node
+    needed, queue = set(SIMULATE_ONLY_ROOTS), list(SIMULATE_ONLY_ROOTS)
+    while queue:
+        for child in ast.walk(defined[queue.pop()]):
+            name = child.id if isinstance(child, ast.Name) else None
+            if name in defined and name not in needed:
+                needed.add(name)
+                queue.append(name)
+    kept = [node for name, node in defined.items() if name in needed]  # in the file's order
     body = ast.unparse(ast.Module(body=kept, type_ignores=[]))
     return SIMULATE_ONLY_HEADER + body + "\ntune_gc()\napp.main(standalone_mode=False)\n"
 
