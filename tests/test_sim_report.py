@@ -24,6 +24,7 @@ RUNS = 3
 CHART_IDS = (
     "chart-price",
     "chart-platform",
+    "chart-parts",
     "chart-flows",
     "chart-sp",
     "chart-roi",
@@ -129,7 +130,7 @@ VERDICT_LOSS = "From day 12 the margin no longer covers dividends & exits; late 
 
 def verdict_classes(text: str) -> dict[str, str]:
     """Each verdict box's text, mapped to its colour class."""
-    boxes = re.findall(r'<div class="verdict (verdict-\w+)">(.*?)</div>', text, re.DOTALL)
+    boxes = re.findall(r'<div class="verdict (verdict-\w+)"[^>]*>(.*?)</div>', text, re.DOTALL)
     return {body: css for css, body in boxes}
 
 
@@ -144,13 +145,18 @@ def check_self_contained(text: str) -> None:
     assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?https?://", text, re.IGNORECASE)
 
 
-def check_charts(text: str) -> None:
-    assert text.count('class="plotly-graph-div"') == len(CHART_IDS)
-    for chart_id in CHART_IDS:
+def check_charts(text: str, tornado: bool = False) -> None:
+    """The charts in their order, numbered from 1; a sensitivity's tornado chart first."""
+    charts = ("chart-tornado", *CHART_IDS) if tornado else CHART_IDS
+    assert text.count('class="plotly-graph-div"') == len(charts)
+    for chart_id in charts:
         assert text.count(f'id="{chart_id}"') == 1
-    assert text.count("How to read this.") == len(CHART_IDS)
-    positions = [text.index(f'id="{chart_id}"') for chart_id in CHART_IDS]
+    assert text.count("How to read this.") == len(charts)
+    positions = [text.index(f'id="{chart_id}"') for chart_id in charts]
     assert positions == sorted(positions)
+    titles = re.findall(r'<section class="chart">\n<h2>(\d+)\. ', text)
+    assert titles == [str(n) for n in range(1, len(charts) + 1)]
+    assert ('id="chart-tornado"' in text) == tornado
 
 
 def test_sweep_report(tmp_path: Path) -> None:
@@ -273,7 +279,7 @@ def test_days_count_from_zero_and_the_report_says_so(tmp_path: Path) -> None:
     page = text[text.index("</head>") :]
     assert page.count("day 0 is the first simulated day") == 1
     assert f"{DAYS} days simulated, day 0 to day {DAYS - 1}" in page
-    assert f"Platform result at the end, day {DAYS - 1} (CNY)" in page
+    assert f"Platform position at the end, day {DAYS - 1} (CNY)" in page
     assert "LOSS from day 12" in page  # summary.json's loss_from_day as it is
     for one_based in ("since day 1", "since\nday 1"):
         assert one_based not in page
@@ -363,3 +369,281 @@ def test_sweep_values_are_text_on_the_page_and_in_the_charts(tmp_path: Path) -> 
     assert "<td>&lt;i&gt;0.3&lt;/i&gt;</td>" in text
     names = [trace.get("name") for trace in figure(text, "chart-price")["data"]]
     assert "margin = &lt;i&gt;0.3&lt;/i&gt;" in names
+
+
+def spread(median: float, ci: float | None = 100.0) -> dict[str, Any]:
+    """A figure over runs as summary.json gives it; `ci`: the half width of the 95 % interval
+    of its mean (None: one run, no interval)."""
+    return {
+        "median": median,
+        "p5": median - 500.0,
+        "p95": median + 500.0,
+        "mean": median + 10.0,
+        "ci95_low": None if ci is None else median + 10.0 - ci,
+        "ci95_high": None if ci is None else median + 10.0 + ci,
+    }
+
+
+def positioned(
+    params: dict[str, str],
+    level: str,
+    cash: float,
+    sp_owed: float,
+    treasury: float,
+    ci: float | None = 100.0,
+) -> dict[str, Any]:
+    """A point of the current summary: the position in parts, its level, the shares."""
+    position = cash - sp_owed + treasury
+    loss = 5 if level == "loss" else None
+    return point_summary(params, loss, f"Verdict {level}.") | {
+        "verdict_level": level,
+        "platform_result": spread(position, ci),
+        "operator_cash": spread(cash, ci),
+        "sp_owed": spread(sp_owed, ci),
+        "treasury_value": spread(treasury, ci),
+        "cash_owed": spread(321.0, ci),
+        "ep_held": spread(4567.0, ci),
+        "share_losing": 1.0 if level == "consumers lose" else 0.25,
+        "value_at_risk_95": max(0.0, -(position - 500.0)),
+    }
+
+
+def test_the_verdict_colour_follows_its_level(tmp_path: Path) -> None:
+    """Green only when the platform holds and most paying consumers do not lose: the
+    order-only scenario's point (the platform gains, every consumer loses) is amber."""
+    params = [{"margin": "0.1"}, {"margin": "0.3"}, {"margin": "0.5"}]
+    points = [
+        positioned(params[0], "loss", -900.0, 300.0, 100.0),
+        positioned(params[1], "consumers lose", 500.0, 0.0, 0.0),
+        positioned(params[2], "holds", 2000.0, 200.0, 50.0),
+    ]
+    path = tmp_path / "report.html"
+    write_report(path, summary(points, ["margin"]), synthetic_daily(params, {0}))
+    text = path.read_text(encoding="utf-8")
+    boxes = verdict_classes(text)
+    by_level = {
+        next(level for level in LEVELS if f"Verdict {level}." in body): css
+        for body, css in boxes.items()
+    }
+    assert by_level == {
+        "loss": "verdict-loss",
+        "consumers lose": "verdict-warn",
+        "holds": "verdict-ok",
+    }
+    amber = next(body for body, css in boxes.items() if css == "verdict-warn")
+    assert "The platform holds, most paying consumers lose" in amber
+    assert "margin = 0.3" in amber and "LOSS" not in amber
+    assert "1 of 3 settings end in a loss" in text
+    assert "In 1 more, the platform holds while most paying consumers get back less" in text
+    rows = re.findall(r'<tr(?: class="([\w-]+)")? data-level="([^"]+)">', text)
+    assert rows == [("row-loss", "loss"), ("row-warn", "consumers lose"), ("", "holds")]
+    css = text[text.index("<style>") : text.index("</style>")]
+    assert ".verdict-warn {" in css and ".verdict-warn .badge {" in css
+
+    # The order-only scenario's point as the simulator writes it: no loss, 100 % losing.
+    order_only = positioned({}, "consumers lose", 500.0, 0.0, 0.0) | {"loss_from_day": None}
+    alone = tmp_path / "order-only.html"
+    write_report(alone, summary([order_only], []), synthetic_daily([{}], set()))
+    assert list(verdict_classes(alone.read_text(encoding="utf-8")).values()) == ["verdict-warn"]
+
+    # A summary from before verdict_level: the colour from loss_from_day, as it was.
+    old = tmp_path / "old.html"
+    write_report(old, summary([point_summary({}, None, VERDICT_OK)], []), [])
+    assert list(verdict_classes(old.read_text(encoding="utf-8")).values()) == ["verdict-ok"]
+
+
+LEVELS = ("loss", "consumers lose", "holds")
+
+
+def table_rows(text: str, table_class: str) -> list[list[str]]:
+    start = text.index(f'<table class="{table_class}">')
+    body = text[text.index("<tbody>", start) : text.index("</tbody>", start)]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("</tr>")[:-1]]
+
+
+def test_the_position_in_parts(tmp_path: Path) -> None:
+    """The table gives the position's parts, its mean ± 95 % CI and its value at risk; a chart
+    draws the last day's parts (adding up to the position) and, apart, what the pool owes; the
+    platform chart draws the operator's cash beside the position."""
+    params = [{"margin": "0.2"}, {"margin": "0.4"}]
+    points = [
+        positioned(params[0], "loss", -900.0, 300.0, 100.0),  # position -1,100
+        positioned(params[1], "holds", 2000.0, 200.0, 50.0, ci=None),  # position 1,850
+    ]
+    rows = synthetic_daily(params, {0})
+    for row in rows:
+        row["operator_cash"] = row["platform_result"] + 1000.0
+    path = tmp_path / "report.html"
+    write_report(path, summary(points, ["margin"]), rows)
+    text = path.read_text(encoding="utf-8")
+    check_charts(text)
+
+    main = table_rows(text, "points")
+    assert main[0][0] == "0.2"
+    # margin, runs, price p5/median/p95, position p5/median/p95, mean ± CI, value at risk
+    assert main[0][5:10] == ["-¥1,600", "-¥1,100", "-¥600.00", "-¥1,090 ± ¥100.00", "¥1,600"]
+    assert main[1][8:10] == ["¥1,860", "¥0.00"]  # no interval (one run): the mean alone
+    assert 'class="num neg">-¥1,090 ± ¥100.00' in text
+    assert main_parts(text)[0][1:5] == ["-¥900.00", "¥300.00", "¥100.00", "-¥1,100"]
+    assert main_parts(text)[1][1:] == ["¥2,000", "¥200.00", "¥50.00", "¥1,850", "¥321.00", "¥4,567"]
+    assert "Owed out of the pool (not the operator's money)" in text
+
+    parts = figure(text, "chart-parts")
+    left = [t for t in parts["data"] if t.get("xaxis", "x") == "x"]
+    right = [t for t in parts["data"] if t.get("xaxis") == "x2"]
+    assert len(left) == len(right) == len(points)
+    cash, owed, own, position = values(left[0]["y"])
+    assert (cash, owed, own, position) == (-890.0, -310.0, 110.0, -1090.0)  # means
+    assert cash + owed + own == position
+    assert left[0]["x"][1] == "− SP owed"
+    assert values(right[1]["y"]) == [331.0, 4577.0]
+    titles = [a["text"] for a in parts["layout"]["annotations"]]
+    assert any("Owed out of the pool" in title for title in titles)
+
+    platform = figure(text, "chart-platform")
+    dashed = [t for t in platform["data"] if t.get("line", {}).get("dash") == "dash"]
+    assert [t["name"] for t in dashed] == [
+        f"margin = 0.2: {report.CASH_LINE}",
+        f"margin = 0.4: {report.CASH_LINE}",
+        f"dashed: {report.CASH_LINE}",
+    ]
+    first = values(dashed[0]["y"])
+    result = next(t for t in platform["data"] if t.get("name", "").startswith("margin = 0.2 ·"))
+    assert np.allclose(np.array(first) - np.array(values(result["y"])), 1000.0)
+    how = text[text.index("<h2>2. The platform") : text.index('id="chart-platform"')]
+    assert "its cash, minus the SP it still owes, plus its own EP" in how
+    assert "dashed line" in how
+
+
+def main_parts(text: str) -> list[list[str]]:
+    return table_rows(text, "points parts")
+
+
+def sensitivity_summary() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A one-at-a-time sensitivity as the runner writes it: the points sorted by their JSON
+    (the base point `{}` last), each changing one setting; the bars largest swing first."""
+    params: list[dict[str, str]] = [
+        {"arrivals.rate": "1"},
+        {"arrivals.rate": "3"},
+        {"contribution_rate": "0.2"},
+        {"contribution_rate": "0.4"},
+        {"platform.gross_margin": "<0.3>"},
+        {"platform.gross_margin": "0.5"},
+        {},
+    ]
+    results = [500.0, 1500.0, 1500.0, -500.0, 0.0, 2000.0, 500.0]
+    points = [
+        positioned(p, "loss" if r < 0 else "holds", r, 0.0, 0.0)
+        for p, r in zip(params, results, strict=True)
+    ]
+    bars = [
+        ("arrivals.rate", "1", "3", 500.0, 1500.0),
+        ("platform.gross_margin", "<0.3>", "0.5", 0.0, 2000.0),
+        ("contribution_rate", "0.2", "0.4", 1500.0, -500.0),
+    ]
+    sensitivity = [
+        {
+            "name": name,
+            "low": low,
+            "high": high,
+            "result_low": at_low,
+            "result_high": at_high,
+            "base": 500.0,
+            "swing": abs(at_high - at_low),
+        }
+        for name, low, high, at_low, at_high in bars
+    ]
+    swept = ["arrivals.rate", "contribution_rate", "platform.gross_margin"]
+    made = summary(points, swept) | {"sensitivity": sensitivity}
+    return made, synthetic_daily(params, {3})
+
+
+def test_a_sensitivity_draws_a_tornado(tmp_path: Path) -> None:
+    """Bars from the base to the result at each setting's low and high value, the largest
+    swing on top (the summary's order is not trusted), labelled with the values; the base
+    point reads "as in the scenario", first, everywhere a point is named."""
+    made, rows = sensitivity_summary()
+    path = tmp_path / "report.html"
+    write_report(path, made, rows)
+    text = path.read_text(encoding="utf-8")
+    check_charts(text, tornado=True)
+    assert "<h2>1. What moves the position most</h2>" in text
+
+    tornado = figure(text, "chart-tornado")
+    low, high = tornado["data"]
+    assert low["orientation"] == high["orientation"] == "h"
+    assert low["y"] == ["platform.gross_margin", "contribution_rate", "arrivals.rate"]
+    assert tornado["layout"]["yaxis"]["autorange"] == "reversed"  # the first row on top
+    assert low["base"] == high["base"] == 500.0
+    assert values(low["x"]) == [-500.0, 1000.0, 0.0]
+    assert values(high["x"]) == [1500.0, -1000.0, 1000.0]
+    assert low["text"] == ["&lt;0.3&gt; → ¥0.00", "0.2 → ¥1,500", "1 → ¥500.00"]
+    assert high["text"] == ["0.5 → ¥2,000", "0.4 → -¥500.00", "3 → ¥1,500"]
+    assert any("as in the scenario: ¥500.00" in a["text"] for a in tornado["layout"]["annotations"])
+
+    # The base point: first, named, in the verdicts, the tables and the charts' legends.
+    boxes = re.findall(r'<p class="point">(.*?)</p>', text)
+    assert boxes[0] == "as in the scenario" and len(boxes) == 7
+    assert "arrivals.rate = 1" in boxes and "platform.gross_margin = &lt;0.3&gt;" in boxes
+    assert not [box for box in boxes if " = ," in box or box.endswith("= ")]
+    assert '<th rowspan="2">Setting</th>' in text
+    assert [row[0] for row in table_rows(text, "points")][:2] == [
+        "as in the scenario",
+        "arrivals.rate = 1",
+    ]
+    price = figure(text, "chart-price")["data"]
+    medians = [t for t in price if t.get("hovertemplate", "").startswith("day")]
+    assert [t["name"] for t in medians][:2] == ["as in the scenario", "arrivals.rate = 1"]
+    for trace in medians:  # every point found its own daily rows (the others' names absent)
+        assert len(values(trace["y"])) == DAYS
+    swept = made["sweep_params"]
+    base_rows = [row for row in rows if not any(name in row for name in swept)]
+    assert len(base_rows) == RUNS * DAYS
+    assert values(medians[0]["y"])[0] == np.median([r["price"] for r in base_rows if r["day"] == 0])
+
+    # metrics.csv read back: the names a point does not set are empty strings.
+    from_csv = [{**dict.fromkeys(swept, ""), **{k: str(v) for k, v in r.items()}} for r in rows]
+    again = tmp_path / "csv.html"
+    write_report(again, made, from_csv)
+    price = figure(again.read_text(encoding="utf-8"), "chart-price")["data"]
+    assert [len(values(t["y"])) for t in price if t.get("name") == "as in the scenario"] == [DAYS]
+
+
+def test_the_provenance_footer(tmp_path: Path) -> None:
+    """The tool, the scenario file's hash, the engine, runs and seed, and the exact parameters
+    in a collapsed table (escaped; lists and booleans as JSON)."""
+    made = summary([point_summary({}, None, VERDICT_OK)], []) | {
+        "tool_version": "0.1.0",
+        "scenario_sha256": "ab" * 32,
+        "engine": "fast",
+        "engine_detail": "order-only fast path (NumPy, float64)",
+        "params": {
+            "referral_rates": ["0.1", "0.05"],
+            "exit_enabled": False,
+            "contribution_rate": "0.3",
+            "note": "<b>x</b>",
+        },
+    }
+    path = tmp_path / "report.html"
+    write_report(path, made, [])
+    text = path.read_text(encoding="utf-8")
+    footer = text[text.index('<footer class="provenance">') : text.index("</footer>")]
+    assert text.index("</footer>") > text.rindex('class="plotly-graph-div"')
+    assert "tokenmall 0.1.0" in footer
+    assert f"<code>{'ab' * 32}</code>" in footer
+    assert "order-only fast path (NumPy, float64)" in footer
+    assert "3 runs per setting, seed 7" in footer
+    details = footer[footer.index('<details class="params">') : footer.index("</details>")]
+    assert "<summary>The exact parameters (4;" in details
+    pairs = re.findall(r"<tr><td><code>(.*?)</code></td><td><code>(.*?)</code></td></tr>", details)
+    assert pairs == [
+        ("contribution_rate", "0.3"),
+        ("exit_enabled", "false"),
+        ("note", "&lt;b&gt;x&lt;/b&gt;"),
+        ("referral_rates", "[&#34;0.1&#34;, &#34;0.05&#34;]"),
+    ]
+    # An older summary: what is not recorded says so; no parameters, no table.
+    old = tmp_path / "old.html"
+    write_report(old, summary([point_summary({}, None, VERDICT_OK)], []), [])
+    footer = old.read_text(encoding="utf-8").split('<footer class="provenance">')[1]
+    assert footer.count("not recorded") == 3 and '<details class="params">' not in footer

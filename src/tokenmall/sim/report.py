@@ -2,9 +2,13 @@
 
 `write_report` takes what the runner produces (the summary of every sweep point and one daily
 row per run and day) and writes, in this order: the title, any warnings of the summary, the
-verdict of each sweep point (red when the platform ends up paying out of its own pocket, green
-otherwise, with its explanations when the summary has them), a table of the sweep points, and
-six interactive charts, each with a short "How to read this" paragraph.
+verdict of each sweep point (coloured by its verdict_level: red when the platform's position
+stays below zero, amber when it holds while most paying consumers lose, green otherwise, with
+its explanations when the summary has them), a table of the sweep points (the position's
+spread, mean ± 95 % CI and value at risk) and one of the position in parts, the charts, each
+with a short "How to read this" paragraph (a tornado chart first when the summary has a
+one-at-a-time sensitivity), and a provenance footer (tool version, the scenario file's SHA-256,
+the engine, runs and seed, the exact parameters).
 
 The page is rendered from the Jinja2 templates in templates/ (autoescaped: the scenario's name,
 description, verdicts and sweep values are text from a file, never markup). plotly.js is
@@ -19,6 +23,7 @@ loss_from_day); cohorts' weeks too (week 0 holds days 0-6).
 """
 
 import html
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,6 +37,7 @@ import plotly.graph_objects as go  # type: ignore[import-untyped]
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
+from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -42,6 +48,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 SERIES = (
     "price",
     "platform_result",
+    "operator_cash",
     "sales",
     "contributions",
     "dividends",
@@ -150,22 +157,30 @@ class Spread:
 def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]]) -> None:
     """Write the HTML report for one simulation (all its sweep points) to `path`."""
     sweep_params = [str(name) for name in summary.get("sweep_params", [])]
+    sensitivity = _sensitivity(summary)
     points = _points(summary, daily, sweep_params)
     spread = Spread(min((p.runs for p in points if p.runs), default=0))
-    charts = (
-        ("chart-price", "price", "1. Price of one EP", _price_figure(points, spread)),
+    charts: list[tuple[str, str, str, Any]] = []
+    if sensitivity:
+        charts.append(("chart-tornado", "tornado", "What moves the position most", None))
+    charts += [
+        ("chart-price", "price", "Price of one EP", _price_figure(points, spread)),
         (
             "chart-platform",
             "platform",
-            "2. The platform's result",
+            "The platform's position",
             _platform_figure(points, spread),
         ),
-        ("chart-flows", "flows", "3. Daily money in and out", _flows_figure(points)),
-        ("chart-sp", "sp", "4. SP outstanding against its backing", _sp_figure(points)),
-        ("chart-roi", "roi", "5. Return by entry week", _roi_figure(points)),
-        ("chart-cohorts", "cohorts", "6. Money in and out by entry week", _cohort_figure(points)),
-    )
+        ("chart-parts", "parts", "The position in parts, on the last day", _parts_figure(points)),
+        ("chart-flows", "flows", "Daily money in and out", _flows_figure(points)),
+        ("chart-sp", "sp", "SP outstanding against its backing", _sp_figure(points)),
+        ("chart-roi", "roi", "Return by entry week", _roi_figure(points)),
+        ("chart-cohorts", "cohorts", "Money in and out by entry week", _cohort_figure(points)),
+    ]
+    if sensitivity:
+        charts[0] = (*charts[0][:3], _tornado_figure(sensitivity))
     days = int(summary.get("days", 0))
+    levels = [_level(point.summary) for point in points]
     document = (
         _environment()
         .get_template("report.html")
@@ -177,17 +192,25 @@ def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]
             runs=int(summary.get("runs", 0)),
             seed=str(summary.get("seed", "")),
             swept=", ".join(sweep_params),
+            sensitivity=bool(sensitivity),
             warnings=_strings(summary.get("warnings")),
             multiple=bool(sweep_params) or len(points) > 1,
-            losing=sum(1 for p in points if p.summary.get("loss_from_day") is not None),
+            losing=levels.count(LOSS),
+            consumers_lose=levels.count(CONSUMERS_LOSE),
             verdicts=[_verdict(point) for point in points],
-            sweep_params=sweep_params,
-            rows=[_row(point, sweep_params) for point in points],
+            columns=["Setting"] if sensitivity else sweep_params,
+            rows=[_row(point, sweep_params, bool(sensitivity)) for point in points],
             spread=spread,
             charts=[
-                {"id": div_id, "key": key, "title": title, "plot": _plot(div_id, fig)}
-                for div_id, key, title, fig in charts
+                {
+                    "id": div_id,
+                    "key": key,
+                    "title": f"{number}. {title}",
+                    "plot": _plot(div_id, fig),
+                }
+                for number, (div_id, key, title, fig) in enumerate(charts, start=1)
             ],
+            provenance=_provenance(summary),
             # Markup: our own constant and plotly's bundle, inserted as they are (in <style>
             # and <script>, where escaping would break them).
             font_family=Markup(FONT_FAMILY),
@@ -214,13 +237,19 @@ def _environment() -> Environment:
 def _points(
     summary: Mapping[str, Any], daily: Sequence[Mapping[str, Any]], sweep_params: list[str]
 ) -> list[PointData]:
-    """Each sweep point of the summary with its daily rows aggregated over its runs."""
+    """Each sweep point of the summary with its daily rows aggregated over its runs. A
+    sensitivity's base point (the scenario as it is, no parameters) comes first."""
     rows_by_key: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in daily:
-        key = tuple(str(row.get(name, "")) for name in sweep_params)
+        # A sensitivity's point sets one of the varied names; the others are absent from its
+        # rows (or empty, read back from metrics.csv), as they are from its parameters.
+        key = tuple(_text(row.get(name)) for name in sweep_params)
         rows_by_key.setdefault(key, []).append(row)
+    listed = list(summary.get("points", []))
+    if _sensitivity(summary):
+        listed.sort(key=lambda point: bool(point.get("params")))  # stable: the rest in order
     points = []
-    for index, point in enumerate(summary.get("points", [])):
+    for index, point in enumerate(listed):
         params = {str(k): str(v) for k, v in (point.get("params") or {}).items()}
         key = tuple(params.get(name, "") for name in sweep_params)
         days, runs, series = _aggregate(rows_by_key.get(key, []))
@@ -238,10 +267,30 @@ def _points(
     return points
 
 
+BASE_LABEL = "as in the scenario"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _label(params: Mapping[str, str], sweep_params: list[str]) -> str:
     if not sweep_params:
         return ""  # one setting: nothing to tell apart
-    return ", ".join(f"{name} = {params.get(name, '')}" for name in sweep_params)
+    if not params:
+        return BASE_LABEL  # a sensitivity's base point: no setting changed
+    return ", ".join(f"{name} = {params[name]}" for name in sweep_params if name in params)
+
+
+def _sensitivity(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The summary's one-at-a-time sensitivity bars, largest swing first; none: []."""
+    bars = summary.get("sensitivity")
+    if not isinstance(bars, list | tuple):
+        return []
+    return sorted(
+        (bar for bar in bars if isinstance(bar, Mapping)),
+        key=lambda bar: -abs(_number(bar.get("swing"))),
+    )
 
 
 def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[str, Band]]:
@@ -433,9 +482,14 @@ def _price_figure(points: list[PointData], spread: Spread) -> Any:
     return _sized(fig)
 
 
+CASH_LINE = "operator's cash (median)"
+
+
 def _platform_figure(points: list[PointData], spread: Spread) -> Any:
     fig = _figure(
-        f"Platform result since day 0 (CNY, cumulative), {_band_title(spread)}", "Day", "CNY"
+        f"The platform's position since day 0 (CNY), {_band_title(spread)}; dashed: its cash",
+        "Day",
+        "CNY",
     )
     single = len(points) == 1
     for point in points:
@@ -459,10 +513,180 @@ def _platform_figure(points: list[PointData], spread: Spread) -> Any:
                 showlegend=single,
                 name=loss,
             )
+    _cash_lines(fig, points)
     fig.add_hline(y=0, line={"color": "#222", "width": 1.5})
     fig.update_yaxes(tickformat=",.0f", tickprefix="¥")
     _day_axis(fig, points)
     return _sized(fig)
+
+
+def _cash_lines(fig: Any, points: list[PointData]) -> None:
+    """The operator's cash, dashed, in each point's colour: the part of the position that is
+    money in hand, apart from the SP it owes and its own EP. With several points one legend
+    entry says what the dashed lines are (one entry per point would double the legend)."""
+    single = len(points) == 1
+    drawn = False
+    for point in points:
+        cash = point.series["operator_cash"].median
+        if not np.isfinite(cash).any():  # rows without the column (an older metrics.csv)
+            continue
+        drawn = True
+        name = CASH_LINE if single else f"{point.label}: {CASH_LINE}"
+        fig.add_trace(
+            go.Scatter(
+                x=point.days,
+                y=cash,
+                mode="lines",
+                line={"width": 1.8, "color": point.color, "dash": "dash"},
+                legendgroup=point.label,
+                name=name,
+                showlegend=single,
+                hovertemplate="day %{x}: ¥%{y:,.0f}<extra>" + name + "</extra>",
+            )
+        )
+    if drawn and not single:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                line={"width": 1.8, "color": "#444", "dash": "dash"},
+                name=f"dashed: {CASH_LINE}",
+                hoverinfo="skip",
+            )
+        )
+
+
+# The last day's position in parts (summary.json's spreads, their means: means add up, so the
+# bars of a point add up to its position): (key, name, sign).
+POSITION_PARTS = (
+    ("operator_cash", "Operator's cash", 1),
+    ("sp_owed", "− SP owed", -1),
+    ("treasury_value", "+ its own EP", 1),
+    ("platform_result", "= position", 1),
+)
+POOL_PARTS = (
+    ("cash_owed", "Cash owed<br>to sellers"),
+    ("ep_held", "EP held by consumers<br>and merchants"),
+)
+
+
+def _part(point: PointData, key: str) -> float:
+    spread = point.summary.get(key)
+    if isinstance(spread, Mapping):
+        mean = _number(spread.get("mean"))
+        return mean if not math.isnan(mean) else _number(spread.get("median"))
+    return _number(spread)
+
+
+def _parts_figure(points: list[PointData]) -> Any:
+    """Grouped bars per point: the operator's cash, minus the SP it owes, plus its own EP, is
+    its position (left); what the pool owes (right) is apart: not the operator's money."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.64, 0.36],
+        horizontal_spacing=0.1,
+        subplot_titles=(
+            "The operator's position = cash − SP owed + its own EP",
+            "Owed out of the pool (the contributions fund it)",
+        ),
+    )
+    base = _figure(
+        "The position in parts on the last day (CNY, mean over runs: the parts add up)",
+        "",
+        "CNY",
+    )
+    layout = base.layout
+    fig.update_layout(
+        {
+            key: layout[key]
+            for key in ("title", "template", "height", "margin", "font", "legend", "hoverlabel")
+        }
+        | {"paper_bgcolor": "white", "plot_bgcolor": "white"}
+    )
+    single = len(points) == 1
+    for point in points:
+        name = "mean of runs" if single else point.label
+        for col, parts in (
+            (1, [(name_, sign * _part(point, key)) for key, name_, sign in POSITION_PARTS]),
+            (2, [(name_, _part(point, key)) for key, name_ in POOL_PARTS]),
+        ):
+            fig.add_trace(
+                go.Bar(
+                    x=[part for part, _ in parts],
+                    y=[value for _, value in parts],
+                    marker_color=point.color,
+                    name=name,
+                    legendgroup=point.label,
+                    showlegend=col == 1 and not single,
+                    hovertemplate="%{x}: ¥%{y:,.2f}<extra>" + name + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(barmode="group", title={"x": 0, "xanchor": "left"})
+    fig.update_yaxes(
+        tickformat=",.0f",
+        tickprefix="¥",
+        automargin=True,
+        gridcolor=GRID,
+        showline=True,
+        zeroline=True,
+        zerolinecolor="#222",
+    )
+    fig.update_xaxes(automargin=True, showline=True)
+    fig.update_yaxes(title={"text": "CNY", "standoff": 12}, row=1, col=1)
+    return _sized(fig)
+
+
+def _tornado_figure(bars: list[Mapping[str, Any]]) -> Any:
+    """One row per setting, largest swing on top: the position at the setting's low value and
+    at its high value, each a bar from the base (the scenario as it is) to that result."""
+    base = _number(bars[0].get("base")) if bars else 0.0
+    fig = _figure(
+        "The platform's position at each setting's low and high value (median, CNY)",
+        "Platform position at the end (CNY)",
+        "",
+    )
+    names = [html.escape(str(bar.get("name", ""))) for bar in bars]
+    for end, colour in (("low", "#1f77b4"), ("high", "#d62728")):
+        results = [_number(bar.get(f"result_{end}")) for bar in bars]
+        labels = [
+            f"{html.escape(str(bar.get(end, '')))} → {_cny(result)}"
+            for bar, result in zip(bars, results, strict=True)
+        ]
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=[result - base for result in results],
+                base=base,
+                orientation="h",
+                marker_color=colour,
+                name=f"{end} value of the setting",
+                text=labels,
+                textposition="outside",
+                cliponaxis=False,
+                customdata=labels,
+                hovertemplate="%{y} = %{customdata}<extra></extra>",
+            )
+        )
+    fig.add_vline(
+        x=base,
+        line={"color": "#222", "width": 1.5},
+        annotation_text=f"{BASE_LABEL}: {_cny(base)}",
+        annotation_position="top",
+    )
+    results = [base] + [
+        _number(bar.get(f"result_{end}")) for bar in bars for end in ("low", "high")
+    ]
+    finite = [value for value in results if math.isfinite(value)] or [0.0]
+    low, high = min(finite), max(finite)
+    pad = (high - low) * 0.3 or 1.0  # room for the labels outside the bars
+    fig.update_layout(barmode="group", bargap=0.3, height=max(CHART_HEIGHT, 160 + 70 * len(bars)))
+    fig.update_yaxes(autorange="reversed", showgrid=False)  # the first (largest) on top
+    fig.update_xaxes(tickformat=",.0f", tickprefix="¥", range=[low - pad, high + pad])
+    return fig
 
 
 def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
@@ -726,33 +950,102 @@ def _day(value: Any) -> str:
     return str(int(number)) if number == int(number) else f"{number:.1f}"
 
 
+LOSS, CONSUMERS_LOSE, HOLDS = "loss", "consumers lose", "holds"
+# summary.json's verdict_level: the verdict box's class and its badge.
+LEVELS = {
+    LOSS: ("verdict-loss", "LOSS from day {day}"),
+    CONSUMERS_LOSE: ("verdict-warn", "The platform holds, most paying consumers lose"),
+    HOLDS: ("verdict-ok", "Holds: the margin covers the promises"),
+}
+
+
+def _level(point: Mapping[str, Any]) -> str:
+    """The point's verdict level; a summary from before verdict_level: from loss_from_day."""
+    level = point.get("verdict_level")
+    if level in LEVELS:
+        return str(level)
+    return LOSS if point.get("loss_from_day") is not None else HOLDS
+
+
 def _verdict(point: PointData) -> dict[str, Any]:
-    loss = point.summary.get("loss_from_day")
+    level = _level(point.summary)
+    css, badge = LEVELS[level]
     return {
-        "loss": loss is not None,
-        "loss_day": _day(loss),
+        "level": level,
+        "css": css,
+        "badge": badge.format(day=_day(point.summary.get("loss_from_day"))),
         "label": point.text,
         "text": str(point.summary.get("verdict", "")),
         "explanations": _strings(point.summary.get("explanations")),
     }
 
 
-def _row(point: PointData, sweep_params: list[str]) -> dict[str, Any]:
+def _spread_of(point: PointData, key: str) -> Mapping[str, Any]:
+    spread = point.summary.get(key)
+    return spread if isinstance(spread, Mapping) else {}
+
+
+def _mean_ci(spread: Mapping[str, Any]) -> str:
+    """The mean and the half width of its 95 % interval: "¥1,500 ± ¥300"; no interval (one
+    run, or an older summary): the mean alone."""
+    mean = _number(spread.get("mean"))
+    if math.isnan(mean):
+        return "n/a"
+    low, high = _number(spread.get("ci95_low")), _number(spread.get("ci95_high"))
+    if math.isnan(low) or math.isnan(high):
+        return _cny(mean)
+    return f"{_cny(mean)} ± {_cny((high - low) / 2)}"
+
+
+def _row(point: PointData, sweep_params: list[str], sensitivity: bool) -> dict[str, Any]:
     """One row of the table of sweep points, as text; `neg` marks the amounts below zero."""
     params = point.summary.get("params") or {}
-    price = point.summary.get("final_price") or {}
-    result = point.summary.get("platform_result") or {}
+    price = _spread_of(point, "final_price")
+    result = _spread_of(point, "platform_result")
     loss = point.summary.get("loss_from_day")
     gini = _number(point.summary.get("gini"))
+    var = point.summary.get("value_at_risk_95")
+    level = _level(point.summary)
     return {
-        "params": [str(params.get(p, "")) for p in sweep_params],
+        "params": [point.text] if sensitivity else [str(params.get(p, "")) for p in sweep_params],
         "runs": f"{int(point.summary.get('runs', point.runs)):,}",
         "price": [_cny(price.get(k), 4) for k in ("p5", "median", "p95")],
         "result": [
             (_cny(result.get(k)), _number(result.get(k)) < 0) for k in ("p5", "median", "p95")
         ],
+        "mean": (_mean_ci(result), _number(result.get("mean")) < 0),
+        "var": _cny(var) if var is not None else "n/a",
+        "css": {LOSS: "row-loss", CONSUMERS_LOSE: "row-warn"}.get(level, ""),
+        "level": level,
         "loss": loss is not None,
         "loss_day": _day(loss),
         "in_profit": _pct(point.summary.get("share_in_profit")),
+        "losing": _pct(point.summary.get("share_losing")),
         "gini": "n/a" if math.isnan(gini) else f"{gini:.2f}",
+        # The position in parts (medians over runs) and what the pool owes.
+        "parts": [
+            (_cny(median), _number(median) < 0)
+            for median in (_spread_of(point, key).get("median") for key, *_ in POSITION_PARTS)
+        ],
+        "pool": [_cny(_spread_of(point, key).get("median")) for key, _name in POOL_PARTS],
+    }
+
+
+def _provenance(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What reproduces the result: the tool, the scenario file's bytes, the engine, the runs
+    and seed, and the exact parameters (as JSON text, lists and booleans included)."""
+    params = summary.get("params")
+    engine = summary.get("engine_detail") or summary.get("engine")
+    return {
+        "tool_version": _text(summary.get("tool_version")) or "not recorded",
+        "sha256": _text(summary.get("scenario_sha256")) or "not recorded",
+        "engine": _text(engine) or "not recorded",
+        "runs": f"{int(summary.get('runs', 0)):,}",
+        "seed": _text(summary.get("seed")),
+        "params": [
+            (str(name), value if isinstance(value, str) else json.dumps(value))
+            for name, value in sorted(params.items())
+        ]
+        if isinstance(params, Mapping)
+        else [],
     }
