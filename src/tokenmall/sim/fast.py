@@ -589,12 +589,30 @@ def _summary(
         "sales_drop": _sales_drop(sales),
         "event_price_changes": [],
         "cohorts": _cohorts(joined, money_in, ep_value),
+        "consumer_rows": _consumer_rows(drawn, money_in, ep_value),
         "orders": int(drawn.values_fen.size),
         # the model's commands: merchants registered, consumers registered, orders, settlements
         "commands": scenario.merchants.count
         + consumers
         + int(drawn.values_fen.size)
         + scenario.days,
+    }
+
+
+def _consumer_rows(drawn: Orders, money_in: Floats, ep_value: Floats) -> dict[str, list[Any]]:
+    """metrics.consumer_columns of consumers who only hold, live nowhere and never leave."""
+    consumers = money_in.size
+    return {
+        "consumer": [f"c{index}" for index in range(consumers)],
+        "joined_day": np.repeat(np.arange(drawn.arrivals.size), drawn.arrivals).tolist(),
+        "behaviour": ["hold"] * consumers,
+        "region": [""] * consumers,
+        "left": [False] * consumers,
+        "money_in_fen": money_in.astype(np.int64).tolist(),
+        "cash_out_fen": [0] * consumers,
+        "sp_fen": [0] * consumers,
+        "goods_fen": [0] * consumers,
+        "ep_value_fen": ep_value.astype(np.int64).tolist(),
     }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
 from tokenmall.sim.model import WEEK_DAYS, DayMetrics, RunResult
+from tokenmall.sim.scenario import Behaviours
 
 FEN_FIELDS = (
     "sales_fen",
@@ -79,6 +80,39 @@ def consumer_returns(result: RunResult) -> list[tuple[int, int, int, int, int, i
             )
         )
     return rows
+
+
+# Each consumer at the end of a run (consumers.csv / consumers.parquet): money in integers of
+# fen, EP at what selling them would pay (as consumer_returns).
+CONSUMER_COLUMNS = (
+    "consumer",
+    "joined_day",
+    "behaviour",
+    "region",
+    "left",
+    "money_in_fen",
+    "cash_out_fen",
+    "sp_fen",
+    "goods_fen",
+    "ep_value_fen",
+)
+BEHAVIOUR_NAMES = Behaviours.KINDS  # model's behaviour numbers are indexes into this
+
+
+def consumer_columns(result: RunResult) -> dict[str, list[Any]]:
+    """CONSUMER_COLUMNS of every consumer of the run, column by column."""
+    returns = consumer_returns(result)
+    agents = result.agents
+    columns: dict[str, list[Any]] = {
+        "consumer": [agent.id for agent in agents],
+        "joined_day": [agent.joined_day for agent in agents],
+        "behaviour": [BEHAVIOUR_NAMES[agent.behaviour] for agent in agents],
+        "region": [agent.region or "" for agent in agents],
+        "left": [agent.left for agent in agents],
+    }
+    for index, name in enumerate(CONSUMER_COLUMNS[5:], start=1):
+        columns[name] = [row[index] for row in returns]
+    return columns
 
 
 def cohorts(returns: list[tuple[int, int, int, int, int, int]]) -> list[dict[str, Any]]:
@@ -181,6 +215,8 @@ def run_summary(result: RunResult) -> dict[str, Any]:
             if 0 < day < len(result.days)
         ],
         "cohorts": cohorts(returns),
+        # carried to the parent for consumers.csv/.parquet; summary.json does not hold it
+        "consumer_rows": consumer_columns(result),
         "orders": result.orders_total,
         "commands": result.commands_total,
     }

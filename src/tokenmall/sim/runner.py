@@ -22,7 +22,7 @@ import numpy as np
 
 from tokenmall import __version__
 from tokenmall.sim import memory
-from tokenmall.sim.metrics import daily_rows, run_summary
+from tokenmall.sim.metrics import CONSUMER_COLUMNS, daily_rows, run_summary
 from tokenmall.sim.model import run
 from tokenmall.sim.scenario import Scenario, ScenarioError
 
@@ -455,3 +455,62 @@ def write_outputs(
         writer.writerows(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     report(out / "report.html", summary, rows)
+
+
+CONSUMER_ROWS_MAX = 5_000_000  # consumer-runs in one consumers table (kept in memory)
+
+
+def consumer_table(
+    results: list[tuple[dict[str, str], int, dict[str, Any]]], sweep_params: list[str]
+) -> dict[str, list[Any]]:
+    """Every consumer of every run, column by column: the run, the sweep values, then
+    metrics.CONSUMER_COLUMNS (runs whose summary carries no consumer rows are left out)."""
+    table: dict[str, list[Any]] = {"run": [], **{name: [] for name in sweep_params}}
+    table |= {name: [] for name in CONSUMER_COLUMNS}
+    ordered = sorted(results, key=lambda r: (tuple(r[0].get(n, "") for n in sweep_params), r[1]))
+    for point, run_index, summary in ordered:
+        columns = summary.get("consumer_rows")
+        if not columns:
+            continue
+        count = len(columns["consumer"])
+        if len(table["run"]) + count > CONSUMER_ROWS_MAX:
+            raise ScenarioError(
+                f"more than {CONSUMER_ROWS_MAX:,} consumer rows: run fewer runs or days"
+            )
+        table["run"] += [run_index] * count
+        for name in sweep_params:
+            table[name] += [point.get(name, "")] * count
+        for name in CONSUMER_COLUMNS:
+            table[name] += columns[name]
+    return table
+
+
+def cohort_table(summary: dict[str, Any]) -> dict[str, list[Any]]:
+    """Each point's weekly cohorts (the mean over its runs), column by column."""
+    names = summary["sweep_params"]
+    table: dict[str, list[Any]] = {name: [] for name in names}
+    for point in summary["points"]:
+        for cohort in point["cohorts"]:
+            for name in names:
+                table[name].append(point["params"].get(name, ""))
+            for key, value in cohort.items():
+                table.setdefault(key, []).append(value)
+    return table
+
+
+def write_tables(
+    out: Path, summary: dict[str, Any], results: list[tuple[dict[str, str], int, dict[str, Any]]]
+) -> None:
+    """consumers.csv/.parquet and cohorts.csv/.parquet beside metrics.csv (pyarrow: a
+    million consumer rows write in about a second)."""
+    import pyarrow as pa  # noqa: PLC0415 (only when tables are written)
+    import pyarrow.csv as pa_csv  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    for name, columns in (
+        ("consumers", consumer_table(results, summary["sweep_params"])),
+        ("cohorts", cohort_table(summary)),
+    ):
+        table = pa.table(columns)
+        pq.write_table(table, out / f"{name}.parquet")
+        pa_csv.write_csv(table, out / f"{name}.csv")
