@@ -265,7 +265,11 @@ def test_templates_ship_in_the_package() -> None:
         for found in glob.glob(pattern, root_dir=package, recursive=True)
     }
     templates = {p.relative_to(package) for p in report.TEMPLATES.iterdir() if p.is_file()}
-    assert {Path("sim/templates/report.html"), Path("sim/templates/report.css")} <= templates
+    assert {
+        Path("sim/templates/report.html"),
+        Path("sim/templates/report.css"),
+        Path("sim/templates/compare.html"),
+    } <= templates
     assert templates <= shipped
     source = (ROOT / "src" / "tokenmall" / "sim" / "report.py").read_text(encoding="utf-8")
     assert "<html" not in source and "<table" not in source  # the page is in the templates

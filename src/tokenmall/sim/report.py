@@ -10,6 +10,10 @@ with a short "How to read this" paragraph (a tornado chart first when the summar
 one-at-a-time sensitivity), and a provenance footer (tool version, the scenario file's SHA-256,
 the engine, runs and seed, the exact parameters).
 
+`write_comparison` writes a page of two results side by side (templates/compare.html: what
+differs, the headline figures and their differences, price and position over the days);
+`load_result` reads one result from the folder `tokenmall simulate --out` wrote.
+
 The page is rendered from the Jinja2 templates in templates/ (autoescaped: the scenario's name,
 description, verdicts and sweep values are text from a file, never markup). plotly.js is
 embedded once, inline, in <head>; every chart is a plotly <div> after it, so the file needs no
@@ -22,6 +26,7 @@ Days are 0-based, as everywhere in the simulator (scenario events, metrics.csv, 
 loss_from_day); cohorts' weeks too (week 0 holds days 0-6).
 """
 
+import csv
 import html
 import json
 import math
@@ -1049,3 +1054,319 @@ def _provenance(summary: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(params, Mapping)
         else [],
     }
+
+
+# -- comparison ----------------------------------------------------------------------------
+
+# One result: (label, summary.json as a dict, metrics.csv's rows as dicts).
+Result = tuple[str, dict[str, Any], list[dict[str, Any]]]
+SIDE_COLOURS = ("#1f77b4", "#d62728")  # left, right
+
+
+def load_result(directory: Path, label: str | None = None) -> Result:
+    """One result as `write_comparison` takes it, from the folder `tokenmall simulate --out`
+    wrote: its summary.json and metrics.csv (rows as csv reads them, values as text: the
+    report reads numbers from text; no metrics.csv: no daily rows, the charts stay empty).
+    `label` names it on the page; by default the folder's name."""
+    summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    metrics = directory / "metrics.csv"
+    rows: list[dict[str, Any]] = []
+    if metrics.exists():
+        with metrics.open(newline="", encoding="utf-8") as handle:
+            rows = [dict(row) for row in csv.DictReader(handle)]
+    return (label if label is not None else directory.resolve().name), summary, rows
+
+
+def write_comparison(path: Path, left: Result, right: Result) -> None:
+    """Write one self-contained HTML page (offline, as `write_report`'s) comparing two results.
+
+    `left` and `right` are each (label, summary, daily rows): the label names the result on
+    the page (a folder name, "before", "margin 30 %"), the summary is summary.json as a dict
+    and the daily rows are metrics.csv's rows as dicts (numbers or their text), as
+    `write_report` takes them; `load_result(folder)` reads both from a folder. Differences are
+    right − left.
+
+    When both summaries have the same points (the same sweep values), each point is compared
+    with its counterpart; otherwise the first point of each (the page says so). The page shows
+    what differs between the two (scenario file, parameters, engine), the headline figures of
+    each pair with their differences, and the price and the platform's position over the days,
+    the two results drawn over each other (with several pairs, a menu picks one)."""
+    sides = []
+    for (label, summary, daily), colour in zip((left, right), SIDE_COLOURS, strict=True):
+        sweep_params = [str(name) for name in summary.get("sweep_params", [])]
+        points = _points(summary, daily, sweep_params)
+        sides.append((str(label), summary, points, colour))
+    keys = [
+        [json.dumps(p.summary.get("params") or {}, sort_keys=True) for p in s[2]] for s in sides
+    ]
+    matched = bool(keys[0]) and sorted(keys[0]) == sorted(keys[1])
+    left_points, right_points = sides[0][2], sides[1][2]
+    if matched:
+        by_key = dict(zip(keys[1], right_points, strict=True))
+        pairs = [(point, by_key[key]) for key, point in zip(keys[0], left_points, strict=True)]
+    else:
+        pairs = [(left_points[0], right_points[0])] if left_points and right_points else []
+    labels = [sides[0][0], sides[1][0]]
+    if labels[0] == labels[1]:  # two folders of the same name: still tell them apart
+        labels = [f"{labels[0]} (left)", f"{labels[1]} (right)"]
+    coloured = [
+        (
+            _side(a, labels[0], SIDE_COLOURS[0], len(pairs)),
+            _side(b, labels[1], SIDE_COLOURS[1], len(pairs)),
+        )
+        for a, b in pairs
+    ]
+    settings = [a.text for a, _b in pairs]
+    charts = (
+        (
+            "chart-compare-price",
+            "price",
+            "1. Price of one EP",
+            _compare_figure(coloured, settings, "price"),
+        ),
+        (
+            "chart-compare-platform",
+            "platform",
+            "2. The platform's position",
+            _compare_figure(coloured, settings, "platform_result"),
+        ),
+    )
+    document = (
+        _environment()
+        .get_template("compare.html")
+        .render(
+            labels=labels,
+            sides=[_side_facts(label, side[1]) for label, side in zip(labels, sides, strict=True)],
+            same_scenario=_same(sides[0][1], sides[1][1], "scenario_sha256"),
+            params=_param_differences(sides[0][1], sides[1][1]),
+            matched=matched,
+            pairs=[_pair_rows(a, b) for a, b in pairs],
+            charts=[
+                {"id": div_id, "key": key, "title": title, "plot": _plot(div_id, fig)}
+                for div_id, key, title, fig in charts
+            ],
+            font_family=Markup(FONT_FAMILY),
+            plotlyjs=Markup(get_plotlyjs()),
+        )
+    )
+    path.write_text(document, encoding="utf-8")
+
+
+def _side(point: PointData, label: str, colour: str, pairs: int) -> PointData:
+    """A point drawn as one side of the comparison: named by the result (and its setting, when
+    several pairs are compared), in the side's colour."""
+    text = f"{label}: {point.text}" if pairs > 1 and point.text else label
+    return PointData(
+        label=html.escape(text),
+        text=text,
+        color=colour,
+        summary=point.summary,
+        days=point.days,
+        runs=point.runs,
+        series=point.series,
+    )
+
+
+def _compare_figure(
+    pairs: list[tuple[PointData, PointData]], settings: list[str], metric: str
+) -> Any:
+    platform = metric == "platform_result"
+    title = (
+        "The platform's position since day 0 (CNY), median and band of each result"
+        if platform
+        else "Price of one EP (CNY), median and band of each result"
+    )
+    fig = _figure(title, "Day", "CNY" if platform else "CNY per EP")
+    number = ",.0f" if platform else ",.4f"
+    counts = []
+    for pair in pairs:
+        before = len(fig.data)
+        for side, point in enumerate(pair):
+            _add_band(fig, point, metric, number, single=False)
+            if side == 1:  # dashed: where the two medians coincide, the left one shows
+                fig.data[-1].line.dash = "dash"
+        counts.append(len(fig.data) - before)
+    if len(pairs) > 1:  # a menu of pairs, as `_with_menu` (sides may differ in traces)
+        owner = [n for n, count in enumerate(counts) for _ in range(count)]
+        for index, trace in enumerate(fig.data):
+            trace.visible = owner[index] == 0
+        fig.update_layout(
+            updatemenus=[
+                {
+                    "type": "dropdown",
+                    "buttons": [
+                        {
+                            "label": html.escape(setting or BASE_LABEL),
+                            "method": "restyle",
+                            "args": [{"visible": [o == n for o in owner]}],
+                        }
+                        for n, setting in enumerate(settings)
+                    ],
+                    "x": 1,
+                    "xanchor": "right",
+                    "y": 1.02,
+                    "yanchor": "bottom",
+                    "showactive": True,
+                }
+            ]
+        )
+    if platform:
+        fig.add_hline(y=0, line={"color": "#222", "width": 1.5})
+        fig.update_yaxes(tickformat=",.0f", tickprefix="¥")
+    else:
+        fig.update_yaxes(tickformat=",.4f", tickprefix="¥")
+    _day_axis(fig, [point for pair in pairs for point in pair])
+    return _sized(fig)
+
+
+def _same(left: Mapping[str, Any], right: Mapping[str, Any], key: str) -> bool | None:
+    """Whether both summaries record the same value; None when either does not record it."""
+    if left.get(key) is None or right.get(key) is None:
+        return None
+    return bool(left[key] == right[key])
+
+
+def _side_facts(label: str, summary: Mapping[str, Any]) -> dict[str, str]:
+    provenance = _provenance(summary)
+    sweep = ", ".join(str(name) for name in summary.get("sweep_params", []))
+    return {
+        "label": label,
+        "scenario": _text(summary.get("scenario")),
+        "days": f"{int(summary.get('days', 0)):,}",
+        "runs": provenance["runs"],
+        "seed": provenance["seed"],
+        "varied": (sweep + (" (one at a time)" if _sensitivity(summary) else "")) or "nothing",
+        "engine": provenance["engine"],
+        "tool_version": provenance["tool_version"],
+        "sha256": provenance["sha256"],
+    }
+
+
+def _param_differences(
+    left: Mapping[str, Any], right: Mapping[str, Any]
+) -> list[tuple[str, str, str]]:
+    """The SPEC parameters whose values differ: (name, left, right); absent on a side: "—"."""
+    a, b = left.get("params"), right.get("params")
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return []
+
+    def shown(params: Mapping[str, Any], name: str) -> str:
+        if name not in params:
+            return "—"
+        value = params[name]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return [
+        (name, shown(a, name), shown(b, name))
+        for name in sorted(set(a) | set(b))
+        if a.get(name, ...) != b.get(name, ...)
+    ]
+
+
+LEVEL_WORDS = {
+    LOSS: "loss",
+    CONSUMERS_LOSE: "the platform holds, most paying consumers lose",
+    HOLDS: "holds",
+}
+
+
+def _difference(left: float, right: float, unit: str) -> tuple[str, bool]:
+    """right − left as text with its sign, and whether it is below zero."""
+    if math.isnan(left) or math.isnan(right):
+        return "n/a", False
+    delta = right - left
+    if unit == "cny":
+        text = _cny(delta) if delta < 0 else f"+{_cny(delta)}"
+    elif unit == "price":
+        text = _cny(delta, 4) if delta < 0 else f"+{_cny(delta, 4)}"
+    elif unit == "pp":
+        text = f"{delta * 100:+.1f} pp"
+    elif unit == "days":
+        text = f"{delta:+,.0f} days"
+    else:
+        text = f"{delta:+.2f}"
+    return text.replace("+-", "-"), delta < 0
+
+
+def _pair_rows(left: PointData, right: PointData) -> dict[str, Any]:
+    """The headline figures of two points (left, right) and their differences, as text."""
+    rows: list[dict[str, Any]] = []
+    levels = [_level(p.summary) for p in (left, right)]
+    rows.append(
+        {
+            "name": "Verdict",
+            "values": [LEVEL_WORDS[level] for level in levels],
+            "levels": [LEVELS[level][0] for level in levels],
+            "difference": "same" if levels[0] == levels[1] else "changed",
+            "negative": False,
+        }
+    )
+
+    def median(point: PointData, key: str) -> float:
+        return _number(_spread_of(point, key).get("median"))
+
+    figures: list[tuple[str, Any, str]] = [
+        ("Final price (median)", lambda p: median(p, "final_price"), "price"),
+        ("Platform position at the end (median)", lambda p: median(p, "platform_result"), "cny"),
+        (
+            "Platform position (mean ± 95% CI)",
+            lambda p: _number(_spread_of(p, "platform_result").get("mean")),
+            "cny",
+        ),
+        ("Value at risk (95%)", lambda p: _number(p.summary.get("value_at_risk_95")), "cny"),
+        ("Operator's cash (median)", lambda p: median(p, "operator_cash"), "cny"),
+        ("SP owed (median)", lambda p: median(p, "sp_owed"), "cny"),
+        ("Its own EP (median)", lambda p: median(p, "treasury_value"), "cny"),
+        ("Cash owed out of the pool (median)", lambda p: median(p, "cash_owed"), "cny"),
+        ("EP held by consumers and merchants (median)", lambda p: median(p, "ep_held"), "cny"),
+        ("Consumers in profit", lambda p: _number(p.summary.get("share_in_profit")), "pp"),
+        ("Consumers losing", lambda p: _number(p.summary.get("share_losing")), "pp"),
+        ("Gini of returns", lambda p: _number(p.summary.get("gini")), "ratio"),
+    ]
+    for name, value_of, unit in figures:
+        a, b = value_of(left), value_of(right)
+        if name.startswith("Platform position (mean"):
+            shown = [_mean_ci(_spread_of(p, "platform_result")) for p in (left, right)]
+        elif unit == "price":
+            shown = [_cny(v, 4) for v in (a, b)]
+        elif unit == "cny":
+            shown = [_cny(v) for v in (a, b)]
+        elif unit == "pp":
+            shown = [_pct(v) for v in (a, b)]
+        else:
+            shown = ["n/a" if math.isnan(v) else f"{v:.2f}" for v in (a, b)]
+        text, negative = _difference(a, b, unit)
+        rows.append(
+            {
+                "name": name,
+                "values": shown,
+                "levels": ["", ""],
+                "difference": text,
+                "negative": negative,
+            }
+        )
+    days = [p.summary.get("loss_from_day") for p in (left, right)]
+    loss_difference = (
+        _difference(_number(days[0]), _number(days[1]), "days")
+        if None not in days
+        else ("same" if days[0] == days[1] else "changed", False)
+    )
+    rows.append(
+        {
+            "name": "Loss from day",
+            "values": [_day(day) for day in days],
+            "levels": ["", ""],
+            "difference": loss_difference[0],
+            "negative": loss_difference[1],
+        }
+    )
+    rows.append(
+        {
+            "name": "Runs",
+            "values": [f"{int(p.summary.get('runs', p.runs)):,}" for p in (left, right)],
+            "levels": ["", ""],
+            "difference": "",
+            "negative": False,
+        }
+    )
+    return {"setting": left.text, "rows": rows}
