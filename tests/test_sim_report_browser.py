@@ -1,12 +1,13 @@
 """The simulator's report as Chromium draws it: what a reader sees, read from the SVG that
 Plotly renders (tick labels, axis titles, legend entries) and from the page's DOM.
 
-Two reports, written once for the module: `deep`, one setting whose platform result falls to
+Three reports, written once for the module: `deep`, one setting whose platform result falls to
 about −12,000,000 CNY over 4 runs, with a one-day spike of exits and contributions equal to the
-dividends every day; and `grid`, six sweep points of 20 runs each that start losing on nearby
-days, with warnings and verdict explanations. Each test opens the file (file://, as an operator
-would), checks that it asked for nothing off the machine and logged no error, and leaves a
-screenshot in SHOTS (the system's temporary folder).
+dividends every day; `grid`, six sweep points of 20 runs each that start losing on nearby
+days, with warnings and verdict explanations; and `sensitivity`, a one-at-a-time sensitivity
+(a tornado chart) whose points have every verdict level. Each test opens the file (file://,
+as an operator would), checks that it asked for nothing off the machine and logged no error,
+and leaves a screenshot in SHOTS (the system's temporary folder).
 """
 
 import base64
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.web import DESKTOP, SHOTS
-from tests.test_sim_report import cohorts
+from tests.test_sim_report import cohorts, sensitivity_summary
 from tokenmall.sim.report import FONT_FAMILY, write_report
 
 DEEP_DAYS = 60
@@ -166,13 +167,25 @@ def grid_summary() -> dict[str, Any]:
     }
 
 
+def sensitivity_report() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A one-at-a-time sensitivity (test_sim_report.sensitivity_summary) whose points have
+    every verdict level: its base point is the order-only case (the platform gains, every
+    paying consumer loses), contribution_rate = 0.4 a loss, the others hold."""
+    made, rows = sensitivity_summary()
+    base = next(point for point in made["points"] if not point["params"])
+    base |= {"verdict_level": "consumers lose", "share_losing": 1.0, "share_in_profit": 0.0}
+    made["points"] = [base if not p["params"] else p for p in made["points"]]
+    return made, rows
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("sim-report")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    written = {"deep": folder / "deep.html", "grid": folder / "grid.html"}
+    written = {name: folder / f"{name}.html" for name in ("deep", "grid", "sensitivity")}
     write_report(written["deep"], deep_summary(), deep_rows())
     write_report(written["grid"], grid_summary(), grid_rows())
+    write_report(written["sensitivity"], *sensitivity_report())
     return written
 
 
@@ -546,3 +559,100 @@ def test_warnings_and_explanations_are_shown(open_report: Any) -> None:
     deep = open_report("deep")
     assert deep.page.locator("section.warnings").count() == 0
     assert deep.page.locator("ul.explanations").count() == 0
+
+
+# summary.json's verdict_level: the verdict box's left border as Chromium computes it.
+LEVEL_BORDERS = {
+    "loss": "rgb(198, 40, 40)",
+    "consumers lose": "rgb(224, 138, 0)",
+    "holds": "rgb(46, 125, 50)",
+}
+
+
+def test_verdict_colours_follow_the_level(open_report: Any) -> None:
+    """Red for a loss, amber when the platform holds while most paying consumers lose (the
+    order-only case: not green), green when it holds; the rows of the table marked alike."""
+    sens = open_report("sensitivity")
+    boxes = sens.page.evaluate(
+        """() => [...document.querySelectorAll(".verdict")].map((box) => ({
+             level: box.dataset.level,
+             point: box.querySelector(".point").textContent,
+             badge: box.querySelector(".badge").innerText,
+             border: getComputedStyle(box).borderLeftColor,
+             background: getComputedStyle(box).backgroundColor,
+           }))"""
+    )
+    assert boxes[0]["point"] == "as in the scenario" and boxes[0]["level"] == "consumers lose"
+    assert boxes[0]["badge"] == "THE PLATFORM HOLDS, MOST PAYING CONSUMERS LOSE"
+    for box in boxes:
+        assert box["border"] == LEVEL_BORDERS[box["level"]], box
+    levels = [box["level"] for box in boxes]
+    assert levels.count("consumers lose") == 1 and levels.count("loss") == 1
+    backgrounds = {box["level"]: box["background"] for box in boxes}
+    assert len(set(backgrounds.values())) == 3  # three tints, none shared
+    loss = next(box for box in boxes if box["level"] == "loss")
+    assert loss["point"] == "contribution_rate = 0.4" and loss["badge"].startswith("LOSS FROM DAY")
+    marks = sens.page.evaluate(
+        """() => [...document.querySelectorAll("table.points:not(.parts) tbody tr")].map(
+             (row) => [row.dataset.level,
+                       getComputedStyle(row.cells[0]).boxShadow])"""
+    )
+    for level, shadow in marks:
+        if level != "holds":
+            assert shadow.startswith(LEVEL_BORDERS[level]), (level, shadow)
+    sens.page.locator("section.verdicts").screenshot(path=SHOTS / "sim-report-verdicts.png")
+
+
+def test_the_tornado_puts_the_largest_swing_on_top(open_report: Any) -> None:
+    """One row per setting from the largest swing (top) to the smallest, each bar labelled
+    with its value and result beside it, the base line at the scenario's result."""
+    sens = open_report("sensitivity")
+    state = sens.svg("chart-tornado")
+    rows = sorted(state["yticks"], key=lambda tick: tick["y"])
+    assert [tick["text"] for tick in rows] == [
+        "platform.gross_margin",
+        "contribution_rate",
+        "arrivals.rate",
+    ]
+    for tick in state["yticks"] + state["xticks"]:
+        assert tick["w"] > 0 and inside(tick, state["svg"]), tick
+    texts = sens.page.evaluate(
+        """() => [...document.querySelectorAll("#chart-tornado .bartext")].map((t) => {
+             const r = t.getBoundingClientRect();
+             return {text: t.textContent, x: r.left, y: r.top, w: r.width, h: r.height};
+           })"""
+    )
+    labels = {box["text"]: box for box in texts}
+    assert set(labels) == {
+        "<0.3> → ¥0.00",
+        "0.5 → ¥2,000",
+        "0.2 → ¥1,500",
+        "0.4 → -¥500.00",
+        "1 → ¥500.00",
+        "3 → ¥1,500",
+    }
+    for index, box in enumerate(texts):
+        assert box["w"] > 0 and inside(box, state["svg"]), box
+        for other in texts[index + 1 :]:
+            assert not overlap(box, other), (box, other)
+    # Each label on its setting's row: between the row's tick label and the next row's.
+    centre = {tick["text"]: tick["y"] + tick["h"] / 2 for tick in rows}
+    gap = centre["contribution_rate"] - centre["platform.gross_margin"]
+    for name, text in (("platform.gross_margin", "0.5 → ¥2,000"), ("arrivals.rate", "3 → ¥1,500")):
+        assert abs(labels[text]["y"] + labels[text]["h"] / 2 - centre[name]) < gap / 2
+    # Bars left of the base line lower the position: 0.4 ends left of it, 0.2 right.
+    base = sens.page.evaluate(
+        """() => {
+             const gd = document.getElementById("chart-tornado");
+             return gd._fullLayout.xaxis.l2p(500) + gd._fullLayout._size.l
+                    + gd.getBoundingClientRect().left;
+           }"""
+    )
+    assert labels["0.4 → -¥500.00"]["x"] + labels["0.4 → -¥500.00"]["w"] < base
+    assert labels["0.2 → ¥1,500"]["x"] > base
+    notes = [box["text"] for box in state["annotations"]]
+    assert "as in the scenario: ¥500.00" in notes
+    # The base point's name in the other charts' legends.
+    legend = [entry["text"] for entry in sens.svg("chart-price")["legend"]]
+    assert legend[0] == "as in the scenario"
+    sens.page.locator("#chart-tornado").screenshot(path=SHOTS / "sim-report-tornado.png")
