@@ -319,8 +319,30 @@ def main() -> None:
                     f"  {label} | tokenmall --exact, one day, --no-report, once: "
                     f"{seconds(command):.2f} s"
                 )
+    in_process(args.repeats, args.seed)
     for index in range(args.agent_runs):
         agent_run(args.seed + index)
+
+
+def in_process(repeats: int, seed: int) -> None:
+    """The fast path's runs alone, in this process: every run of each workload's scenarios
+    through `fast.execute_fast`, rows and summaries made, nothing written."""
+    from tokenmall.sim import fast, runner  # noqa: PLC0415
+    from tokenmall.sim.scenario import load_scenario  # noqa: PLC0415
+
+    print(f"in this process, the fast path's runs alone (rows and summaries), median of {repeats}:")
+    with tempfile.TemporaryDirectory(prefix="bench-sim-") as scratch:
+        for label, runs, _orders, values, shapes in WORKLOADS:
+            for shape, days, rate in shapes:
+                path = Path(scratch) / f"{runs}-{days}.toml"
+                path.write_text(scenario_toml(days, rate, values))
+                jobs = runner.jobs(load_scenario(path), {}, runs, seed)
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    list(fast.execute_fast(jobs, lambda _work: None, []))
+                    times.append(time.perf_counter() - start)
+                print(f"  {label}, {shape}: {statistics.median(times) * 1e3:.0f} ms")
 
 
 def agent_run(seed: int) -> None:
