@@ -294,7 +294,7 @@ def _sensitivity(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         return []
     return sorted(
         (bar for bar in bars if isinstance(bar, Mapping)),
-        key=lambda bar: -abs(_number(bar.get("swing"))),
+        key=lambda bar: -_finite(abs(_number(bar.get("swing")))),
     )
 
 
@@ -330,6 +330,11 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _finite(value: float) -> float:
+    """NaN (a figure missing from the summary) as 0, so that it sorts."""
+    return 0.0 if math.isnan(value) else value
 
 
 def _strings(value: Any) -> list[str]:
