@@ -1,6 +1,7 @@
 """Sweeps over scenario fields, one-at-a-time sensitivity, goal seek and the Monte Carlo
 figures' confidence (issue 15's new capabilities)."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.test_api import tokenmall
 from tokenmall.sim import analysis, runner
 from tokenmall.sim.metrics import run_summary
 from tokenmall.sim.model import run
@@ -96,3 +98,79 @@ def test_headline_figures_carry_a_confidence_interval_and_the_value_at_risk() ->
     assert "Only 5 runs" in summary["warnings"][0]
     one = summarize(small("thin-margin", days=5), {}, runs=1)["points"][0]["platform_result"]
     assert one["ci95_low"] is None and one["ci95_high"] is None
+
+
+def test_goal_seek_on_the_command_line(tmp_path: Path) -> None:
+    text = (SCENARIOS / "thin-margin.toml").read_text()
+    short = tmp_path / "short.toml"
+    short.write_text(text.replace("days = 365", "days = 20"))
+    assert "days = 20" in short.read_text()
+    done = tokenmall(
+        "goal-seek",
+        str(short),
+        "--setting",
+        "platform.gross_margin",
+        "--between",
+        "0.05,0.95",
+        "--runs",
+        "1",
+        "--seed",
+        "4",
+        "--tolerance",
+        "0.01",
+        "--out",
+        "found.json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads((tmp_path / "found.json").read_text())
+    assert done.stdout.startswith(f"platform.gross_margin = {found['value']} (between ")
+    assert done.stderr.count("  platform.gross_margin = ") == len(found["evaluations"])
+    for args, says in (
+        (["--between", "0.5"], "--between: write it as LOW,HIGH"),
+        (["--between", "0.9,0.95"], "does not reach 0 between 0.9 and 0.95"),
+        (["--between", "0.1,0.9", "--figure", "gini"], "--figure must be one of"),
+        (["--between", "0.1,0.9", "--setting", "nope.x"], "a scenario field is one of"),
+    ):
+        base = ["goal-seek", str(short), "--runs", "1"]
+        if "--setting" not in args:
+            base += ["--setting", "platform.gross_margin"]
+        refused = tokenmall(*base, *args, cwd=tmp_path)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert refused.stderr.strip().count("\n") == 0 or "  platform" in refused.stderr
+        assert says in refused.stderr, (args, refused.stderr)
+
+
+def test_vary_on_the_command_line(tmp_path: Path) -> None:
+    text = (SCENARIOS / "thin-margin.toml").read_text()
+    (tmp_path / "short.toml").write_text(text.replace("days = 365", "days = 15"))
+    done = tokenmall(
+        "simulate",
+        "short.toml",
+        "--vary",
+        "platform.gross_margin=0.2,0.6",
+        "--vary",
+        "arrivals.rate=5,40",
+        "--no-report",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    said = [line for line in done.stdout.splitlines() if line.startswith("sensitivity ")]
+    assert [line.split(":")[0] for line in said] == [
+        f"sensitivity {bar['name']}" for bar in summary["sensitivity"]
+    ]
+    both = tokenmall(
+        "simulate",
+        "short.toml",
+        "--vary",
+        "arrivals.rate=5,40",
+        "--sweep",
+        "contribution_rate=0.2,0.3",
+        "--out",
+        "out2",
+        cwd=tmp_path,
+    )
+    assert both.returncode == 2 and "do not go together" in both.stderr

@@ -21,6 +21,7 @@ from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.cli_common import db_option
 from tokenmall.cli_common import fail as _fail
 from tokenmall.cli_payouts import payouts
+from tokenmall.cli_sim import goal_seek
 from tokenmall.cli_staff import staff
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.errors import InvariantViolation
@@ -705,7 +706,16 @@ def _token_store(db: str | None) -> Iterator[Store]:
     "sweep_specs",
     multiple=True,
     metavar="NAME=V1,V2,...",
-    help="Sweep a SPEC parameter over these values (repeat for a grid).",
+    help="Sweep a SPEC parameter (contribution_rate) or a scenario field "
+    "(platform.gross_margin) over these values (repeat for a grid).",
+)
+@click.option(
+    "--vary",
+    "vary_specs",
+    multiple=True,
+    metavar="NAME=LOW,HIGH",
+    help="One-at-a-time sensitivity: each NAME at LOW and at HIGH, the rest as in the "
+    "scenario (repeat; not with --sweep). summary.json's sensitivity ranks them.",
 )
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
 @click.option(
@@ -732,6 +742,7 @@ def simulate(
     runs: int,
     seed: int,
     sweep_specs: tuple[str, ...],
+    vary_specs: tuple[str, ...],
     out_dir: Path,
     workers: int | None,
     scheduler: str | None,
@@ -739,7 +750,8 @@ def simulate(
     report: bool,
 ) -> None:
     """Simulate SCENARIO.toml day by day: RUNS Monte Carlo runs per sweep point. Writes
-    OUT/report.html, OUT/metrics.csv and OUT/summary.json.
+    OUT/report.html, OUT/metrics.csv, OUT/summary.json, and each consumer's and each weekly
+    cohort's returns as OUT/consumers.parquet and .csv, OUT/cohorts.parquet and .csv.
 
     A scenario of cash orders only (no dividends, exits, referrals, events, nothing but
     holding: see docs/simulator.md) goes through the order-only fast path (NumPy, float64,
@@ -752,8 +764,11 @@ def simulate(
         _fail("--scheduler is empty: give the scheduler's address, e.g. tcp://host:8786")
     try:
         scenario = load_scenario(scenario_path)
-        sweeps = runner.parse_sweeps(sweep_specs)
-        jobs = runner.jobs(scenario, sweeps, runs, seed)
+        if sweep_specs and vary_specs:
+            raise ScenarioError("--sweep and --vary do not go together: a grid or one at a time")
+        sensitivity = bool(vary_specs)
+        sweeps = runner.parse_sweeps(vary_specs or sweep_specs)
+        jobs = runner.jobs(scenario, sweeps, runs, seed, sensitivity=sensitivity)
         # Every sweep point must be one the fast path computes (a swept rate may not be).
         reasons = ["--exact"] if exact else [fast.why_not_fast(job.scenario) for job in jobs]
         why_exact = next((reason for reason in reasons if reason is not None), None)
@@ -778,7 +793,7 @@ def simulate(
                 results.append((point, run_index, summary))
     except ScenarioError as error:
         _fail(str(error))
-    summary = runner.summarize(scenario, runs, seed, sweeps, results)
+    summary = runner.summarize(scenario, runs, seed, sweeps, results, sensitivity=sensitivity)
     engine = _engine_said(summary, why_exact, exact, len(exact_runs), len(jobs), scheduler)
 
     def no_report(*_args: object) -> None:
@@ -793,14 +808,20 @@ def simulate(
             # the rules engine's rows are dicts already
             rows = [row for _p, _r, daily in made if isinstance(daily, list) for row in daily]
             runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
+        runner.write_tables(out_dir, summary, results)
     except OSError as error:
         _fail(f"cannot write to {out_dir}: {error.strerror or error}")
     for point in summary["points"]:
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
         click.echo(f"{label + ': ' if label else ''}{point['verdict']}")
+    for bar in summary.get("sensitivity", []):
+        click.echo(
+            f"sensitivity {bar['name']}: {bar['low']} -> {bar['result_low']:+,.2f} CNY, "
+            f"{bar['high']} -> {bar['result_high']:+,.2f} CNY (swing {bar['swing']:,.2f})"
+        )
     click.echo(f"engine: {engine}")
     written = f"{out_dir / 'report.html'}, metrics.csv" if report else f"{out_dir / 'metrics.csv'}"
-    click.echo(f"wrote {written} and summary.json")
+    click.echo(f"wrote {written}, consumers and cohorts (.parquet, .csv) and summary.json")
 
 
 def _engine_said(
@@ -887,6 +908,7 @@ def main() -> None:
 
 app.add_command(payouts)
 app.add_command(staff)
+app.add_command(goal_seek)
 
 if __name__ == "__main__":
     main()

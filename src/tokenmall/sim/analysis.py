@@ -46,6 +46,7 @@ def goal_seek(
     *,
     target: float = 0.0,
     tolerance: str = "0.0001",
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The value of `setting` between `low` and `high` at which `evaluate` (a figure of the
     scenario with that value) reaches `target`, by bisection. ScenarioError if the figure
@@ -62,6 +63,8 @@ def goal_seek(
         text = _decimal(value)
         found = evaluate(scenario.with_setting(setting, text)) - target
         trail.append({"value": text, "result": found + target})
+        if on_step is not None:  # progress: each evaluation is `runs` whole runs
+            on_step(trail[-1])
         return found
 
     f_a, f_b = at(a), at(b)

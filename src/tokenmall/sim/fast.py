@@ -686,8 +686,15 @@ def write_outputs(
     """runner.write_outputs for the fast path's runs, byte for byte (tested): metrics.csv in
     the same order (sweep values, run, day), summary.json the same; report.html only if a
     `report` is given, and only then a dict per row."""
-    out.mkdir(parents=True, exist_ok=True)
     names = summary["sweep_params"]
+    if any(set(point) != set(names) for point, _run, _rows in runs):
+        # a sensitivity's points name only the setting each changes: rows of unequal columns
+        from tokenmall.sim.runner import write_outputs as write_rows  # noqa: PLC0415
+
+        every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in runs]
+        write_rows(out, summary, [row for rows in every for row in rows], report or _no_report)
+        return
+    out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(runs, key=lambda run: (tuple(run[0].get(n, "") for n in names), run[1]))
     first = ordered[0][2] if ordered else []
     header = first.names if isinstance(first, Table) else list(first[0]) if first else []
@@ -702,6 +709,10 @@ def write_outputs(
     if report is not None:
         every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in ordered]
         report(out / "report.html", summary, [row for rows in every for row in rows])
+
+
+def _no_report(*_args: object) -> None:
+    pass
 
 
 # -- work, for progress bars -------------------------------------------------------------------

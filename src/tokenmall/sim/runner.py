@@ -448,13 +448,23 @@ def write_outputs(
             row["day"],
         )
     )
-    columns = list(rows[0]) if rows else ["run", "day"]
+    columns = metrics_columns(rows, summary["sweep_params"])
     with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        # restval: a sensitivity's point names only the setting it changes
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     report(out / "report.html", summary, rows)
+
+
+def metrics_columns(rows: list[dict[str, Any]], sweep_params: list[str]) -> list[str]:
+    """metrics.csv's columns: the first row's, with every swept name after run and day (in a
+    sensitivity, each point names only the setting it changes)."""
+    if not rows:
+        return ["run", "day", *sweep_params]
+    first = [name for name in rows[0] if name not in sweep_params]
+    return [*first[:2], *sweep_params, *first[2:]]
 
 
 CONSUMER_ROWS_MAX = 5_000_000  # consumer-runs in one consumers table (kept in memory)
