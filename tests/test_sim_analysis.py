@@ -174,3 +174,27 @@ def test_vary_on_the_command_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert both.returncode == 2 and "do not go together" in both.stderr
+
+
+def test_two_results_compared_on_the_command_line(tmp_path: Path) -> None:
+    text = (SCENARIOS / "thin-margin.toml").read_text()
+    (tmp_path / "short.toml").write_text(text.replace("days = 365", "days = 10"))
+    for name, margin in (("a", "0.3"), ("b", "0.5")):
+        made = tokenmall(
+            "simulate",
+            "short.toml",
+            "--sweep",
+            f"platform.gross_margin={margin}",
+            "--no-report",
+            "--out",
+            name,
+            cwd=tmp_path,
+        )
+        assert made.returncode == 0, made.stderr
+    done = tokenmall("simulate-compare", "a", "b", "--out", "ab.html", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "wrote ab.html", done.stderr
+    page = (tmp_path / "ab.html").read_text()
+    assert "<html" in page and "0.3" in page and "0.5" in page
+    missing = tokenmall("simulate-compare", "a", "nowhere", "--out", "x.html", cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere: no summary.json" in missing.stderr
+    assert missing.stderr.count("\n") == 1

@@ -21,7 +21,7 @@ from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.cli_common import db_option
 from tokenmall.cli_common import fail as _fail
 from tokenmall.cli_payouts import payouts
-from tokenmall.cli_sim import goal_seek
+from tokenmall.cli_sim import goal_seek, simulate_compare
 from tokenmall.cli_staff import staff
 from tokenmall.core.canonical import canonical_json
 from tokenmall.core.errors import InvariantViolation
@@ -909,6 +909,7 @@ def main() -> None:
 app.add_command(payouts)
 app.add_command(staff)
 app.add_command(goal_seek)
+app.add_command(simulate_compare)
 
 if __name__ == "__main__":
     main()

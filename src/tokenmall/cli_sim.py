@@ -88,3 +88,34 @@ def goal_seek(
             out_path.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
         except OSError as error:
             _fail(f"cannot write {out_path}: {error.strerror or error}")
+
+
+@click.command("simulate-compare")
+@click.argument("left_dir", metavar="A_DIR", type=click.Path(path_type=Path))
+@click.argument("right_dir", metavar="B_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The comparison page to write (HTML).",
+)
+def simulate_compare(left_dir: Path, right_dir: Path, out_path: Path) -> None:
+    """Two results of `tokenmall simulate --out` side by side on one page: what differs
+    between them (scenario file, parameters, engine), the headline figures and their
+    differences (B − A), and the price and the platform's position over the days."""
+    from tokenmall.sim.report import load_result, write_comparison  # noqa: PLC0415
+
+    sides = []
+    for directory in (left_dir, right_dir):
+        if not (directory / "summary.json").is_file():
+            _fail(f"{directory}: no summary.json here (give a folder tokenmall simulate wrote)")
+        try:
+            sides.append(load_result(directory))
+        except (OSError, ValueError, KeyError) as error:  # unreadable, not JSON, not a summary
+            _fail(f"{directory}: cannot read the result: {error}")
+    try:
+        write_comparison(out_path, sides[0], sides[1])
+    except OSError as error:
+        _fail(f"cannot write {out_path}: {error.strerror or error}")
+    click.echo(f"wrote {out_path}")
