@@ -261,6 +261,37 @@ def test_simulate_takes_the_fast_path_and_says_so(tmp_path: Path) -> None:
                 assert math.isclose(float(ours[name]), float(value), rel_tol=TOLERANCE)
             else:
                 assert ours[name] == value, name
+    # each consumer: the same, but for what its EP are worth (the price's tolerance, a fen)
+    fast_people = read_csv(fast_dir / "consumers.csv")
+    exact_people = read_csv(exact_dir / "consumers.csv")
+    assert len(fast_people) == len(exact_people) == 3 * 40
+    for ours, theirs in zip(fast_people, exact_people, strict=True):
+        assert list(ours) == list(theirs)
+        for name, value in theirs.items():
+            if name == "ep_value_fen":
+                assert math.isclose(int(ours[name]), int(value), rel_tol=TOLERANCE, abs_tol=1)
+            else:
+                assert ours[name] == value, name
+    assert (
+        read_csv(fast_dir / "cohorts.csv")[0].keys()
+        == read_csv(exact_dir / "cohorts.csv")[0].keys()
+    )
+
+
+def test_simulate_writes_only_what_it_is_asked_for(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "tokenmall.cli",
+        "simulate",
+        str(SCENARIOS / "order-only.toml"),
+    ]
+    command += ["--out", str(out), "--no-report", "--no-tables"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["metrics.csv", "summary.json"]
+    assert done.stdout.endswith(f"wrote {out / 'metrics.csv'} and summary.json\n")
 
 
 def test_simulate_says_why_it_took_the_rules_engine(tmp_path: Path) -> None:

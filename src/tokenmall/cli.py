@@ -737,6 +737,12 @@ def _token_store(db: str | None) -> Iterator[Store]:
     show_default=True,
     help="Write OUT/report.html (on many run-days it takes longer than the runs).",
 )
+@click.option(
+    "--tables/--no-tables",
+    default=True,
+    show_default=True,
+    help="Write OUT/consumers and OUT/cohorts (.parquet, .csv): a row per consumer per run.",
+)
 def simulate(
     scenario_path: Path,
     runs: int,
@@ -748,6 +754,7 @@ def simulate(
     scheduler: str | None,
     exact: bool,
     report: bool,
+    tables: bool,
 ) -> None:
     """Simulate SCENARIO.toml day by day: RUNS Monte Carlo runs per sweep point. Writes
     OUT/report.html, OUT/metrics.csv, OUT/summary.json, and each consumer's and each weekly
@@ -808,7 +815,8 @@ def simulate(
             # the rules engine's rows are dicts already
             rows = [row for _p, _r, daily in made if isinstance(daily, list) for row in daily]
             runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
-        runner.write_tables(out_dir, summary, results)
+        if tables:  # pyarrow and the pandas it loads take longer than many fast-path runs
+            runner.write_tables(out_dir, summary, results)
     except OSError as error:
         _fail(f"cannot write to {out_dir}: {error.strerror or error}")
     for point in summary["points"]:
@@ -820,8 +828,15 @@ def simulate(
             f"{bar['high']} -> {bar['result_high']:+,.2f} CNY (swing {bar['swing']:,.2f})"
         )
     click.echo(f"engine: {engine}")
-    written = f"{out_dir / 'report.html'}, metrics.csv" if report else f"{out_dir / 'metrics.csv'}"
-    click.echo(f"wrote {written}, consumers and cohorts (.parquet, .csv) and summary.json")
+    click.echo(f"wrote {_written(out_dir, report, tables)}")
+
+
+def _written(out_dir: Path, report: bool, tables: bool) -> str:
+    """What `simulate` wrote, in words."""
+    written = [str(out_dir / "report.html")] if report else []
+    written.append("metrics.csv" if written else str(out_dir / "metrics.csv"))
+    written += ["consumers and cohorts (.parquet, .csv)"] if tables else []
+    return f"{', '.join(written)} and summary.json"
 
 
 def _engine_said(
