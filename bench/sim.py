@@ -6,14 +6,16 @@
 The order-only model (cash orders and nothing else: the seeds' recurrence) on the issue's two
 workloads, each timed as a user runs it, a fresh process from start to written output:
 
-- radCAD: a script of radCAD's model of the same recurrence (a policy draws the order, a state
-  update adds it to the pool and the supply), run by the `python` of a virtualenv of its own
+- radCAD: a script of radCAD's model of the same recurrence (a policy draws the order, state
+  updates add it to the pool and move the price), run by the `python` of a virtualenv of its own
   (created under --radcad-venv, /tmp/tokenmall-bench-radcad by default, and reused; radCAD is
   not a dependency of this project), with radCAD's default engine, writing the experiment's
   DataFrame to CSV;
 - `tokenmall simulate` on an equivalent scenario (fixed arrivals, one order each on arrival,
-  every consumer holds, no dividends, exits or referrals), writing metrics.csv, summary.json
-  and, unless --no-report, report.html. The CLI takes its order-only fast path for these.
+  every consumer holds, no dividends, exits or referrals), writing all its outputs
+  (report.html, metrics.csv, summary.json, consumers and cohorts tables), then without the
+  report (--no-report), then metrics.csv and summary.json alone (--no-report --no-tables).
+  The CLI takes its order-only fast path for these.
 
 Workloads: 1 run × 100,000 orders of 100.00; 100 runs × 1,000 orders of a random value
 (uniform 10.00-1,000.00). radCAD's DataFrame has a row per order; metrics.csv has a row per day,
@@ -119,6 +121,12 @@ WORKLOADS = [
         [("one day of 1,000 orders", 1, 1_000), ("1,000 days of 1 order", 1_000, 1)],
     ),
 ]
+
+
+# What simulate writes: everything (report.html, metrics.csv, summary.json, the consumers and
+# cohorts tables); without the report; metrics.csv and summary.json alone (radCAD's script
+# writes one CSV).
+OUTPUTS = ("", "--no-report", "--no-report --no-tables")
 
 
 def scenario_toml(days: int, rate: int, values: str) -> str:
@@ -280,15 +288,16 @@ def main() -> None:
             for shape, days, rate in shapes:
                 path = work / f"{runs}-{days}.toml"
                 path.write_text(scenario_toml(days, rate, values))
-                for flag in ("--report", "--no-report"):
+                for outputs in OUTPUTS:
                     options = [str(path), "--runs", str(runs), "--seed", str(args.seed)]
-                    options += ["--out", str(work / "out"), flag]
-                    commands[f"{label} | tokenmall, {shape}, {flag}"] = [
+                    options += ["--out", str(work / "out"), *outputs.split()]
+                    written = outputs or "every output"
+                    commands[f"{label} | tokenmall, {shape}, {written}"] = [
                         str(TOKENMALL),
                         "simulate",
                         *options,
                     ]
-                    commands[f"{label} | projection: simulate alone, {shape}, {flag}"] = [
+                    commands[f"{label} | projection: simulate alone, {shape}, {written}"] = [
                         str(TOKENMALL.parent / "python"),
                         str(simulate_only),
                         "simulate",
