@@ -42,6 +42,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENMALL = ROOT / ".venv" / "bin" / "tokenmall"
@@ -239,7 +240,19 @@ def main() -> None:
     parser.add_argument("--radcad-venv", type=Path, default=RADCAD_VENV)
     parser.add_argument("--exact", action="store_true", help="also time --exact, once")
     parser.add_argument("--agent-runs", type=int, choices=range(11), default=0, metavar="0..10")
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="no radCAD, no fresh processes"
+    )
     args = parser.parse_args()
+    if not args.in_process_only:
+        end_to_end(args)
+    in_process(args.repeats, args.seed)
+    for index in range(args.agent_runs):
+        agent_run(args.seed + index)
+
+
+def end_to_end(args: argparse.Namespace) -> None:
+    """radCAD and tokenmall simulate, fresh processes, side by side."""
     python = radcad_python(args.radcad_venv)
     versions = subprocess.run(
         [
@@ -328,9 +341,6 @@ def main() -> None:
                     f"  {label} | tokenmall --exact, one day, --no-report, once: "
                     f"{seconds(command):.2f} s"
                 )
-    in_process(args.repeats, args.seed)
-    for index in range(args.agent_runs):
-        agent_run(args.seed + index)
 
 
 def in_process(repeats: int, seed: int) -> None:
@@ -352,6 +362,45 @@ def in_process(repeats: int, seed: int) -> None:
                     list(fast.execute_fast(jobs, lambda _work: None, []))
                     times.append(time.perf_counter() - start)
                 print(f"  {label}, {shape}: {statistics.median(times) * 1e3:.0f} ms")
+                if days == 1_000:
+                    writers(jobs, repeats, Path(scratch))
+
+
+def writers(jobs: "list[Any]", repeats: int, scratch: Path) -> None:
+    """metrics.csv and summary.json of these runs, written by the fast path (column by
+    column) and by runner.write_outputs (csv.DictWriter, from a dict per row)."""
+    from tokenmall.sim import fast, runner  # noqa: PLC0415
+
+    made: list[tuple[dict[str, str], int, fast.Table | fast.Rows]] = []
+    results, tables = [], []
+    for point, run, table, summary in fast.execute_fast(jobs, lambda _work: None, []):
+        assert isinstance(table, fast.Table)  # every run of these workloads is a fast one
+        made.append((point, run, table))
+        results.append((point, run, summary))
+        tables.append(table)
+    summary = runner.summarize(jobs[0].scenario, len(jobs), 0, {}, results)
+
+    def fast_writer() -> None:
+        fast.write_outputs(scratch / "fast", summary, made, None)
+
+    def dict_writer() -> None:
+        rows = [row for table in tables for row in table.rows()]
+        runner.write_outputs(scratch / "runner", summary, rows, lambda *_args: None)
+
+    rows = sum(len(table.values[0]) for table in tables)
+    for name, write in (
+        ("the fast path's writer", fast_writer),
+        ("dicts, DictWriter", dict_writer),
+    ):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            write()
+            times.append(time.perf_counter() - start)
+        print(
+            f"    metrics.csv ({rows:,} rows) and summary.json, {name}: "
+            f"{statistics.median(times) * 1e3:.0f} ms"
+        )
 
 
 def agent_run(seed: int) -> None:
