@@ -787,7 +787,7 @@ def simulate(
         exact_runs: list[int] = []  # runs the fast path handed to the rules engine
         with (
             runner.dask_client(scheduler) as client,
-            _progress_bar(fast.work_total(jobs), "simulating") as advance,
+            _progress_bar(fast.work_total(jobs), "simulating (orders + consumer-days)") as advance,
         ):
             _make_out_dir(out_dir)  # now: after hours of runs is too late to find it unwritable
             outcomes = (
