@@ -382,6 +382,12 @@ def verdict(scenario: Scenario, point: dict[str, Any]) -> str:
         "paid cash get back less than they paid (their unsold EP counted at what selling "
         f"them now pays, after the sale fee); {point['share_in_profit']:.1%} get back more."
     )
+    if day is None and point["verdict_level"] == "consumers lose":
+        return (
+            f"The operator's margin covers its promises, but consumers pay for it: after "
+            f"{scenario.days} days the platform's position is {result:+,.2f} CNY in the median "
+            f"run ({point['runs_with_loss']} of {point['runs']} runs end in a lasting loss).{who}"
+        )
     if day is None:
         return (
             f"The margin covers the promises in the median run: after {scenario.days} days the "
