@@ -28,7 +28,8 @@ the ledger's modules (tokenmall/entry.py); `tokenmall --version` shows the start
 other command.
 
 --exact adds `tokenmall simulate --exact` (the rules engine) on each workload, once.
---agent-runs N adds N full-rules agent runs in this process (10,220 consumers over 365 days,
+--agent-runs N adds N full-rules agent runs in this process (--agent-scale 10: ten times the
+arrivals, for the memory target; each run's time and peak memory) (10,220 consumers over 365 days,
 about 1,000,000 orders, with sells, conversions, redemptions, SP payments, dividends and exits).
 """
 
@@ -200,6 +201,14 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="also time --exact, once")
     parser.add_argument("--agent-runs", type=int, choices=range(11), default=0, metavar="0..10")
     parser.add_argument(
+        "--agent-scale",
+        type=int,
+        choices=range(1, 11),
+        default=1,
+        metavar="1..10",
+        help="the agent runs with this many times the arrivals (10: the issue's memory check)",
+    )
+    parser.add_argument(
         "--in-process-only", action="store_true", help="no radCAD, no fresh processes"
     )
     args = parser.parse_args()
@@ -207,7 +216,7 @@ def main() -> None:
         end_to_end(args)
     in_process(args.repeats, args.seed)
     for index in range(args.agent_runs):
-        agent_run(args.seed + index)
+        agent_run(args.seed + index, args.agent_scale)
 
 
 def end_to_end(args: argparse.Namespace) -> None:
@@ -350,21 +359,29 @@ def writers(jobs: "list[Any]", repeats: int, scratch: Path) -> None:
         )
 
 
-def agent_run(seed: int) -> None:
+def agent_run(seed: int, scale: int = 1) -> None:
+    """One full-rules run of AGENT_SCENARIO with `scale` times its arrivals, its time and its
+    peak memory (ru_maxrss: run alone, as with --agent-runs 1, it is the run's)."""
+    import resource  # noqa: PLC0415
+
     import numpy as np  # noqa: PLC0415 (only for this part)
 
+    from tokenmall.runtime import tune_gc  # noqa: PLC0415 (as the CLI tunes it)
     from tokenmall.sim.model import run  # noqa: PLC0415
     from tokenmall.sim.scenario import scenario_of  # noqa: PLC0415
 
-    scenario = scenario_of(AGENT_SCENARIO)
+    tune_gc()
+    document = {**AGENT_SCENARIO, "arrivals": {"kind": "fixed", "rate": 28 * scale}}
+    scenario = scenario_of(document)
     start = time.perf_counter()
     result = run(scenario, np.random.default_rng(np.random.SeedSequence(seed)))
     elapsed = time.perf_counter() - start
     exits = sum(day.exits for day in result.days)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"full-rules agent run: {len(result.agents):,} consumers, 365 days, "
+        f"full-rules agent run ×{scale}: {len(result.agents):,} consumers, 365 days, "
         f"{result.orders_total:,} orders, {result.commands_total:,} commands "
-        f"({exits:,} forced exits): {elapsed:.1f} s"
+        f"({exits:,} forced exits): {elapsed:.1f} s, peak memory {peak_mib:,.0f} MiB"
     )
 
 
