@@ -32,7 +32,7 @@ _Stored = tuple[
     bool,
 ]
 
-_PAID_CASH, _REFUNDED = itemgetter(2), itemgetter(8)  # of a _Stored
+_PAID_CASH, _GRANTS, _REFUNDED = itemgetter(2), itemgetter(6), itemgetter(8)  # of a _Stored
 
 REFUNDABLE = 1  # the flag of a closed order that was paid in cash and never refunded
 
@@ -211,6 +211,12 @@ class OrderBook:
             (),
             False,
         )
+
+    def cash_grants(self, order_id: str) -> tuple[tuple[str, Units], ...] | None:
+        """The EP today's cash order `order_id` granted each referrer; None if it is not one
+        (paid in SP, or not today's). For the read models, without building an Order."""
+        stored = self.today.get(order_id)
+        return _GRANTS(stored) if stored is not None and _PAID_CASH(stored) else None
 
     def get(self, order_id: str, day: int) -> Order | None:
         """Today's order `order_id` as a record (its `day` is today's), or None."""

@@ -251,15 +251,15 @@ def _count_order(
     """An applied order's or refund's counts and referral EP, from the engine's record of the
     order (`OrderBook`: whether it was paid in cash, the EP each referrer was granted)."""
     if applied.op == "order":
-        stored = engine.orders.today.get(command["id"])
-        if stored is not None and stored[2]:  # paid in cash
+        grants = engine.orders.cash_grants(command["id"])
+        if grants is not None:
             totals.cash_orders += 1
-            totals.referral_units += sum(units for _referrer, units in stored[6])
+            totals.referral_units += sum(units for _referrer, units in grants)
         return
-    stored = engine.orders.today.get(command["order"])
+    grants = engine.orders.cash_grants(command["order"])
     totals.refunds += 1
-    if stored is not None:  # what the refund took back from those the order granted EP
-        referrers = {referrer for referrer, _units in stored[6]}
+    if grants is not None:  # what the refund took back from those the order granted EP
+        referrers = {referrer for referrer, _units in grants}
         totals.referral_units += sum(
             amount
             for account, posted, amount in applied.postings

@@ -82,7 +82,6 @@ ERROR_BOUND_MAX = FAST_PATH_RELATIVE_TOLERANCE / 10
 EXACT_FLOAT_FEN = 2**53  # sums of fen up to this are exact in float64
 INT64_SAFE = 2**62
 WEEK_DAYS = 7  # as model.WEEK_DAYS: cohorts by entry week
-SALES_WINDOW_DAYS = 30  # as metrics.WINDOW_DAYS
 
 # The daily metrics this module computes (model.DayMetrics' fields). Any other field of
 # DayMetrics is a metric of the exact model only: its scenarios are not fast-path scenarios.
@@ -544,7 +543,7 @@ def _summary(
     columns: dict[str, Any],
 ) -> dict[str, Any]:
     """metrics.run_summary's figures for this run."""
-    from tokenmall.sim.metrics import gini  # noqa: PLC0415
+    from tokenmall.sim.metrics import gini, sales_drop_of  # noqa: PLC0415
 
     params = scenario.params
     consumers = int(drawn.arrivals.sum())
@@ -586,7 +585,7 @@ def _summary(
         "gini": gini((ep_value[paying] / FEN_PER_CNY).tolist()),
         "dividends": 0.0,
         "cash_out": 0.0,
-        "sales_drop": _sales_drop(sales),
+        "sales_drop": sales_drop_of(sales),
         "event_price_changes": [],
         "cohorts": _cohorts(joined, money_in, ep_value),
         "consumer_rows": _consumer_rows(drawn, money_in, ep_value),
@@ -614,16 +613,6 @@ def _consumer_rows(drawn: Orders, money_in: Floats, ep_value: Floats) -> dict[st
         "goods_fen": [0] * consumers,
         "ep_value_fen": ep_value.astype(np.int64).tolist(),
     }
-
-
-def _sales_drop(sales_fen: Ints) -> float:
-    """metrics.sales_drop."""
-    if sales_fen.size < 2 * SALES_WINDOW_DAYS:
-        return 0.0
-    sums = np.cumsum(np.concatenate(([0], sales_fen)))
-    windows = sums[SALES_WINDOW_DAYS:] - sums[:-SALES_WINDOW_DAYS]
-    best = int(windows.max())
-    return 1 - int(windows[-1]) / best if best > 0 else 0.0
 
 
 def _cohorts(weeks: Ints, money_in: Floats, ep_value: Floats) -> list[dict[str, Any]]:

@@ -10,10 +10,12 @@ ROI > 1. Shares of consumers are of the consumers who paid cash, person by perso
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tokenmall.core.rules.points import sale_payout_fen
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
@@ -166,11 +168,16 @@ WINDOW_DAYS = 30  # sales compared month against month
 
 
 def sales_drop(days: list[DayMetrics]) -> float:
+    """sales_drop_of the run's daily cash sales."""
+    return sales_drop_of([day.sales_fen for day in days])
+
+
+def sales_drop_of(sales_fen: Sequence[int] | npt.NDArray[np.int64]) -> float:
     """How far the last WINDOW_DAYS days' cash sales fell below the best such window (0: the
     last is the best; 0.8: sales fell by 80 %). 0 when the run is shorter than two windows."""
-    if len(days) < 2 * WINDOW_DAYS:
+    if len(sales_fen) < 2 * WINDOW_DAYS:
         return 0.0
-    sales = np.cumsum([0] + [day.sales_fen for day in days])
+    sales = np.cumsum(np.concatenate(([0], np.asarray(sales_fen, dtype=np.int64))))
     windows = sales[WINDOW_DAYS:] - sales[:-WINDOW_DAYS]
     best = int(windows.max())
     return 1 - int(windows[-1]) / best if best > 0 else 0.0

@@ -284,10 +284,15 @@ class _Run:
         chance = self.scenario.behaviours.spend_sp
         if chance <= 0 or not self.agents or not self._takes_sp():
             return
+        for agent in self._drawn(chance):
+            self._pay_sp(agent)
+
+    def _drawn(self, chance: float) -> list[Agent]:
+        """The consumers who act today at a daily `chance` each, in arrival order: how many
+        drawn at once (binomial), then which, without walking every consumer."""
         count = int(self.random.binomial(len(self.agents), chance))
         chosen = self.random.choice(len(self.agents), size=count, replace=False)
-        for index in np.sort(chosen).tolist():
-            self._pay_sp(self.agents[index])
+        return [self.agents[index] for index in np.sort(chosen).tolist()]
 
     def _sp_run(self, share: float) -> None:
         """An SP run (挤兑): that share of the consumers holding SP spend all of it at once."""
@@ -344,9 +349,7 @@ class _Run:
             return
         engine = self.engine
         price, keep = engine.price(), engine.rates.sell_keep
-        count = int(self.random.binomial(len(self.agents), chance))
-        for index in np.sort(self.random.choice(len(self.agents), size=count, replace=False)):
-            agent = self.agents[int(index)]
+        for agent in self._drawn(chance):
             if agent.left or day - agent.joined_day < LOSING_AFTER_DAYS:
                 continue
             held = engine.consumers[agent.id]
@@ -365,9 +368,7 @@ class _Run:
             issue = {"op": "issue_collection", "collection": "c1", "edition": settings.edition}
             self.apply({**issue, "value": value})
         collection = self.engine.collections["c1"]
-        count = int(self.random.binomial(len(self.agents), settings.chance))
-        for index in np.sort(self.random.choice(len(self.agents), size=count, replace=False)):
-            agent = self.agents[int(index)]
+        for agent in self._drawn(settings.chance):
             claim = {"op": "claim_collectible", "user": agent.id, "collection": "c1"}
             if self.apply(claim):
                 self.collectibles_today_fen += collection.value_fen
@@ -403,10 +404,8 @@ class _Run:
             return
         due = day + settings.delay_days
         if self.agents:
-            count = int(self.random.binomial(len(self.agents), settings.chance))
-            chosen = self.random.choice(len(self.agents), size=count, replace=False)
-            for index in np.sort(chosen).tolist():
-                self._withdraw("user", self.agents[index].id, engine.consumers, due)
+            for agent in self._drawn(settings.chance):
+                self._withdraw("user", agent.id, engine.consumers, due)
         for kind, accounts in (("merchant", engine.merchants), ("agent", engine.agents)):
             names = sorted(accounts)
             asks = self.random.random(len(names)) < settings.chance
