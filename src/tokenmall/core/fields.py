@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenmall.core.errors import ErrorCode, Rejected
-from tokenmall.core.units import EP_DECIMALS, MONEY_DECIMALS, Fen, Units, parse_scaled
+from tokenmall.core.units import (
+    AMOUNT_CHARS_MAX,
+    EP_DECIMALS,
+    MONEY_DECIMALS,
+    Fen,
+    Units,
+    parse_scaled,
+)
 
 Command = Mapping[str, Any]  # one command, as decoded from its JSON object
 
@@ -45,23 +52,27 @@ _REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}").fullmatch
 
 
 def is_valid_id(value: object) -> bool:
-    return type(value) is str and _VALID_ID(value) is not None
+    """An id of SPEC v2 §4 (what `check_ids` asks of each id field). One of letters and digits
+    only, most of them, is judged by str.isalnum without the pattern."""
+    return type(value) is str and (
+        (len(value) <= ID_CHARS_MAX and value.isalnum()) or _VALID_ID(value) is not None
+    )
+
+
+def is_v1_id(value: object) -> bool:
+    """An id of SPEC v1: any string of 1-64 characters."""
+    return type(value) is str and 0 < len(value) <= ID_CHARS_MAX
 
 
 def check_ids(command: Mapping[str, Any]) -> None:
     """Every id field present holds a valid id (SPEC v2 §4), whatever the op."""
-    # Runs for every command: the keys are walked (no set built), and an id of letters and
-    # digits only, most of them, is judged by str.isalnum without the pattern.
+    # Runs for every command: the keys are walked (no set built).
     for name in command:
-        if name in ID_FIELDS:
-            value = command[name]
-            if type(value) is not str or not (
-                (len(value) <= ID_CHARS_MAX and value.isalnum()) or _VALID_ID(value) is not None
-            ):
-                raise Rejected(
-                    ErrorCode.INVALID_COMMAND,
-                    f"{name!r} must be an id: 1-64 letters, digits or _ - . : @",
-                )
+        if name in ID_FIELDS and not is_valid_id(command[name]):
+            raise Rejected(
+                ErrorCode.INVALID_COMMAND,
+                f"{name!r} must be an id: 1-64 letters, digits or _ - . : @",
+            )
 
 
 V1_ID_FIELDS = frozenset(["user", "referrer", "merchant", "id", "order"])
@@ -70,8 +81,7 @@ V1_ID_FIELDS = frozenset(["user", "referrer", "merchant", "id", "order"])
 def check_v1_ids(command: Mapping[str, Any]) -> None:
     """SPEC v1's ids: any string of 1-64 characters, in the fields v1 had."""
     for name in V1_ID_FIELDS.intersection(command):
-        value = command[name]
-        if type(value) is not str or not 0 < len(value) <= ID_CHARS_MAX:
+        if not is_v1_id(command[name]):
             raise Rejected(
                 ErrorCode.INVALID_COMMAND, f"{name!r} must be a string of 1-64 characters"
             )
@@ -164,6 +174,18 @@ def money_fen(raw: object) -> Fen:
     if not fen:
         raise Rejected(ErrorCode.INVALID_AMOUNT, f"not a positive money amount: {raw!r}")
     return fen
+
+
+# The largest amount whose "yuan.fen" string is within AMOUNT_CHARS_MAX: what `money_fen` could
+# have read, for amounts given as integers (`Engine.order`).
+FEN_MAX = 10 ** (AMOUNT_CHARS_MAX - 1) - 1
+
+
+def positive_fen(amount_fen: Fen) -> Fen:
+    """A positive money/SP amount given in fen (an int), as `money_fen` would accept it."""
+    if type(amount_fen) is not int or not 0 < amount_fen <= FEN_MAX:  # a bool is not one
+        raise Rejected(ErrorCode.INVALID_AMOUNT, f"not a positive money amount: {amount_fen!r} fen")
+    return amount_fen
 
 
 def points_units(raw: object, held_units: Units) -> Units:

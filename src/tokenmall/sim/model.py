@@ -19,8 +19,9 @@ import numpy.typing as npt
 
 from tokenmall.core.accounts import REQUESTED
 from tokenmall.core.engine import Engine
+from tokenmall.core.errors import Rejected
 from tokenmall.core.rules.points import sale_payout_fen
-from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Units, format_units
+from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Fen, Units, format_units
 from tokenmall.sim.scenario import Behaviours, Scenario
 
 HOLD, SELL_AT_MULTIPLE, SELL_ON_STALL, CONVERT_AND_SPEND, REDEEM_GOODS = range(5)
@@ -40,6 +41,7 @@ class Agent:
     sp_spent_fen: int = 0  # SP paid to merchants (goods received for SP)
     left: bool = False  # gone: orders nothing more (what it holds stays)
     region: str | None = None  # its district, where regional agents earn on its orders
+    slot: int = -1  # its row in the engine's ConsumerBook (its balances), once registered
 
 
 @dataclass
@@ -187,11 +189,12 @@ class _Run:
             if referred[index] and self.agents:
                 command["referrer"] = self.agents[int(self.random.integers(len(self.agents)))].id
             if self.apply(command):
+                agent.slot = self.engine.consumers[agent.id].slot
                 self.agents.append(agent)
                 if agent.behaviour != HOLD:
                     self.acting.append(agent)
                 if self.scenario.orders.on_arrival:
-                    self._order(agent, int(self._order_values(1)[0]))
+                    self._order(agent, Fen(int(self._order_values(1)[0])))
 
     def _orders(self, day: int) -> None:
         agents = self.agents
@@ -201,38 +204,45 @@ class _Run:
         count = int(self.random.poisson(rate * len(agents)))
         buyers = self.random.integers(len(agents), size=count)
         values = self._order_values(count)
+        order = self._order
         for buyer_index, value_fen in zip(buyers.tolist(), values.tolist(), strict=True):
             buyer = agents[buyer_index]
             if not buyer.left:
-                self._order(buyer, value_fen)
+                order(buyer, value_fen)
 
-    def _order(self, agent: Agent, value_fen: int) -> None:
+    def _order(self, agent: Agent, value_fen: Fen) -> None:
         """A cash order, or an SP one at a merchant for those who spend SP and have enough."""
-        amount = _yuan(value_fen)
-        order: dict[str, object] = {
-            "op": "order",
-            "id": f"o{self.orders}",
-            "user": agent.id,
-            "amount": amount,
-        }
-        self.orders += 1
-        pays_sp = (
+        if (
             agent.behaviour == CONVERT_AND_SPEND
-            and self.scenario.merchants.accept_sp
-            and self.merchants
-            and self.engine.consumers[agent.id].sp >= value_fen
-        )
-        if pays_sp:
-            order["pay"] = "stable"
-            order["merchant"] = self.merchants[self.orders % len(self.merchants)]
-            if self.apply(order):
+            and self.engine.book.sp[agent.slot] >= value_fen
+            and self._takes_sp()
+        ):
+            # An SP order's merchant, in turn, by the count of orders with this one.
+            merchant_id = self.merchants[(self.orders + 1) % len(self.merchants)]
+            if self._place(agent, value_fen, "stable", merchant_id):
                 agent.sp_spent_fen += value_fen
                 self.sp_sales_today_fen += value_fen
-        else:
-            if agent.region is not None:
-                order["region"] = agent.region
-            if self.apply(order):
-                agent.money_in_fen += value_fen
+        elif self._place(agent, value_fen, "cash", None, agent.region):
+            agent.money_in_fen += value_fen
+
+    def _place(
+        self,
+        agent: Agent,
+        amount_fen: Fen,
+        pay: str,
+        merchant_id: str | None = None,
+        region: str | None = None,
+    ) -> bool:
+        """One order through the engine's typed entry (`Engine.order`: the order command
+        without formatting the amount for the engine to parse); whether it was accepted."""
+        order_id = f"o{self.orders}"
+        self.orders += 1
+        self.commands += 1
+        try:
+            self.engine.order(order_id, agent.id, amount_fen, pay, merchant_id, region)
+        except Rejected:
+            return False
+        return True
 
     def _order_values(self, count: int) -> npt.NDArray[np.int64]:
         spec = self.scenario.orders.value
@@ -249,14 +259,14 @@ class _Run:
         engine, behaviours = self.engine, self.scenario.behaviours
         self.prices.append(_price(engine))
         stalled = self._stalled(behaviours)
-        consumers = engine.consumers
+        ep = engine.book.ep  # by slot: the engine's column, read without a Consumer lookup
         for agent in self.acting:
-            consumer = consumers[agent.id]
-            if consumer.ep <= 0:
+            units = ep[agent.slot]
+            if units <= 0:
                 continue
             kind = agent.behaviour
             if kind == SELL_AT_MULTIPLE:
-                value_fen = consumer.ep * self.prices[-1] * FEN_PER_CNY / UNITS_PER_EP
+                value_fen = units * self.prices[-1] * FEN_PER_CNY / UNITS_PER_EP
                 if (
                     agent.money_in_fen
                     and value_fen >= behaviours.target_multiple * agent.money_in_fen
@@ -310,19 +320,11 @@ class _Run:
 
     def _pay_sp(self, agent: Agent) -> None:
         """An SP order for all the agent's SP (from 1 CNY: less is not worth a trip)."""
-        sp_fen = self.engine.consumers[agent.id].sp
+        sp_fen = self.engine.book.sp[agent.slot]
         if sp_fen < FEN_PER_CNY:
             return
-        order: dict[str, object] = {
-            "op": "order",
-            "id": f"o{self.orders}",
-            "user": agent.id,
-            "amount": _yuan(sp_fen),
-            "pay": "stable",
-            "merchant": self.merchants[self.orders % len(self.merchants)],
-        }
-        self.orders += 1
-        if self.apply(order):
+        merchant_id = self.merchants[self.orders % len(self.merchants)]
+        if self._place(agent, sp_fen, "stable", merchant_id):
             agent.sp_spent_fen += sp_fen
             self.sp_sales_today_fen += sp_fen
 

@@ -1,5 +1,8 @@
 """order (cash or SP) and refund (SPEC §4)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from tokenmall.core.accounts import Consumer
 from tokenmall.core.effects import Effects, Field, Reentered
 from tokenmall.core.errors import ErrorCode, Rejected
@@ -14,20 +17,42 @@ SP = Field.SP
 
 
 def order(state: State, command: Command, fx: Effects) -> None:
-    order_id, user_id = command["id"], command["user"]
-    merchant_id = command.get("merchant")
+    place_order(
+        state,
+        command["id"],
+        command["user"],
+        command["amount"],
+        money_fen,
+        command.get("pay", "cash"),
+        command.get("merchant"),
+        command.get("region"),  # absent: a present one is not null (the engine checked)
+        fx,
+    )
+
+
+def place_order(
+    state: State,
+    order_id: str,
+    user_id: str,
+    amount: object,
+    to_fen: Callable[[Any], Fen],
+    pay: object,
+    merchant_id: str | None,
+    region: object,
+    fx: Effects,
+) -> None:
+    """An order whose ids the engine checked, its amount read by `to_fen`: `money_fen` of the
+    command's string, or `positive_fen` of the fen given to `Engine.order`."""
     # A region is checked on stable orders too, which then ignore it (SPEC v2 §4).
-    region = None
-    if "region" in command and not state.rules_v1:  # SPEC v1 had no regions: ignored
-        region = check_district(command["region"])
+    if region is not None:
+        region = None if state.rules_v1 else check_district(region)  # v1 had none: ignored
     orders = state.orders
     if order_id in orders.today or order_id in orders.closed:
         raise Rejected(ErrorCode.DUPLICATE_ORDER, f"order {order_id!r} exists")
     buyer = state.consumers.get(user_id)
     if buyer is None:
         raise Rejected(ErrorCode.UNKNOWN_USER, f"no consumer {user_id!r}")
-    amount_fen = money_fen(command["amount"])
-    pay = command.get("pay", "cash")
+    amount_fen = to_fen(amount)
     if pay == "cash":
         _cash_order(state, order_id, buyer, amount_fen, region, fx)
     elif pay == "stable":
