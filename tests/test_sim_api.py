@@ -73,6 +73,7 @@ def test_the_cli_writes_the_tables_and_load_reads_them_back(tmp_path: Path) -> N
         "--runs",
         "2",
         "--no-report",
+        "--tables",
         "--out",
         "out",
         cwd=tmp_path,

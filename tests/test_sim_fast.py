@@ -236,7 +236,7 @@ def test_simulate_takes_the_fast_path_and_says_so(tmp_path: Path) -> None:
     for flags in ([], ["--exact"]):
         out = tmp_path / ("exact" if flags else "fast")
         command = [sys.executable, "-m", "tokenmall.cli", "simulate", str(scenario), "--runs"]
-        command += ["3", "--seed", "9", "--out", str(out), "--no-report", *flags]
+        command += ["3", "--seed", "9", "--out", str(out), "--no-report", "--tables", *flags]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
         assert not (out / "report.html").exists()
@@ -287,7 +287,7 @@ def test_simulate_writes_only_what_it_is_asked_for(tmp_path: Path) -> None:
         "simulate",
         str(SCENARIOS / "order-only.toml"),
     ]
-    command += ["--out", str(out), "--no-report", "--no-tables"]
+    command += ["--out", str(out), "--no-report"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert sorted(path.name for path in out.iterdir()) == ["metrics.csv", "summary.json"]

@@ -56,9 +56,10 @@ from tokenmall.cli_common import progress_bar as _progress_bar
 )
 @click.option(
     "--tables/--no-tables",
-    default=True,
+    default=False,
     show_default=True,
-    help="Write OUT/consumers and OUT/cohorts (.parquet, .csv): a row per consumer per run.",
+    help="Also write OUT/consumers and OUT/cohorts (.parquet, .csv): a row per consumer per "
+    "run (a million rows for 100 runs of 10,000 consumers; pyarrow and pandas load in 0.3 s).",
 )
 def simulate(
     scenario_path: Path,
@@ -74,8 +75,9 @@ def simulate(
     tables: bool,
 ) -> None:
     """Simulate SCENARIO.toml day by day: RUNS Monte Carlo runs per sweep point. Writes
-    OUT/report.html, OUT/metrics.csv, OUT/summary.json, and each consumer's and each weekly
-    cohort's returns as OUT/consumers.parquet and .csv, OUT/cohorts.parquet and .csv.
+    OUT/report.html, OUT/metrics.csv and OUT/summary.json; with --tables also each consumer's
+    and each weekly cohort's returns as OUT/consumers.parquet and .csv, OUT/cohorts.parquet
+    and .csv.
 
     A scenario of cash orders only (no dividends, exits, referrals, events, nothing but
     holding: see docs/simulator.md) goes through the order-only fast path (NumPy, float64,
