@@ -1,7 +1,7 @@
 """Simulator speed, end to end against radCAD measured in the same run (issues 5 and 15).
 
     .venv/bin/python bench/sim.py [--repeats 5] [--seed 2026] [--radcad-venv DIR]
-                                  [--exact] [--agent-runs 0]
+                                  [--exact] [--agent-runs 0] [--agent-baseline REV]
 
 The order-only model (cash orders and nothing else: the seeds' recurrence) on the issue's two
 workloads, each timed as a user runs it, a fresh process from start to written output:
@@ -31,9 +31,13 @@ other command.
 --agent-runs N adds N full-rules agent runs in this process (--agent-scale 10: ten times the
 arrivals, for the memory target; each run's time and peak memory) (10,220 consumers over 365 days,
 about 1,000,000 orders, with sells, conversions, redemptions, SP payments, dividends and exits).
+--agent-baseline REV times only the agent runs, REV's and this build's alternating, each in a
+fresh process (REV checked out as a git worktree under /tmp): the full-rules figure against a
+baseline measured in the same run, as the machine's speed drifts by a third between runs.
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -209,9 +213,19 @@ def main() -> None:
         help="the agent runs with this many times the arrivals (10: the issue's memory check)",
     )
     parser.add_argument(
+        "--agent-baseline",
+        metavar="REV",
+        help="time the agent runs of this git revision too, alternating with this build's, "
+        "each in a fresh process (the revision's checkout is a git worktree under /tmp); "
+        "only the agent runs are timed",
+    )
+    parser.add_argument(
         "--in-process-only", action="store_true", help="no radCAD, no fresh processes"
     )
     args = parser.parse_args()
+    if args.agent_baseline:
+        compare_agent_runs(args.agent_baseline, max(args.agent_runs, 1), args.seed)
+        return
     if not args.in_process_only:
         end_to_end(args)
     in_process(args.repeats, args.seed)
@@ -383,6 +397,60 @@ def agent_run(seed: int, scale: int = 1) -> None:
         f"{result.orders_total:,} orders, {result.commands_total:,} commands "
         f"({exits:,} forced exits): {elapsed:.1f} s, peak memory {peak_mib:,.0f} MiB"
     )
+
+
+# One full-rules agent run in a fresh process, through the APIs every build since issue 5 has
+# (scenario_of, run, tune_gc): argv is the seed; prints seconds and commands.
+AGENT_CHILD = """
+import sys, time
+import numpy as np
+from tokenmall.runtime import tune_gc
+from tokenmall.sim.model import run
+from tokenmall.sim.scenario import scenario_of
+tune_gc()
+scenario = scenario_of(%r)
+start = time.perf_counter()
+result = run(scenario, np.random.default_rng(np.random.SeedSequence(int(sys.argv[1]))))
+print(time.perf_counter() - start, result.commands_total)
+"""
+
+
+def compare_agent_runs(revision: str, runs: int, seed: int) -> None:
+    """The full-rules agent run of `revision` and of this build, alternating, `runs` times
+    each with the same seed; the medians and their ratio (the machine's drift touches both)."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    checkout = Path(tempfile.gettempdir()) / f"tokenmall-bench-{commit[:12]}"
+    if not checkout.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), commit],
+            check=True,
+            capture_output=True,
+        )
+    child = AGENT_CHILD % (AGENT_SCENARIO,)
+    builds = {f"{revision} ({commit[:9]})": checkout / "src", "this build": ROOT / "src"}
+    times: dict[str, list[float]] = {name: [] for name in builds}
+    for _ in range(runs):
+        for name, source in builds.items():
+            done = subprocess.run(
+                [sys.executable, "-c", child, str(seed)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(source)},
+            )
+            elapsed, commands = done.stdout.split()
+            times[name].append(float(elapsed))
+            print(f"  {name}: {float(elapsed):.2f} s, {int(commands):,} commands", flush=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, median in medians.items():
+        print(f"full-rules agent run, {name}: median {median:.2f} s of {runs}")
+    base, this = medians.values()
+    print(f"this build is {base / this:.2f}× as fast as {revision} (medians, same run)")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_a_dividend_redeemed_through_minted_ep_is_charged_once() -> None:
     for command in commands:
         assert sim.apply(command), command
     engine = sim.engine
-    before = sim._metrics(0, sim._goods_value())
+    before = sim._metrics(0)
     dividend_fen = engine.consumers["c0"].sp
     assert dividend_fen >= 100 and engine.treasury == 0
     amount = f"{dividend_fen // 100}.{dividend_fen % 100:02d}"
@@ -97,7 +97,7 @@ def test_a_dividend_redeemed_through_minted_ep_is_charged_once() -> None:
         }
     )
     assert sim.apply({"op": "merchant_redeem", "merchant": "m0", "amount": amount})
-    after = sim._metrics(1, sim._goods_value())
+    after = sim._metrics(1)
     assert engine.mint_funding >= dividend_fen  # paid for in cash, at the price rounded up
     assert before.platform_result_fen - after.platform_result_fen <= 1
     assert after.operator_cash_fen == before.operator_cash_fen - engine.mint_funding

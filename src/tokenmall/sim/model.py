@@ -132,6 +132,7 @@ class _Run:
         self.orders = 0
         self.commands = 0
         self.cash_out_before = 0
+        self.goods_total_fen = 0  # goods taken for EP so far, all consumers (the last day's end)
         self.operator_cash_fen = 0
         self.result_fen = 0
         self.cumulative = dict.fromkeys(TRACKED, 0)
@@ -147,6 +148,7 @@ class _Run:
         for merchant in self.merchants:
             self.apply({"op": "register_merchant", "merchant": merchant})
         days = []
+        self.goods_total_fen = self._goods_value()  # each day's goods are the change of this
         for day in range(self.scenario.days):
             days.append(self.day(day))
             if on_day is not None:
@@ -156,7 +158,6 @@ class _Run:
 
     def day(self, day: int) -> DayMetrics:
         scenario = self.scenario
-        goods_before = self._goods_value()
         self._arrivals(day)
         self._orders(day)
         self._behaviours(day)
@@ -171,7 +172,7 @@ class _Run:
         self._merchants_redeem()
         self._withdrawals(day)
         self.apply({"op": "settle_day"})
-        return self._metrics(day, goods_before)
+        return self._metrics(day)
 
     # -- the day's steps --------------------------------------------------------------------
 
@@ -446,11 +447,12 @@ class _Run:
         total: int = sum(map(GOODS, self.engine.consumers.values()))
         return total
 
-    def _metrics(self, day: int, goods_before: int) -> DayMetrics:
+    def _metrics(self, day: int) -> DayMetrics:
         engine, platform = self.engine, self.scenario.platform
         today = {name: getattr(engine, name) - self.cumulative[name] for name in TRACKED}
         self.cumulative = {name: getattr(engine, name) for name in TRACKED}
-        goods_fen = self._goods_value() - goods_before
+        goods_now_fen = self._goods_value()
+        goods_fen, self.goods_total_fen = goods_now_fen - self.goods_total_fen, goods_now_fen
         cash_out = _cash_out(engine)
         cash_out_today, self.cash_out_before = cash_out - self.cash_out_before, cash_out
         margin_fen = int(today["sales"] * platform.gross_margin)
