@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from tests.support.orderonly import closed_form_price
-from tokenmall.core.engine import Engine
+from tokenmall.core.engine import TOTALS, Engine
 from tokenmall.core.invariants import check_invariants
+from tokenmall.core.orders import OrderBook
 from tokenmall.core.units import Price
 from tokenmall.sim import memory, runner
 from tokenmall.sim.metrics import gini
@@ -49,6 +50,31 @@ def test_same_seed_same_metrics_and_another_seed_differs(name: str) -> None:
     other = run(scenario, np.random.default_rng(np.random.SeedSequence(6)))
     assert first.days == again.days
     assert first.days != other.days
+
+
+def test_a_run_is_the_same_whether_its_engine_keeps_closed_order_ids_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator's engines forget earlier days' order ids (OrderBook.forget_closed): its
+    ids are unique and it never refunds, so no outcome may change. Agents, withdrawals and
+    collectibles on, so that every kind of command runs."""
+    scenario = small("bank-run", days=30)
+    document = json.loads(json.dumps(scenario.document))
+    document["agents"] = {"districts": 3}
+    document.setdefault("params", {})["agent_rates"] = ["0.01", "0.01", "0.02"]
+    document["collectibles"] = {"edition": 50, "value": 20.0, "chance": 0.05}
+    scenario = replace(scenario_of(document), days=30)
+    forgetting = run(scenario, np.random.default_rng(np.random.SeedSequence(3)))
+    monkeypatch.setattr(OrderBook, "forget_closed", lambda _book: None)
+    keeping = run(scenario, np.random.default_rng(np.random.SeedSequence(3)))
+    assert len(keeping.engine.orders.closed) > 1000 and len(forgetting.engine.orders.closed) == 0
+    assert keeping.engine.agent_commissions > 0 and keeping.engine.items
+    assert keeping.engine.withdrawn > 0 and keeping.engine.exits > 0
+    assert forgetting.days == keeping.days
+    assert forgetting.agents == keeping.agents
+    assert forgetting.commands_total == keeping.commands_total
+    for name in TOTALS:
+        assert getattr(forgetting.engine, name) == getattr(keeping.engine, name), name
 
 
 def test_the_price_never_falls_and_the_flow_adds_up() -> None:

@@ -119,6 +119,8 @@ class _Run:
     def __init__(self, scenario: Scenario, engine: Engine, generator: np.random.Generator) -> None:
         self.scenario = scenario
         self.engine = engine
+        # Order ids are "o<count>" and nothing is refunded: earlier days' ids need no keeping.
+        engine.orders.forget_closed()
         self.random = generator
         self.agents: list[Agent] = []
         self.acting: list[Agent] = []  # every agent but those who only hold
