@@ -1,12 +1,15 @@
 """The simulator's HTML report: self-contained, plotly.js once, escaped scenario text, the
-verdicts coloured by whether the platform loses money, and one chart per section. What the
-report looks like once drawn (axes, legends, the clip control) is checked in a real browser by
+verdicts coloured by whether the platform loses money, and one chart per section, written
+without plotly's Python package (sim/charts.py builds the figures). What the report looks like
+once drawn (axes, legends, the clip control) is checked in a real browser by
 test_sim_report_browser.py; these tests read the file."""
 
-import base64
 import glob
 import json
+import math
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import numpy as np
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from tokenmall.sim import report
+from tokenmall.sim.charts import Chart, bar, plain, scatter
 from tokenmall.sim.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,11 +250,10 @@ def figure(text: str, chart_id: str) -> dict[str, Any]:
 
 
 def values(array: Any) -> list[float]:
-    """A trace's x or y: plotly writes numpy arrays as typed arrays (base64 with a dtype)."""
-    if isinstance(array, dict):
-        raw = base64.b64decode(array["bdata"])
-        return [float(v) for v in np.frombuffer(raw, dtype=np.dtype(array["dtype"]))]
-    return [float(v) for v in array]
+    """A trace's x or y as numbers: the report writes numpy arrays as plain JSON lists, with
+    null for NaN."""
+    assert isinstance(array, list), array
+    return [math.nan if v is None else float(v) for v in array]
 
 
 def test_templates_ship_in_the_package() -> None:
@@ -651,3 +654,144 @@ def test_the_provenance_footer(tmp_path: Path) -> None:
     write_report(old, summary([point_summary({}, None, VERDICT_OK)], []), [])
     footer = old.read_text(encoding="utf-8").split('<footer class="provenance">')[1]
     assert footer.count("not recorded") == 3 and '<details class="params">' not in footer
+
+
+# A fresh interpreter writes a report and a comparison, then names every module of plotly's
+# Python package (and its helper _plotly_utils) that it imported.
+NO_PLOTLY = """
+import json, sys
+from pathlib import Path
+from tokenmall.sim.report import write_comparison, write_report
+made, rows, folder = json.loads(sys.stdin.read())
+write_report(Path(folder) / "report.html", made, rows)
+write_comparison(Path(folder) / "compare.html", ("a", made, rows), ("b", made, rows))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("plotly", "_plotly_utils"))))
+"""
+
+
+def test_the_report_never_imports_plotly(tmp_path: Path) -> None:
+    """plotly.js comes from the plotly package's folder, but its Python modules are never
+    imported: importing and validating plotly's figures took longer than the whole report."""
+    made, rows = sensitivity_summary()
+    done = subprocess.run(
+        [sys.executable, "-c", NO_PLOTLY],
+        input=json.dumps([made, rows, str(tmp_path)]),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert json.loads(done.stdout) == []
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    check_self_contained(text)
+    check_charts(text, tornado=True)
+    check_self_contained((tmp_path / "compare.html").read_text(encoding="utf-8"))
+
+
+def test_chart_layout_updates_merge_like_plotly() -> None:
+    """update_layout and update_xaxes / update_yaxes merge nested dicts key by key; a value
+    that is not a dict (a list of menus, a number) replaces the old one."""
+    chart = Chart()
+    chart.update_layout(title={"text": "a", "font": {"size": 13}}, margin={"l": 1, "r": 2})
+    chart.update_layout(
+        {"title": {"font": {"color": "red"}}, "updatemenus": [{"name": "one"}]},
+        margin={"r": 3},
+        height=400,
+    )
+    chart.update_layout(updatemenus=[{"name": "two"}], title={"x": 0})
+    assert chart.layout == {
+        "title": {"text": "a", "font": {"size": 13, "color": "red"}, "x": 0},
+        "margin": {"l": 1, "r": 3},
+        "updatemenus": [{"name": "two"}],
+        "height": 400,
+    }
+    chart.update_xaxes(title={"text": "Day"}).update_xaxes(title={"standoff": 12}, range=[0, 9])
+    assert chart.layout["xaxis"] == {"title": {"text": "Day", "standoff": 12}, "range": [0, 9]}
+    # A merged dict is the chart's own: changing what was passed in leaves the layout alone.
+    font = {"family": "serif"}
+    chart.update_layout(font=font)
+    font["family"] = "changed"
+    assert chart.layout["font"] == {"family": "serif"}
+
+
+def test_chart_subplots_and_lines_as_plotly_made_them() -> None:
+    """One row of subplots and the lines across a plot, in the JSON plotly's make_subplots,
+    add_hline and add_vline made for the report (written out here, from plotly 7.1)."""
+    chart = Chart.columns(widths=[0.64, 0.36], spacing=0.1, titles=("left", "right"))
+    chart.add_trace(bar(x=["a"], y=[1.0], marker={"color": "#123456"}), row=1, col=2)
+    chart.update_yaxes(tickprefix="¥").update_yaxes(title={"text": "CNY"}, row=1, col=1)
+    assert chart.data == [
+        {"type": "bar", "x": ["a"], "y": [1.0], "marker": {"color": "#123456"}}
+        | {"xaxis": "x2", "yaxis": "y2"}
+    ]
+    layout = chart.layout
+    assert layout["xaxis"] == {"domain": [0.0, 0.5760000000000001], "anchor": "y"}
+    assert layout["xaxis2"] == {"domain": [0.676, 1.0], "anchor": "y2"}
+    assert layout["yaxis"] == {
+        "domain": [0.0, 1.0],
+        "anchor": "x",
+        "tickprefix": "¥",
+        "title": {"text": "CNY"},
+    }
+    assert layout["yaxis2"] == {"domain": [0.0, 1.0], "anchor": "x2", "tickprefix": "¥"}
+    title = {"font": {"size": 16}, "showarrow": False, "xanchor": "center", "xref": "paper"}
+    title |= {"y": 1.0, "yanchor": "bottom", "yref": "paper"}
+    assert layout["annotations"] == [
+        title | {"text": "left", "x": 0.28800000000000003},
+        title | {"text": "right", "x": 0.8380000000000001},
+    ]
+
+    lines = Chart()
+    lines.add_hline(y=1, line={"dash": "dash"}, annotation_text="even")
+    lines.add_vline(x=500.0, line={"width": 1.5}, annotation_text="base", annotation_position="top")
+    lines.add_hline(y=0, line={"color": "#222"})  # no text: no annotation
+    assert lines.layout["shapes"] == [
+        {"type": "line", "x0": 0, "x1": 1, "xref": "x domain", "y0": 1, "y1": 1, "yref": "y"}
+        | {"line": {"dash": "dash"}},
+        {"type": "line", "x0": 500.0, "x1": 500.0, "xref": "x", "y0": 0, "y1": 1}
+        | {"yref": "y domain", "line": {"width": 1.5}},
+        {"type": "line", "x0": 0, "x1": 1, "xref": "x domain", "y0": 0, "y1": 0, "yref": "y"}
+        | {"line": {"color": "#222"}},
+    ]
+    note = {"showarrow": False, "yanchor": "bottom"}
+    assert lines.layout["annotations"] == [
+        note
+        | {"text": "even", "x": 1, "xanchor": "right", "xref": "x domain"}
+        | {"y": 1, "yref": "y"},
+        note
+        | {"text": "base", "x": 500.0, "xanchor": "center", "xref": "x"}
+        | {"y": 1, "yref": "y domain"},
+    ]
+
+
+def test_chart_json_has_no_nan_and_cannot_end_its_script() -> None:
+    """numpy values become plain JSON (NaN and infinities null: a gap in the line), and no
+    string of a figure can close the <script> it is written in."""
+    chart = Chart()
+    name = "</script><script>alert(1)</script><!--"
+    days = np.arange(4, dtype=np.int64)
+    prices = np.array([1.5, np.nan, np.inf, -np.inf])
+    chart.add_trace(scatter(x=days, y=prices, name=name, customdata=None, legendrank=np.int64(3)))
+    chart.update_layout(height=321)
+    assert chart.figure() == {
+        "data": [
+            {
+                "type": "scatter",
+                "x": [0, 1, 2, 3],
+                "y": [1.5, None, None, None],
+                "name": name,
+                "legendrank": 3,
+            }
+        ],
+        "layout": {"height": 321},
+    }
+    assert plain({"a": (np.float64(2.0), np.bool_(True), [math.nan])}) == {"a": [2.0, True, [None]]}
+
+    snippet = chart.html("chart-x", "500px", {"responsive": True})
+    assert snippet.startswith('<div style="height:321px; width:100%;"><div id="chart-x"')
+    assert snippet.count("<script>") == 1 and snippet.count("</script>") == 1
+    assert snippet.endswith("</script></div>")
+    assert "<!--" not in snippet and "NaN" not in snippet and "Infinity" not in snippet
+    drawn = figure(snippet, "chart-x")
+    assert drawn["data"][0]["name"] == name  # the escapes are JSON's: the text is unchanged
+    assert drawn["data"][0]["y"] == [1.5, None, None, None]

@@ -16,7 +16,11 @@ differs, the headline figures and their differences, price and position over the
 
 The page is rendered from the Jinja2 templates in templates/ (autoescaped: the scenario's name,
 description, verdicts and sweep values are text from a file, never markup). plotly.js is
-embedded once, inline, in <head>; every chart is a plotly <div> after it, so the file needs no
+embedded once, inline, in <head>: the bundle the plotly package ships (package_data/
+plotly.min.js), read from the package's folder without importing its Python modules. Every chart
+is a <div> after it with a script that hands plotly.js the figure's JSON (Plotly.newPlot); the
+figures are built as plain data by charts.py, which writes the JSON plotly's own figure classes
+wrote (importing and validating those took most of the report's time). So the file needs no
 network. Runs are never drawn one by one: each chart shows the median over the runs of a sweep
 point, day by day, with a band around it where it helps: from the 5th to the 95th percentile
 with at least PERCENTILE_RUNS runs, from the lowest to the highest run with fewer (a 5th
@@ -27,7 +31,9 @@ loss_from_day); cohorts' weeks too (week 0 holds days 0-6).
 """
 
 import csv
+import functools
 import html
+import importlib.util
 import json
 import math
 import warnings
@@ -38,11 +44,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import plotly.graph_objects as go  # type: ignore[import-untyped]
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
-from plotly.subplots import make_subplots  # type: ignore[import-untyped]
+
+from tokenmall.sim.charts import Chart, bar, scatter
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -93,6 +98,9 @@ MONEY_OUT = (  # chart 6: (cohort key, legend name, colour)
     ("ep_value", "EP still held (at the last price)", "#9467bd"),
 )
 CHART_HEIGHT = 500
+# plotly.js's options for every chart: no plotly logo in the tool bar; redrawn to the page's
+# width when the window is resized.
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 GRID = "#e3e3e3"
 # Below this many runs a band is the range of the runs, at or above it the 5-95 % band: with 20
 # runs the 5th and 95th percentiles fall on the second lowest and second highest run.
@@ -165,9 +173,16 @@ def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]
     sensitivity = _sensitivity(summary)
     points = _points(summary, daily, sweep_params)
     spread = Spread(min((p.runs for p in points if p.runs), default=0))
-    charts: list[tuple[str, str, str, Any]] = []
+    charts: list[tuple[str, str, str, Chart]] = []
     if sensitivity:
-        charts.append(("chart-tornado", "tornado", "What moves the position most", None))
+        charts.append(
+            (
+                "chart-tornado",
+                "tornado",
+                "What moves the position most",
+                _tornado_figure(sensitivity),
+            )
+        )
     charts += [
         ("chart-price", "price", "Price of one EP", _price_figure(points, spread)),
         (
@@ -182,8 +197,6 @@ def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]
         ("chart-roi", "roi", "Return by entry week", _roi_figure(points)),
         ("chart-cohorts", "cohorts", "Money in and out by entry week", _cohort_figure(points)),
     ]
-    if sensitivity:
-        charts[0] = (*charts[0][:3], _tornado_figure(sensitivity))
     days = int(summary.get("days", 0))
     levels = [_level(point.summary) for point in points]
     document = (
@@ -219,7 +232,7 @@ def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]
             # Markup: our own constant and plotly's bundle, inserted as they are (in <style>
             # and <script>, where escaping would break them).
             font_family=Markup(FONT_FAMILY),
-            plotlyjs=Markup(get_plotlyjs()),
+            plotlyjs=Markup(_plotlyjs()),
         )
     )
     path.write_text(document, encoding="utf-8")
@@ -347,11 +360,12 @@ def _strings(value: Any) -> list[str]:
 # -- charts --------------------------------------------------------------------------------
 
 
-def _figure(title: str, x_title: str, y_title: str) -> Any:
-    fig = go.Figure()
+def _figure(title: str, x_title: str, y_title: str) -> Chart:
+    fig = Chart()
+    # No template: plotly.js has no default one (plotly's Python package added its own unless
+    # told template="none", as this report did).
     fig.update_layout(
         title={"text": title, "x": 0, "xanchor": "left"},
-        template="none",
         height=CHART_HEIGHT,
         # Small fixed margins that grow to fit: the axes' automargin makes room for the whole
         # tick labels (¥−12,000,000 is wide) and their titles; the legend reserves its own.
@@ -389,7 +403,7 @@ def _figure(title: str, x_title: str, y_title: str) -> Any:
     return fig
 
 
-def _day_axis(fig: Any, points: list[PointData]) -> None:
+def _day_axis(fig: Chart, points: list[PointData]) -> None:
     """The day axis from the first simulated day to the last, whatever else is drawn.
 
     Without a fixed range Plotly pads the axis and stretches it to fit annotations and
@@ -403,11 +417,11 @@ def _day_axis(fig: Any, points: list[PointData]) -> None:
         fig.update_xaxes(tick0=first, dtick=1)
 
 
-def _sized(fig: Any) -> Any:
+def _sized(fig: Chart) -> Chart:
     """Make the figure taller by its extra legend rows, so a long legend leaves the plot its
     height (the legend's space is taken out of the figure's)."""
-    entries = sum(1 for trace in fig.data if trace.showlegend is not False)
-    entries += sum(1 for shape in fig.layout.shapes if shape.showlegend)
+    entries = sum(1 for trace in fig.data if trace.get("showlegend") is not False)
+    entries += sum(1 for shape in fig.layout.get("shapes", []) if shape.get("showlegend"))
     rows = math.ceil(entries / LEGEND_PER_ROW)
     extra = min(max(rows - 2, 0) * LEGEND_ROW, LEGEND_MAX_EXTRA)
     fig.update_layout(height=CHART_HEIGHT + extra)
@@ -420,7 +434,7 @@ def _rgba(color: str, alpha: float) -> str:
 
 
 def _add_band(
-    fig: Any,
+    fig: Chart,
     point: PointData,
     metric: str,
     number: str,
@@ -438,7 +452,7 @@ def _add_band(
     name = Spread(point.runs).name
     if drawn:
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=point.days,
                 y=band.high,
                 mode="lines",
@@ -449,7 +463,7 @@ def _add_band(
             )
         )
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=point.days,
                 y=band.low,
                 mode="lines",
@@ -466,7 +480,7 @@ def _add_band(
     if drawn:
         hover += f"<br>{name}: ¥%{{customdata[0]:{number}}} to ¥%{{customdata[1]:{number}}}"
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=point.days,
             y=band.median,
             mode="lines",
@@ -483,7 +497,7 @@ def _band_title(spread: Spread) -> str:
     return f"median and {spread.name}" if spread.drawn else "median of runs"
 
 
-def _price_figure(points: list[PointData], spread: Spread) -> Any:
+def _price_figure(points: list[PointData], spread: Spread) -> Chart:
     fig = _figure(f"Price of one EP (CNY), {_band_title(spread)}", "Day", "CNY per EP")
     for point in points:
         _add_band(fig, point, "price", ",.4f", len(points) == 1)
@@ -495,7 +509,7 @@ def _price_figure(points: list[PointData], spread: Spread) -> Any:
 CASH_LINE = "operator's cash (median)"
 
 
-def _platform_figure(points: list[PointData], spread: Spread) -> Any:
+def _platform_figure(points: list[PointData], spread: Spread) -> Chart:
     fig = _figure(
         f"The platform's position since day 0 (CNY), {_band_title(spread)}; dashed: its cash",
         "Day",
@@ -530,7 +544,7 @@ def _platform_figure(points: list[PointData], spread: Spread) -> Any:
     return _sized(fig)
 
 
-def _cash_lines(fig: Any, points: list[PointData]) -> None:
+def _cash_lines(fig: Chart, points: list[PointData]) -> None:
     """The operator's cash, dashed, in each point's colour: the part of the position that is
     money in hand, apart from the SP it owes and its own EP. With several points one legend
     entry says what the dashed lines are (one entry per point would double the legend)."""
@@ -543,7 +557,7 @@ def _cash_lines(fig: Any, points: list[PointData]) -> None:
         drawn = True
         name = CASH_LINE if single else f"{point.label}: {CASH_LINE}"
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=point.days,
                 y=cash,
                 mode="lines",
@@ -556,7 +570,7 @@ def _cash_lines(fig: Any, points: list[PointData]) -> None:
         )
     if drawn and not single:
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=[None],
                 y=[None],
                 mode="lines",
@@ -589,15 +603,13 @@ def _part(point: PointData, key: str) -> float:
     return _number(spread)
 
 
-def _parts_figure(points: list[PointData]) -> Any:
+def _parts_figure(points: list[PointData]) -> Chart:
     """Grouped bars per point: the operator's cash, minus the SP it owes, plus its own EP, is
     its position (left); what the pool owes (right) is apart: not the operator's money."""
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.64, 0.36],
-        horizontal_spacing=0.1,
-        subplot_titles=(
+    fig = Chart.columns(
+        widths=[0.64, 0.36],
+        spacing=0.1,
+        titles=(
             "The operator's position = cash − SP owed + its own EP",
             "Owed out of the pool (the contributions fund it)",
         ),
@@ -609,10 +621,7 @@ def _parts_figure(points: list[PointData]) -> Any:
     )
     layout = base.layout
     fig.update_layout(
-        {
-            key: layout[key]
-            for key in ("title", "template", "height", "margin", "font", "legend", "hoverlabel")
-        }
+        {key: layout[key] for key in ("title", "height", "margin", "font", "legend", "hoverlabel")}
         | {"paper_bgcolor": "white", "plot_bgcolor": "white"}
     )
     single = len(points) == 1
@@ -623,10 +632,10 @@ def _parts_figure(points: list[PointData]) -> Any:
             (2, [(name_, _part(point, key)) for key, name_ in POOL_PARTS]),
         ):
             fig.add_trace(
-                go.Bar(
+                bar(
                     x=[part for part, _ in parts],
                     y=[value for _, value in parts],
-                    marker_color=point.color,
+                    marker={"color": point.color},
                     name=name,
                     legendgroup=point.label,
                     showlegend=col == 1 and not single,
@@ -650,7 +659,7 @@ def _parts_figure(points: list[PointData]) -> Any:
     return _sized(fig)
 
 
-def _tornado_figure(bars: list[Mapping[str, Any]]) -> Any:
+def _tornado_figure(bars: list[Mapping[str, Any]]) -> Chart:
     """One row per setting, largest swing on top: the position at the setting's low value and
     at its high value, each a bar from the base (the scenario as it is) to that result."""
     base = _number(bars[0].get("base")) if bars else 0.0
@@ -667,12 +676,12 @@ def _tornado_figure(bars: list[Mapping[str, Any]]) -> Any:
             for bar, result in zip(bars, results, strict=True)
         ]
         fig.add_trace(
-            go.Bar(
+            bar(
                 y=names,
                 x=[result - base for result in results],
                 base=base,
                 orientation="h",
-                marker_color=colour,
+                marker={"color": colour},
                 name=f"{end} value of the setting",
                 text=labels,
                 textposition="outside",
@@ -699,13 +708,13 @@ def _tornado_figure(bars: list[Mapping[str, Any]]) -> Any:
     return fig
 
 
-def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
+def _with_menu(fig: Chart, points: list[PointData], per_point: int) -> None:
     """With more than one sweep point: a menu that shows one point's traces at a time."""
     if len(points) < 2:  # a menu of one is no menu
         return
     total = per_point * len(points)
     for index, trace in enumerate(fig.data):
-        trace.visible = index < per_point
+        trace["visible"] = index < per_point
     buttons = [
         {
             "label": point.label,
@@ -716,7 +725,7 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
     ]
     fig.update_layout(
         updatemenus=[
-            *fig.layout.updatemenus,
+            *fig.layout.get("updatemenus", []),
             {
                 "type": "dropdown",
                 "buttons": buttons,
@@ -730,7 +739,7 @@ def _with_menu(fig: Any, points: list[PointData], per_point: int) -> None:
     )
 
 
-def _clip_menu(fig: Any, values: FloatArray) -> None:
+def _clip_menu(fig: Chart, values: FloatArray) -> None:
     """Two buttons over the chart: the full range (the default) or the 1st-99th percentile of
     every amount drawn, so that a one-day spike can be set aside to see the other days. The
     percentiles pool every sweep point: the clipped view keeps one scale whichever point the
@@ -743,7 +752,7 @@ def _clip_menu(fig: Any, values: FloatArray) -> None:
     pad = (high - low) * 0.05 or 1.0
     fig.update_layout(
         updatemenus=[
-            *fig.layout.updatemenus,
+            *fig.layout.get("updatemenus", []),
             {
                 "type": "buttons",
                 "direction": "right",
@@ -772,12 +781,12 @@ def _clip_menu(fig: Any, values: FloatArray) -> None:
     )
 
 
-def _flows_figure(points: list[PointData]) -> Any:
+def _flows_figure(points: list[PointData]) -> Chart:
     fig = _figure("Daily amounts (CNY), median of runs", "Day", "CNY per day")
     for point in points:
         for metric, name, color, width, dash in FLOWS:
             fig.add_trace(
-                go.Scatter(
+                scatter(
                     x=point.days,
                     y=point.series[metric].median,
                     mode="lines",
@@ -796,7 +805,7 @@ def _flows_figure(points: list[PointData]) -> Any:
     return fig
 
 
-def _sp_figure(points: list[PointData]) -> Any:
+def _sp_figure(points: list[PointData]) -> Chart:
     fig = _figure("SP outstanding and its backing (CNY), median of runs", "Day", "CNY")
     single = len(points) == 1
     lines = (
@@ -807,7 +816,7 @@ def _sp_figure(points: list[PointData]) -> Any:
         for metric, name, dash in lines:
             label = name if single else f"{point.label}: {name}"
             fig.add_trace(
-                go.Scatter(
+                scatter(
                     x=point.days,
                     y=point.series[metric].median,
                     mode="lines",
@@ -823,7 +832,7 @@ def _sp_figure(points: list[PointData]) -> Any:
     if not single:  # ... and two entries that only say which line is which
         for _metric, name, dash in lines:
             fig.add_trace(
-                go.Scatter(
+                scatter(
                     x=[None],
                     y=[None],
                     mode="lines",
@@ -845,7 +854,7 @@ def _cohorts(point: PointData) -> list[Mapping[str, Any]]:
 WEEK_TITLE = "Entry week (week 0: days 0–6)"
 
 
-def _roi_figure(points: list[PointData]) -> Any:
+def _roi_figure(points: list[PointData]) -> Chart:
     fig = _figure(
         "Return on money in, by the week consumers joined (1.0 = got their money back)",
         WEEK_TITLE,
@@ -854,10 +863,10 @@ def _roi_figure(points: list[PointData]) -> Any:
     for point in points:
         cohorts = _cohorts(point)
         fig.add_trace(
-            go.Bar(
+            bar(
                 x=[int(c["week"]) for c in cohorts],
                 y=[_number(c.get("roi")) for c in cohorts],
-                marker_color=point.color,
+                marker={"color": point.color},
                 name=point.label,
                 customdata=[
                     [_number(c.get("in_profit")), _number(c.get("consumers"))] for c in cohorts
@@ -877,7 +886,7 @@ def _roi_figure(points: list[PointData]) -> Any:
     return _sized(fig)
 
 
-def _week_ticks(fig: Any, points: list[PointData]) -> None:
+def _week_ticks(fig: Chart, points: list[PointData]) -> None:
     """Whole weeks on the axis, about 20 ticks at most, from the first week's bar to the
     last's (Plotly's own padding for the diamonds began the axis at week −3)."""
     weeks = [int(c["week"]) for point in points for c in _cohorts(point)]
@@ -887,23 +896,23 @@ def _week_ticks(fig: Any, points: list[PointData]) -> None:
         fig.update_xaxes(range=[min(weeks) - 0.6, max(weeks) + 0.6])
 
 
-def _cohort_figure(points: list[PointData]) -> Any:
+def _cohort_figure(points: list[PointData]) -> Chart:
     fig = _figure("What each entry week paid in and got back (CNY)", WEEK_TITLE, "CNY")
     for point in points:
         cohorts = _cohorts(point)
         weeks = [int(c["week"]) for c in cohorts]
         for key, name, color in MONEY_OUT:
             fig.add_trace(
-                go.Bar(
+                bar(
                     x=weeks,
                     y=[_number(c.get(key)) for c in cohorts],
-                    marker_color=color,
+                    marker={"color": color},
                     name=name,
                     hovertemplate=f"{name}: ¥%{{y:,.0f}}<extra></extra>",
                 )
             )
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=weeks,
                 y=[_number(c.get("money_in")) for c in cohorts],
                 mode="markers",
@@ -919,18 +928,23 @@ def _cohort_figure(points: list[PointData]) -> Any:
     return fig
 
 
-def _plot(div_id: str, fig: Any) -> Markup:
+def _plot(div_id: str, fig: Chart) -> Markup:
     """The chart's <div> and the script that draws it (plotly.js itself is in <head>)."""
-    html = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        default_height=f"{fig.layout.height or CHART_HEIGHT}px",
-        config={"displaylogo": False, "responsive": True},
-    )
-    # Plotly escapes the figure's strings for the JSON inside <script>; the page's own text
-    # is escaped by the templates.
-    return Markup(html)
+    # Chart.html escapes the figure's strings for the JSON inside <script>; the page's own
+    # text is escaped by the templates.
+    return Markup(fig.html(div_id, f"{CHART_HEIGHT}px", PLOT_CONFIG))
+
+
+@functools.cache
+def _plotlyjs() -> str:
+    """plotly.js, the bundle that plotly's Python package ships (package_data/plotly.min.js),
+    read once. Found without importing the package: its import alone took longer than the
+    rest of the report."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the report needs plotly.js: install the plotly package")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return (folder / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
 
 
 # -- text ----------------------------------------------------------------------------------
@@ -1151,7 +1165,7 @@ def write_comparison(path: Path, left: Result, right: Result) -> None:
                 for div_id, key, title, fig in charts
             ],
             font_family=Markup(FONT_FAMILY),
-            plotlyjs=Markup(get_plotlyjs()),
+            plotlyjs=Markup(_plotlyjs()),
         )
     )
     path.write_text(document, encoding="utf-8")
@@ -1174,7 +1188,7 @@ def _side(point: PointData, label: str, colour: str, pairs: int) -> PointData:
 
 def _compare_figure(
     pairs: list[tuple[PointData, PointData]], settings: list[str], metric: str
-) -> Any:
+) -> Chart:
     platform = metric == "platform_result"
     title = (
         "The platform's position since day 0 (CNY), median and band of each result"
@@ -1189,12 +1203,12 @@ def _compare_figure(
         for side, point in enumerate(pair):
             _add_band(fig, point, metric, number, single=False)
             if side == 1:  # dashed: where the two medians coincide, the left one shows
-                fig.data[-1].line.dash = "dash"
+                fig.data[-1]["line"]["dash"] = "dash"
         counts.append(len(fig.data) - before)
     if len(pairs) > 1:  # a menu of pairs, as `_with_menu` (sides may differ in traces)
         owner = [n for n, count in enumerate(counts) for _ in range(count)]
         for index, trace in enumerate(fig.data):
-            trace.visible = owner[index] == 0
+            trace["visible"] = owner[index] == 0
         fig.update_layout(
             updatemenus=[
                 {
