@@ -336,18 +336,30 @@ def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[s
     series = {}
     for metric in SERIES:
         grid = np.full((len(runs), len(days)), np.nan)
-        grid[rows_at, cols_at] = np.fromiter(
-            (_number(row.get(metric)) for row in rows), np.float64, len(rows)
-        )
+        grid[rows_at, cols_at] = _numbers([row.get(metric) for row in rows])
         if grid.size == 0:
             empty = np.zeros(0)
             series[metric] = Band(empty, empty, empty)
             continue
+        if not np.isnan(grid).any():  # every run reached every day: the same percentiles,
+            low, median, high = np.percentile(grid, edges, axis=0)  # in one C-level pass
+            series[metric] = Band(low, median, high)
+            continue
         with warnings.catch_warnings():  # a day no run reached: NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)
+            # (nanpercentile works day by day in Python: 0.4 s for 100 runs of 1,000 days)
             low, median, high = np.nanpercentile(grid, edges, axis=0)
         series[metric] = Band(low, median, high)
     return np.asarray(days, dtype=np.int64), len(runs), series
+
+
+def _numbers(values: list[Any]) -> FloatArray:
+    """`_number` of each value: numbers (and numeric text, as read back from metrics.csv)
+    converted at once; a value that is neither (None, "") makes them go one by one."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return np.fromiter(map(_number, values), np.float64, len(values))
 
 
 def _number(value: Any) -> float:
