@@ -17,6 +17,7 @@ import pytest
 
 from tokenmall.sim import fast, runner
 from tokenmall.sim.metrics import FEN_FIELDS
+from tokenmall.sim.report import write_report
 from tokenmall.sim.scenario import Scenario, load_scenario, scenario_of
 
 SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
@@ -321,7 +322,8 @@ def test_the_fast_path_prices_follow_the_closed_form() -> None:
 
 def test_the_fast_writer_writes_what_the_runners_writer_writes(tmp_path: Path) -> None:
     """metrics.csv and summary.json byte for byte, a sweep's points and runs in their order,
-    a run handed to the rules engine among them; report.html from the same rows."""
+    a run handed to the rules engine among them; the report gets the same rows (the fast
+    path's column by column) and writes the same report.html."""
     scenario = SHAPES["fixed arrivals, uniform values"]
     sweeps = runner.parse_sweeps(["contribution_rate=0.3,0.25", "sell_fee_rate=0.1,0.05"])
     jobs = runner.jobs(scenario, sweeps, 3, 4)
@@ -332,15 +334,17 @@ def test_the_fast_writer_writes_what_the_runners_writer_writes(tmp_path: Path) -
     summary = runner.summarize(scenario, 3, 4, sweeps, results)
     reported: list[Any] = []
 
-    def report(path: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        reported.append(rows)
+    def report(path: Path, summary: dict[str, Any], daily: Any) -> None:
+        reported.append(daily)
+        write_report(path, summary, daily)
 
     fast.write_outputs(tmp_path / "fast", summary, list(reversed(made)), report)
     rows = [row for _p, _r, daily in made for row in fast_rows(daily)]
     runner.write_outputs(tmp_path / "runner", summary, rows, report)
-    for name in ("metrics.csv", "summary.json"):
+    for name in ("metrics.csv", "summary.json", "report.html"):
         assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "runner" / name).read_bytes()
-    assert reported[0] == reported[1]
+    columns, dicts = reported
+    assert columns == {name: [row[name] for row in dicts] for name in dicts[0]}
 
 
 def fast_rows(daily: Any) -> list[dict[str, Any]]:

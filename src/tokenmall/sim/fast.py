@@ -69,6 +69,7 @@ from tokenmall.sim.scenario import Arrivals, Scenario
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
 
+    from tokenmall.sim.report import Daily
     from tokenmall.sim.runner import Job
 
 Rows = list[dict[str, Any]]
@@ -670,7 +671,7 @@ def write_outputs(
     out: Path,
     summary: dict[str, Any],
     runs: list[tuple[dict[str, str], int, Table | Rows]],
-    report: Callable[[Path, dict[str, Any], Rows], None] | None,
+    report: Callable[[Path, dict[str, Any], "Daily"], None] | None,
 ) -> None:
     """runner.write_outputs for the fast path's runs, byte for byte (tested): metrics.csv in
     the same order (sweep values, run, day), summary.json the same; report.html only if a
@@ -696,12 +697,26 @@ def write_outputs(
                 csv.DictWriter(handle, fieldnames=header).writerows(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if report is not None:
-        every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in ordered]
-        report(out / "report.html", summary, [row for rows in every for row in rows])
+        runs_rows = [rows for _p, _r, rows in ordered]
+        report(out / "report.html", summary, _daily_columns(header, runs_rows))
 
 
 def _no_report(*_args: object) -> None:
     pass
+
+
+def _daily_columns(names: list[str], runs: list[Table | Rows]) -> dict[str, list[Any]]:
+    """Every run's daily rows, column by column, in order: what the report reads, without a
+    dict per row (a run the fast path handed to the rules engine has dicts: read by name)."""
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for rows in runs:
+        if isinstance(rows, Table):
+            for name, values in zip(rows.names, rows.values, strict=True):
+                columns[name] += values
+        else:
+            for name, column in columns.items():
+                column += [row.get(name) for row in rows]
+    return columns
 
 
 # -- work, for progress bars -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The simulator's report: one self-contained HTML file an operator can open offline.
 
 `write_report` takes what the runner produces (the summary of every sweep point and one daily
-row per run and day) and writes, in this order: the title, any warnings of the summary, the
+row per run and day, as dicts or, from the order-only fast path, column by column) and writes, in this order: the title, any warnings of the summary, the
 verdict of each sweep point (coloured by its verdict_level: red when the platform's position
 stays below zero, amber when it holds while most paying consumers lose, green otherwise, with
 its explanations when the summary has them), a table of the sweep points (the position's
@@ -167,7 +167,12 @@ class Spread:
         return "5–95% of runs" if self.percentiles else f"range of {self.runs} runs"
 
 
-def write_report(path: Path, summary: dict[str, Any], daily: list[dict[str, Any]]) -> None:
+# The daily rows: a dict per row (the rules engine's runs, metrics.csv read back), or the same
+# rows column by column (the order-only fast path's: no dict per row to build and read back).
+Daily = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
+def write_report(path: Path, summary: dict[str, Any], daily: Daily) -> None:
     """Write the HTML report for one simulation (all its sweep points) to `path`."""
     sweep_params = [str(name) for name in summary.get("sweep_params", [])]
     sensitivity = _sensitivity(summary)
@@ -264,17 +269,17 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 # -- data ----------------------------------------------------------------------------------
 
 
-def _points(
-    summary: Mapping[str, Any], daily: Sequence[Mapping[str, Any]], sweep_params: list[str]
-) -> list[PointData]:
+def _points(summary: Mapping[str, Any], daily: Daily, sweep_params: list[str]) -> list[PointData]:
     """Each sweep point of the summary with its daily rows aggregated over its runs. A
     sensitivity's base point (the scenario as it is, no parameters) comes first."""
-    rows_by_key: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in daily:
-        # A sensitivity's point sets one of the varied names; the others are absent from its
-        # rows (or empty, read back from metrics.csv), as they are from its parameters.
-        key = tuple(_text(row.get(name)) for name in sweep_params)
-        rows_by_key.setdefault(key, []).append(row)
+    columns = _columns(daily, [*sweep_params, "run", "day", *SERIES])
+    # A sensitivity's point sets one of the varied names; the others are absent from its
+    # rows (or empty, read back from metrics.csv), as they are from its parameters.
+    keys = list(zip(*(map(_text, columns[name]) for name in sweep_params), strict=True))
+    at_key: dict[tuple[str, ...], list[int]] = {}
+    if sweep_params:
+        for index, key in enumerate(keys):
+            at_key.setdefault(key, []).append(index)
     listed = list(summary.get("points", []))
     if _sensitivity(summary):
         listed.sort(key=lambda point: bool(point.get("params")))  # stable: the rest in order
@@ -282,7 +287,9 @@ def _points(
     for index, point in enumerate(listed):
         params = {str(k): str(v) for k, v in (point.get("params") or {}).items()}
         key = tuple(params.get(name, "") for name in sweep_params)
-        days, runs, series = _aggregate(rows_by_key.get(key, []))
+        # one setting: every row is its own
+        rows = at_key.get(key, []) if sweep_params else range(len(columns["run"]))
+        days, runs, series = _aggregate(columns, rows)
         points.append(
             PointData(
                 label=html.escape(_label(params, sweep_params)),
@@ -295,6 +302,14 @@ def _points(
             )
         )
     return points
+
+
+def _columns(daily: Daily, names: list[str]) -> dict[str, Sequence[Any]]:
+    """The daily rows' values of these names, column by column (None where a row has none)."""
+    if isinstance(daily, Mapping):
+        count = len(next(iter(daily.values()), ()))
+        return {name: daily.get(name, [None] * count) for name in names}
+    return {name: [row.get(name) for row in daily] for name in names}
 
 
 BASE_LABEL = "as in the scenario"
@@ -323,20 +338,28 @@ def _sensitivity(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     )
 
 
-def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[str, Band]]:
-    """Days, number of runs, and each metric's median and band across runs, day by day."""
-    days = sorted({int(row["day"]) for row in rows})
-    runs = sorted({str(row["run"]) for row in rows})
-    day_index = {day: i for i, day in enumerate(days)}
+def _aggregate(
+    columns: Mapping[str, Sequence[Any]], rows: Sequence[int]
+) -> tuple[IntArray, int, dict[str, Band]]:
+    """Days, number of runs, and each metric's median and band across runs, day by day, of
+    these rows (indices into the columns)."""
+    run_values, day_values = columns["run"], columns["day"]
+    run_names = [str(run_values[row]) for row in rows]
+    runs = sorted(set(run_names))  # as text: read back from metrics.csv they are text
     run_index = {run: i for i, run in enumerate(runs)}
-    rows_at = np.fromiter((run_index[str(row["run"])] for row in rows), np.intp, len(rows))
-    cols_at = np.fromiter((day_index[int(row["day"])] for row in rows), np.intp, len(rows))
+    day_numbers = [int(day_values[row]) for row in rows]
+    days = sorted(set(day_numbers))
+    day_index = {day: i for i, day in enumerate(days)}
+    rows_at = np.fromiter(map(run_index.__getitem__, run_names), np.intp, len(rows))
+    cols_at = np.fromiter(map(day_index.__getitem__, day_numbers), np.intp, len(rows))
     # The band's edges: percentiles only with enough runs, otherwise the lowest and highest.
     edges = [5, 50, 95] if len(runs) >= PERCENTILE_RUNS else [0, 50, 100]
+    whole = isinstance(rows, range) and rows == range(len(run_values))
     series = {}
     for metric in SERIES:
         grid = np.full((len(runs), len(days)), np.nan)
-        grid[rows_at, cols_at] = _numbers([row.get(metric) for row in rows])
+        values = columns[metric]
+        grid[rows_at, cols_at] = _numbers(values if whole else [values[row] for row in rows])
         if grid.size == 0:
             empty = np.zeros(0)
             series[metric] = Band(empty, empty, empty)
@@ -353,7 +376,7 @@ def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[IntArray, int, dict[s
     return np.asarray(days, dtype=np.int64), len(runs), series
 
 
-def _numbers(values: list[Any]) -> FloatArray:
+def _numbers(values: Sequence[Any]) -> FloatArray:
     """`_number` of each value: numbers (and numeric text, as read back from metrics.csv)
     converted at once; a value that is neither (None, "") makes them go one by one."""
     try:
