@@ -1,14 +1,15 @@
 """The simulator's report: one self-contained HTML file an operator can open offline.
 
 `write_report` takes what the runner produces (the summary of every sweep point and one daily
-row per run and day, as dicts or, from the order-only fast path, column by column) and writes, in this order: the title, any warnings of the summary, the
-verdict of each sweep point (coloured by its verdict_level: red when the platform's position
-stays below zero, amber when it holds while most paying consumers lose, green otherwise, with
-its explanations when the summary has them), a table of the sweep points (the position's
-spread, mean ± 95 % CI and value at risk) and one of the position in parts, the charts, each
-with a short "How to read this" paragraph (a tornado chart first when the summary has a
-one-at-a-time sensitivity), and a provenance footer (tool version, the scenario file's SHA-256,
-the engine, runs and seed, the exact parameters).
+row per run and day, as dicts or, from the order-only fast path, column by column) and writes,
+in this order: the title, any warnings of the summary, the verdict of each sweep point
+(coloured by its verdict_level: red when the platform's position stays below zero, amber when
+it holds while most paying consumers lose, green otherwise, with its explanations when the
+summary has them), a table of the sweep points (the position's spread, mean ± 95 % CI and value
+at risk) and one of the position in parts, the charts, each with a short "How to read this"
+paragraph (a tornado chart first when the summary has a one-at-a-time sensitivity), and a
+provenance footer (tool version, the scenario file's SHA-256, the engine, runs and seed, the
+exact parameters).
 
 `write_comparison` writes a page of two results side by side (templates/compare.html: what
 differs, the headline figures and their differences, price and position over the days);
