@@ -247,18 +247,20 @@ def test_the_memory_estimate_counts_consumers_and_orders_as_a_run_makes_them() -
         orders=replace(scenario.orders, on_arrival=True, per_consumer_per_day=0.0),
         behaviours=replace(scenario.behaviours, spend_sp=0.0),
     )
-    assert memory.expected_population(fixed) == memory.Population(50, 50)
+    assert memory.expected_population(fixed) == memory.Population(50, 50, 10)
     # spending SP: 0.7 of 0.1 of the consumers there are each day (10, 20, ... 50)
     spending = replace(fixed, behaviours=replace(scenario.behaviours, spend_sp=0.1))
-    assert memory.expected_population(spending).orders == pytest.approx(50 + 0.07 * 150)
+    expected = memory.expected_population(spending)
+    assert expected.orders == pytest.approx(50 + 0.07 * 150)
+    assert expected.busiest_day_orders == pytest.approx(10 + 0.07 * 50)  # the last day
 
 
 def test_a_scenario_too_big_for_the_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    year = small("steady-growth", days=365)  # about 11,000 consumers and 340,000 orders a run
+    year = small("steady-growth", days=365)  # about 11,000 consumers and 370,000 orders a run
     jobs = runner.jobs(year, {}, runs=4, seed=0)
-    monkeypatch.setattr(memory, "memory_bytes", lambda: 200 * 1024**2)
-    runner.check_memory(jobs, workers=1, scheduler=None)  # one run at a time fits in 200 MiB
-    with pytest.raises(ScenarioError, match=r"about 0\.5 GiB .* 4 runs at once.* has 0\.2 GiB"):
+    monkeypatch.setattr(memory, "memory_bytes", lambda: 60 * 1024**2)
+    runner.check_memory(jobs, workers=1, scheduler=None)  # one run at a time fits in 60 MiB
+    with pytest.raises(ScenarioError, match=r"about 11\d MiB .* 4 runs at once.* has 60 MiB"):
         runner.check_memory(jobs, workers=4, scheduler=None)
     runner.check_memory(jobs, workers=4, scheduler="tcp://elsewhere:8786")  # not run here
 

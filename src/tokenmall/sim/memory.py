@@ -1,18 +1,23 @@
 """Whether a simulation fits in this machine's memory, estimated before anything runs.
 
-A run keeps every consumer and every order in its engine until it ends, and the parent keeps
-every metrics row until it writes metrics.csv; a scenario that asks for more than the machine
-has would otherwise run for hours and then be killed by the kernel.
+A run keeps every consumer in its engine until it ends, and a day's orders until that day's
+settlement (the simulator's engines keep no ids of earlier days' orders: OrderBook.
+forget_closed); the parent keeps every metrics row until it writes metrics.csv. A scenario that
+asks for more than the machine has would otherwise run for hours and then be killed by the
+kernel.
 
-The costs below are resident memory (ru_maxrss) measured on CPython 3.11, 64-bit Linux, with
-the CLI's garbage-collector tuning, by running `sim.model.run` on scenarios of 200,000 fixed
-arrivals over 10 days: with no orders 460 bytes per consumer; with one order each on arrival
-1,142 bytes per consumer; with two orders a day each (2.4 million orders) 4,968 bytes per
-consumer, hence about 347 bytes per further order. A consumer is counted at 800 bytes (one
-order turns them into a holder with EP and a quota) plus 350 per order. A metrics row
-(`metrics.daily_rows`, one per run-day) measured 1,610 bytes with tracemalloc; counted at 1,700.
-Checked on examples/scenarios/steady-growth.toml (365 days, 11,137 consumers, 206,295 orders):
-estimated 75 MiB, measured 80 MiB.
+The costs below are resident memory (ru_maxrss above the interpreter's own 36 MiB) measured on
+CPython 3.11, 64-bit Linux, with the CLI's garbage-collector tuning, running `sim.model.run`
+(`bench/sim.py`'s agent scenario: referrals, every behaviour, SP spending, dividends and
+exits): 10,220 consumers, 17 MiB (1,740 bytes a consumer, a day's orders included); 30,660, 48
+MiB (1,640); 102,200 consumers and 12 million orders, 238 MiB (2,440). A consumer is counted at
+2,600 bytes: the Agent, the Consumer and its balances, its exit-queue entries (at most four),
+and the allocator's slack, which grows with the population. A day's orders, kept until its
+settlement, measured 425 bytes each (200,000 consumers ordering twice a day, the day's 400,000
+orders); counted at 500. A metrics row (`metrics.daily_rows`, one per run-day) measured 1,610
+bytes with tracemalloc; counted at 1,700. Checked on examples/scenarios/steady-growth.toml (365
+days, 10,902 consumers, 365,951 orders): estimated 28 MiB, measured 15 MiB; on the agent
+scenario at ten times its arrivals: estimated 284 MiB, measured 238 MiB.
 """
 
 import os
@@ -21,8 +26,8 @@ from pathlib import Path
 
 from tokenmall.sim.scenario import Scenario, ScenarioError
 
-BYTES_PER_CONSUMER = 800
-BYTES_PER_ORDER = 350
+BYTES_PER_CONSUMER = 2_600
+BYTES_PER_ORDER_OF_A_DAY = 500  # kept until the day's settlement
 BYTES_PER_METRICS_ROW = 1_700
 SP_SPENDERS = 0.7  # of the consumers drawn to spend SP, those holding enough to (measured)
 CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")  # a container's limit (cgroup v2)
@@ -33,9 +38,12 @@ GIB = 1024**3
 class Population:
     consumers: float  # expected by the last day
     orders: float  # expected over the whole run
+    busiest_day_orders: float  # expected on the day with the most
 
     def run_bytes(self) -> float:
-        return self.consumers * BYTES_PER_CONSUMER + self.orders * BYTES_PER_ORDER
+        return (
+            self.consumers * BYTES_PER_CONSUMER + self.busiest_day_orders * BYTES_PER_ORDER_OF_A_DAY
+        )
 
 
 def expected_population(scenario: Scenario) -> Population:
@@ -47,14 +55,16 @@ def expected_population(scenario: Scenario) -> Population:
     # that bound on steady-growth over 60 days (tests/test_sim.py): counted at 0.7.
     takes_sp = scenario.merchants.accept_sp and scenario.merchants.count > 0
     spend_sp = SP_SPENDERS * scenario.behaviours.spend_sp if takes_sp else 0.0
-    consumers = order_count = 0.0
+    consumers = order_count = busiest = 0.0
     for day in range(scenario.days):
         arrived = arrivals.expected(day)
         consumers += arrived
-        order_count += arrived if orders.on_arrival else 0.0
-        order_count += orders.per_consumer_per_day * arrivals.activity(day) * consumers
-        order_count += spend_sp * consumers
-    return Population(consumers, order_count)
+        today = arrived if orders.on_arrival else 0.0
+        today += orders.per_consumer_per_day * arrivals.activity(day) * consumers
+        today += spend_sp * consumers
+        order_count += today
+        busiest = max(busiest, today)
+    return Population(consumers, order_count, busiest)
 
 
 def check_memory(scenario: Scenario, runs_at_once: int, run_days: int) -> None:
@@ -70,8 +80,9 @@ def check_memory(scenario: Scenario, runs_at_once: int, run_days: int) -> None:
         at_once = f", {runs_at_once} runs at once" if runs_at_once > 1 else ""
         parts.insert(
             0,
-            f"{population.consumers:,.0f} consumers × {BYTES_PER_CONSUMER} bytes + "
-            f"{population.orders:,.0f} orders × {BYTES_PER_ORDER} bytes per run{at_once}",
+            f"{population.consumers:,.0f} consumers × {BYTES_PER_CONSUMER:,} bytes + "
+            f"{population.busiest_day_orders:,.0f} orders of its busiest day × "
+            f"{BYTES_PER_ORDER_OF_A_DAY} bytes per run{at_once}",
         )
     raise ScenarioError(
         f"this scenario would need about {_gib(needed_bytes)} of memory ({'; '.join(parts)}); "
@@ -98,4 +109,6 @@ def memory_bytes() -> int | None:
 def _gib(size_bytes: float) -> str:
     if size_bytes >= 10 * GIB:
         return f"{size_bytes / GIB:,.0f} GiB"
-    return f"{size_bytes / GIB:.1f} GiB"
+    if size_bytes >= GIB:
+        return f"{size_bytes / GIB:.1f} GiB"
+    return f"{size_bytes / 1024**2:,.0f} MiB"
