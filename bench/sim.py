@@ -363,7 +363,7 @@ def writers(jobs: "list[Any]", repeats: int, scratch: Path) -> None:
 
     def dict_writer() -> None:
         rows = [row for table in tables for row in table.rows()]
-        runner.write_outputs(scratch / "runner", summary, rows, lambda *_args: None)
+        runner.write_outputs(scratch / "runner", summary, rows, None)
 
     rows = sum(len(table.values[0]) for table in tables)
     for name, write in (

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
+from tests.support.scenarios import SCENARIOS
+
 RUN_ENTRY = (
     "import sys; from tokenmall import entry\n"
     "sys.argv = ['tokenmall', *sys.argv[1:]]\n"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.support.orderonly import closed_form_price
+from tests.support.scenarios import SCENARIOS, shipped
 from tokenmall.core.engine import TOTALS, Engine
 from tokenmall.core.invariants import check_invariants
 from tokenmall.core.orders import OrderBook
@@ -19,13 +20,7 @@ from tokenmall.core.units import Price
 from tokenmall.sim import memory, runner
 from tokenmall.sim.metrics import gini
 from tokenmall.sim.model import run
-from tokenmall.sim.scenario import Arrivals, Scenario, ScenarioError, load_scenario, scenario_of
-
-SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
-
-
-def small(name: str, days: int = 40) -> Scenario:
-    return replace(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
+from tokenmall.sim.scenario import Arrivals, ScenarioError, load_scenario, scenario_of
 
 
 def test_the_agent_model_reproduces_the_seeds_recurrence() -> None:
@@ -44,7 +39,7 @@ def test_the_agent_model_reproduces_the_seeds_recurrence() -> None:
 
 @pytest.mark.parametrize("name", ["steady-growth", "collapse", "bank-run", "referral-heavy"])
 def test_same_seed_same_metrics_and_another_seed_differs(name: str) -> None:
-    scenario = small(name)
+    scenario = shipped(name, 40)
     first = run(scenario, np.random.default_rng(np.random.SeedSequence(5)))
     again = run(scenario, np.random.default_rng(np.random.SeedSequence(5)))
     other = run(scenario, np.random.default_rng(np.random.SeedSequence(6)))
@@ -58,7 +53,7 @@ def test_a_run_is_the_same_whether_its_engine_keeps_closed_order_ids_or_not(
     """The simulator's engines forget earlier days' order ids (OrderBook.forget_closed): its
     ids are unique and it never refunds, so no outcome may change. Agents, withdrawals and
     collectibles on, so that every kind of command runs."""
-    scenario = small("bank-run", days=30)
+    scenario = shipped("bank-run", days=30)
     document = json.loads(json.dumps(scenario.document))
     document["agents"] = {"districts": 3}
     document.setdefault("params", {})["agent_rates"] = ["0.01", "0.01", "0.02"]
@@ -78,7 +73,7 @@ def test_a_run_is_the_same_whether_its_engine_keeps_closed_order_ids_or_not(
 
 
 def test_the_price_never_falls_and_the_flow_adds_up() -> None:
-    result = run(small("bank-run", days=200), np.random.default_rng(1))
+    result = run(shipped("bank-run", days=200), np.random.default_rng(1))
     prices = [day.price for day in result.days]
     assert all(later >= earlier for earlier, later in itertools.pairwise(prices))
     total = 0
@@ -89,7 +84,7 @@ def test_the_price_never_falls_and_the_flow_adds_up() -> None:
 
 
 def test_collapse_cuts_sales() -> None:
-    result = run(small("collapse", days=200), np.random.default_rng(2))
+    result = run(shipped("collapse", days=200), np.random.default_rng(2))
     before = sum(day.sales_fen for day in result.days[100:120])
     after = sum(day.sales_fen for day in result.days[130:150])
     assert after < 0.5 * before
@@ -126,7 +121,7 @@ def test_scenario_errors_name_the_field(document: dict[str, object], message: st
 
 
 def test_sweeps_make_a_grid_with_common_seeds() -> None:
-    scenario = small("steady-growth", days=5)
+    scenario = shipped("steady-growth", days=5)
     sweeps = runner.parse_sweeps(["contribution_rate=0.2,0.3", "sell_fee_rate=0.05,0.1"])
     jobs = runner.jobs(scenario, sweeps, runs=3, seed=9)
     assert len(jobs) == 12
@@ -136,7 +131,7 @@ def test_sweeps_make_a_grid_with_common_seeds() -> None:
     for bad in (["x"], ["a="], ["contribution_rate=9"], ["nonsense_param=1"]):
         with pytest.raises(ScenarioError):
             runner.jobs(scenario, runner.parse_sweeps(bad), runs=1, seed=0)
-    year = small("steady-growth", days=365)
+    year = shipped("steady-growth", days=365)
     with pytest.raises(ScenarioError, match="rows of metrics"):
         runner.jobs(year, runner.parse_sweeps(["sell_fee_rate=0.1,0.2"]), runs=5_000, seed=0)
 
@@ -213,7 +208,7 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
 
 
 def test_sp_payments_are_counted_on_their_day() -> None:
-    result = run(small("steady-growth", days=60), np.random.default_rng(1))
+    result = run(shipped("steady-growth", days=60), np.random.default_rng(1))
     spent = sum(agent.sp_spent_fen for agent in result.agents)
     assert spent > 0
     assert sum(day.sp_sales_fen for day in result.days) == spent
@@ -235,7 +230,7 @@ def test_every_shipped_scenario_keeps_the_invariants(path: Path) -> None:
 
 
 def test_the_memory_estimate_counts_consumers_and_orders_as_a_run_makes_them() -> None:
-    scenario = small("steady-growth", days=60)
+    scenario = shipped("steady-growth", days=60)
     expected = memory.expected_population(scenario)
     result = run(scenario, np.random.default_rng(7))
     assert len(result.agents) == pytest.approx(expected.consumers, rel=0.1)
@@ -256,7 +251,7 @@ def test_the_memory_estimate_counts_consumers_and_orders_as_a_run_makes_them() -
 
 
 def test_a_scenario_too_big_for_the_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    year = small("steady-growth", days=365)  # about 11,000 consumers and 370,000 orders a run
+    year = shipped("steady-growth", days=365)  # about 11,000 consumers and 370,000 orders a run
     jobs = runner.jobs(year, {}, runs=4, seed=0)
     monkeypatch.setattr(memory, "memory_bytes", lambda: 60 * 1024**2)
     runner.check_memory(jobs, workers=1, scheduler=None)  # one run at a time fits in 60 MiB

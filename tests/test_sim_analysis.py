@@ -2,24 +2,18 @@
 figures' confidence (issue 15's new capabilities)."""
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.support.scenarios import shipped, short_file
 from tests.test_api import tokenmall
 from tokenmall.sim import analysis, runner
 from tokenmall.sim.metrics import run_summary
 from tokenmall.sim.model import run
-from tokenmall.sim.scenario import Scenario, ScenarioError, load_scenario
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
-
-
-def small(name: str, days: int = 30) -> Scenario:
-    return replace(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
+from tokenmall.sim.scenario import Scenario, ScenarioError
 
 
 def summarize(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, **how: Any) -> Any:
@@ -32,7 +26,7 @@ def summarize(scenario: Scenario, sweeps: dict[str, list[str]], runs: int, **how
 
 
 def test_a_sweep_sets_scenario_fields_checked_by_the_scenario_parser() -> None:
-    scenario = small("thin-margin")
+    scenario = shipped("thin-margin", 30)
     wide = scenario.with_setting("platform.gross_margin", "0.5")
     assert wide.platform.gross_margin == 0.5 and scenario.platform.gross_margin != 0.5
     assert wide.params == scenario.params and wide.days == scenario.days
@@ -53,7 +47,7 @@ def test_a_sweep_sets_scenario_fields_checked_by_the_scenario_parser() -> None:
 
 
 def test_one_at_a_time_sensitivity_ranks_the_settings_by_their_swing() -> None:
-    scenario = small("thin-margin")
+    scenario = shipped("thin-margin", 30)
     varies = {"platform.gross_margin": ["0.2", "0.6"], "behaviours.spend_sp": ["0", "0.2"]}
     summary = summarize(scenario, varies, runs=1, sensitivity=True)
     assert len(summary["points"]) == 5
@@ -72,7 +66,7 @@ def test_one_at_a_time_sensitivity_ranks_the_settings_by_their_swing() -> None:
 
 
 def test_goal_seek_finds_where_the_platform_breaks_even() -> None:
-    scenario = small("thin-margin", days=20)
+    scenario = shipped("thin-margin", days=20)
 
     def evaluate(at: Scenario) -> float:
         return analysis.median_of(at, "platform_result", runs=1, seed=4)
@@ -90,20 +84,18 @@ def test_goal_seek_finds_where_the_platform_breaks_even() -> None:
 
 
 def test_headline_figures_carry_a_confidence_interval_and_the_value_at_risk() -> None:
-    summary = summarize(small("thin-margin", days=20), {}, runs=5)
+    summary = summarize(shipped("thin-margin", days=20), {}, runs=5)
     (point,) = summary["points"]
     result = point["platform_result"]
     assert result["ci95_low"] < result["mean"] < result["ci95_high"]
     assert point["value_at_risk_95"] == max(0.0, -result["p5"])
     assert "Only 5 runs" in summary["warnings"][0]
-    one = summarize(small("thin-margin", days=5), {}, runs=1)["points"][0]["platform_result"]
+    one = summarize(shipped("thin-margin", days=5), {}, runs=1)["points"][0]["platform_result"]
     assert one["ci95_low"] is None and one["ci95_high"] is None
 
 
 def test_goal_seek_on_the_command_line(tmp_path: Path) -> None:
-    text = (SCENARIOS / "thin-margin.toml").read_text()
-    short = tmp_path / "short.toml"
-    short.write_text(text.replace("days = 365", "days = 20"))
+    short = short_file(tmp_path, "thin-margin", 20)
     assert "days = 20" in short.read_text()
     done = tokenmall(
         "goal-seek",
@@ -142,8 +134,7 @@ def test_goal_seek_on_the_command_line(tmp_path: Path) -> None:
 
 
 def test_vary_on_the_command_line(tmp_path: Path) -> None:
-    text = (SCENARIOS / "thin-margin.toml").read_text()
-    (tmp_path / "short.toml").write_text(text.replace("days = 365", "days = 15"))
+    short_file(tmp_path, "thin-margin", 15)
     done = tokenmall(
         "simulate",
         "short.toml",
@@ -177,8 +168,7 @@ def test_vary_on_the_command_line(tmp_path: Path) -> None:
 
 
 def test_two_results_compared_on_the_command_line(tmp_path: Path) -> None:
-    text = (SCENARIOS / "thin-margin.toml").read_text()
-    (tmp_path / "short.toml").write_text(text.replace("days = 365", "days = 10"))
+    short_file(tmp_path, "thin-margin", 10)
     for name, margin in (("a", "0.3"), ("b", "0.5")):
         made = tokenmall(
             "simulate",

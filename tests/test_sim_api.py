@@ -1,28 +1,20 @@
 """The simulator from Python (sim/api.py) and its per-consumer and per-cohort tables: the
 same runs as the CLI, as pandas DataFrames, and Parquet/CSV files that read back the same."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from tests.support.scenarios import SCENARIOS, shipped, short_file
 from tests.test_api import tokenmall
 from tokenmall.sim import runner
 from tokenmall.sim.api import load, simulate
 from tokenmall.sim.metrics import CONSUMER_COLUMNS
-from tokenmall.sim.scenario import Scenario, load_scenario
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
-
-
-def short(name: str, days: int) -> Scenario:
-    """A shipped scenario cut to its first days: the tables' shape, not a year of runs."""
-    return replace(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
 
 
 def test_simulate_returns_the_runs_as_dataframes() -> None:
     sim = simulate(
-        short("thin-margin", 30),
+        shipped("thin-margin", 30),
         runs=2,
         seed=3,
         sweeps={"platform.gross_margin": ["0.3", "0.5"]},
@@ -56,7 +48,7 @@ def test_the_fast_path_fills_the_same_tables() -> None:
 
 def test_one_at_a_time_from_python() -> None:
     sim = simulate(
-        short("thin-margin", 20),
+        shipped("thin-margin", 20),
         vary={"platform.gross_margin": ["0.2", "0.6"], "arrivals.rate": ["10", "40"]},
     )
     names = [bar["name"] for bar in sim.summary["sensitivity"]]
@@ -65,8 +57,7 @@ def test_one_at_a_time_from_python() -> None:
 
 
 def test_the_cli_writes_the_tables_and_load_reads_them_back(tmp_path: Path) -> None:
-    text = (SCENARIOS / "thin-margin.toml").read_text()
-    (tmp_path / "short.toml").write_text(text.replace("days = 365", "days = 20"))
+    short_file(tmp_path, "thin-margin", 20)
     done = tokenmall(
         "simulate",
         "short.toml",

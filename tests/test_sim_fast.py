@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support.scenarios import SCENARIOS
 from tokenmall.sim import fast, runner
 from tokenmall.sim.metrics import FEN_FIELDS
 from tokenmall.sim.report import write_report
 from tokenmall.sim.scenario import Scenario, load_scenario, scenario_of
 
-SCENARIOS = Path(__file__).parent.parent / "examples" / "scenarios"
 TOLERANCE = fast.FAST_PATH_RELATIVE_TOLERANCE
 # Floats of the fast path that come from its float64 price: everything else is exact.
 APPROXIMATE_COLUMNS = {"price", "supply"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.scenarios import SCENARIOS, shipped
 from tests.test_api import tokenmall
 from tokenmall import __version__
 from tokenmall.core.engine import Engine
@@ -20,12 +21,6 @@ from tokenmall.sim import runner
 from tokenmall.sim.metrics import run_summary
 from tokenmall.sim.model import _Run, run
 from tokenmall.sim.scenario import Event, Scenario, load_scenario, scenario_of
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
-
-
-def small(name: str, days: int = 60) -> Scenario:
-    return replace(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
 
 
 def summary_of(scenario: Scenario, runs: int = 2) -> dict[str, Any]:
@@ -38,7 +33,7 @@ def summary_of(scenario: Scenario, runs: int = 2) -> dict[str, Any]:
 
 
 def test_the_position_is_the_operators_cash_less_what_it_owes_plus_its_own_ep() -> None:
-    scenario = small("thin-margin")
+    scenario = shipped("thin-margin", 60)
     result = run(scenario, np.random.default_rng(3))
     engine, days = result.engine, result.days
     platform = scenario.platform
@@ -70,7 +65,7 @@ def test_a_dividend_redeemed_through_minted_ep_is_charged_once() -> None:
     the dividend and the funding both (the old result) would drop it by the funding."""
     scenario = replace(
         scenario_of({"scenario": {"name": "mint", "days": 2}}),
-        params=small("steady-growth").params,
+        params=shipped("steady-growth", 60).params,
     )
     sim = _Run(scenario, Engine(scenario.params), np.random.default_rng(0))
     commands: list[dict[str, object]] = [
@@ -137,14 +132,14 @@ def test_consumers_are_counted_person_by_person_and_the_verdict_says_why() -> No
 
 
 def test_a_sell_run_and_a_collapse_are_explained() -> None:
-    bank_run = small("bank-run", days=40)
+    bank_run = shipped("bank-run", days=40)
     bank_run = replace(bank_run, events=(Event("sell", 30, 0.34),))
     (point,) = summary_of(bank_run)["points"]
     ((day, change),) = point["event_price_changes"]
     assert day == 30 and change > 0
     assert any(text.startswith("On day 30, when holders sold") for text in point["explanations"])
 
-    collapse = small("collapse", days=160)
+    collapse = shipped("collapse", days=160)
     assert collapse.arrivals.collapse_day is not None and collapse.arrivals.collapse_day <= 120
     (point,) = summary_of(collapse)["points"]
     assert point["sales_drop"] >= 0.5
@@ -152,7 +147,7 @@ def test_a_sell_run_and_a_collapse_are_explained() -> None:
 
 
 def test_merchants_sell_consumers_spend_sp_and_an_sp_run_calls_it_in() -> None:
-    scenario = small("steady-growth", days=40)
+    scenario = shipped("steady-growth", days=40)
     result = run(scenario, np.random.default_rng(5))
     engine = result.engine
     assert sum(merchant.cash_out for merchant in engine.merchants.values()) > 0
@@ -169,7 +164,7 @@ def test_merchants_sell_consumers_spend_sp_and_an_sp_run_calls_it_in() -> None:
 
 
 def test_consumers_leave_when_the_price_stalls() -> None:
-    scenario = small("steady-growth", days=60)
+    scenario = shipped("steady-growth", days=60)
     stalling = replace(scenario.behaviours, stall_rise=10.0, stall_days=3)  # always "stalled"
     staying = run(replace(scenario, behaviours=stalling), np.random.default_rng(2))
     leaving_rules = replace(stalling, leave_on_stall=0.2)
@@ -191,7 +186,7 @@ def test_summary_json_records_what_produced_it(tmp_path: Path) -> None:
 
 
 def test_agents_commissions_are_the_operators_cost_and_withdrawals_pay_cash_out_later() -> None:
-    scenario = small("steady-growth", days=40)
+    scenario = shipped("steady-growth", days=40)
     scenario = scenario.with_setting("agents.districts", "12")
     scenario = scenario.with_setting("agent_rates", '["0.02", "0.01", "0.005"]')
     scenario = scenario.with_setting("withdrawals.delay_days", "3")
@@ -220,7 +215,7 @@ def test_agents_commissions_are_the_operators_cost_and_withdrawals_pay_cash_out_
 
 
 def test_consumers_leave_when_they_lose_and_claim_collectibles() -> None:
-    scenario = small("thin-margin", days=60)
+    scenario = shipped("thin-margin", days=60)
     staying = run(scenario, np.random.default_rng(6))
     losing = run(
         scenario.with_setting("behaviours.leave_when_losing", "0.5"), np.random.default_rng(6)

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tokenmall import __version__
 from tokenmall.api.limits import RATES_PER_S_DEFAULT, Limits
 from tokenmall.cli_common import (
     EXIT_AUDIT_FAILED,
-    App,
     db_option,
     run_app,
+    tokenmall_group,
 )
 from tokenmall.cli_common import fail as _fail
 from tokenmall.cli_common import progress_bar as _progress_bar
@@ -53,8 +52,7 @@ KEY_DAYS_MAX = 36_500  # a century
 # would round a larger one and so lose the run it names.
 
 
-@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tokenmall")
+@tokenmall_group
 def app() -> None:
     """tokenmall: an exact, auditable engine for consumption-appreciation points
     economies (消费增值 / 股权电商): equity points (EP) priced at pool ÷ supply,

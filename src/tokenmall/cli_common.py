@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from tokenmall import __version__
 from tokenmall.core.errors import InvariantViolation
 
 EXIT_BAD_INPUT = 2
@@ -56,6 +57,14 @@ class App(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise Interrupted from None
+
+
+def tokenmall_group(command: Callable[[], None]) -> click.Group:
+    """`command` as the `tokenmall` group (its docstring the help): -h as --help, --version,
+    Ctrl-C as Interrupted (App). The full command line (cli.py) and the simulator's alone
+    (entry.py) are both made by it."""
+    versioned = click.version_option(__version__, prog_name="tokenmall")(command)
+    return click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})(versioned)
 
 
 def interrupted() -> NoReturn:

@@ -122,9 +122,6 @@ def simulate(
     summary = runner.summarize(scenario, runs, seed, sweeps, results, sensitivity=sensitivity)
     engine = _engine_said(summary, why_exact, exact, len(exact_runs), len(jobs), scheduler)
 
-    def no_report(*_args: object) -> None:
-        pass
-
     if report:
         from tokenmall.sim.report import write_report  # noqa: PLC0415 (only when asked)
     try:
@@ -133,7 +130,7 @@ def simulate(
         else:
             # the rules engine's rows are dicts already
             rows = [row for _p, _r, daily in made if isinstance(daily, list) for row in daily]
-            runner.write_outputs(out_dir, summary, rows, write_report if report else no_report)
+            runner.write_outputs(out_dir, summary, rows, write_report if report else None)
         if tables:  # pyarrow and the pandas it loads take longer than many fast-path runs
             runner.write_tables(out_dir, summary, results)
     except OSError as error:
@@ -263,8 +260,8 @@ def goal_seek(
         )
     except ScenarioError as error:
         _fail(str(error))
-    within = "" if found["between"] is None else f" (between {found['between'][0]} and "
-    within += "" if found["between"] is None else f"{found['between'][1]})"
+    bracket = found["between"]
+    within = "" if bracket is None else f" (between {bracket[0]} and {bracket[1]})"
     click.echo(
         f"{setting} = {found['value']}{within}: {figure} {found['result']:+,.2f} "
         f"(target {target:g}; {len(found['evaluations'])} evaluations of "

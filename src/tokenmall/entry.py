@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from tokenmall import __version__
-from tokenmall.cli_common import App, run_app
+from tokenmall.cli_common import run_app, tokenmall_group
 from tokenmall.runtime import tune_gc
 
 LIGHT_COMMANDS = ("simulate", "goal-seek", "simulate-compare")
@@ -27,8 +26,7 @@ def _light_app() -> click.Group:
     """The simulator's commands under `tokenmall`, as cli.app names them."""
     from tokenmall.cli_sim import goal_seek, simulate, simulate_compare  # noqa: PLC0415
 
-    @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(__version__, prog_name="tokenmall")
+    @tokenmall_group
     def app() -> None:
         """tokenmall's simulator."""
 

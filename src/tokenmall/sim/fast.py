@@ -497,7 +497,7 @@ def _csv_cell(value: object) -> str:
 
 def _table(job: "Job", columns: dict[str, Any]) -> Table:
     """metrics.daily_rows' columns, in its order, in its units."""
-    from tokenmall.sim.metrics import FEN_FIELDS  # noqa: PLC0415
+    from tokenmall.sim.metrics import FEN_FIELDS, row_name  # noqa: PLC0415
     from tokenmall.sim.model import DayMetrics  # noqa: PLC0415
 
     days = job.scenario.days
@@ -522,18 +522,9 @@ def _table(job: "Job", columns: dict[str, Any]) -> Table:
                 converted[key] = (column / UNITS_PER_EP).tolist()
             else:
                 converted[key] = column.tolist()
-        names.append(_row_name(name))
+        names.append(row_name(name))
         values.append(converted[key])
     return Table(names, values)
-
-
-def _row_name(name: str) -> str:
-    """metrics.daily_rows' name of a DayMetrics field."""
-    from tokenmall.sim.metrics import FEN_FIELDS  # noqa: PLC0415
-
-    if name in FEN_FIELDS:
-        return name.removesuffix("_fen")
-    return "supply" if name == "supply_units" else name
 
 
 def _summary(
@@ -601,19 +592,23 @@ def _summary(
 
 def _consumer_rows(drawn: Orders, money_in: Floats, ep_value: Floats) -> dict[str, list[Any]]:
     """metrics.consumer_columns of consumers who only hold, live nowhere and never leave."""
+    from tokenmall.sim.metrics import CONSUMER_COLUMNS  # noqa: PLC0415
+
     consumers = money_in.size
-    return {
-        "consumer": [f"c{index}" for index in range(consumers)],
-        "joined_day": np.repeat(np.arange(drawn.arrivals.size), drawn.arrivals).tolist(),
-        "behaviour": ["hold"] * consumers,
-        "region": [""] * consumers,
-        "left": [False] * consumers,
-        "money_in_fen": money_in.astype(np.int64).tolist(),
-        "cash_out_fen": [0] * consumers,
-        "sp_fen": [0] * consumers,
-        "goods_fen": [0] * consumers,
-        "ep_value_fen": ep_value.astype(np.int64).tolist(),
-    }
+    nothing = [0] * consumers
+    values = (
+        [f"c{index}" for index in range(consumers)],  # consumer
+        np.repeat(np.arange(drawn.arrivals.size), drawn.arrivals).tolist(),  # joined_day
+        ["hold"] * consumers,  # behaviour
+        [""] * consumers,  # region
+        [False] * consumers,  # left
+        money_in.astype(np.int64).tolist(),  # money_in_fen
+        nothing,  # cash_out_fen
+        nothing,  # sp_fen
+        nothing,  # goods_fen
+        ep_value.astype(np.int64).tolist(),  # ep_value_fen
+    )
+    return dict(zip(CONSUMER_COLUMNS, values, strict=True))
 
 
 def _cohorts(weeks: Ints, money_in: Floats, ep_value: Floats) -> list[dict[str, Any]]:
@@ -675,14 +670,14 @@ def write_outputs(
 ) -> None:
     """runner.write_outputs for the fast path's runs, byte for byte (tested): metrics.csv in
     the same order (sweep values, run, day), summary.json the same; report.html only if a
-    `report` is given, and only then a dict per row."""
+    `report` is given, from the rows column by column."""
     names = summary["sweep_params"]
     if any(set(point) != set(names) for point, _run, _rows in runs):
         # a sensitivity's points name only the setting each changes: rows of unequal columns
         from tokenmall.sim.runner import write_outputs as write_rows  # noqa: PLC0415
 
         every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in runs]
-        write_rows(out, summary, [row for rows in every for row in rows], report or _no_report)
+        write_rows(out, summary, [row for rows in every for row in rows], report)
         return
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(runs, key=lambda run: (tuple(run[0].get(n, "") for n in names), run[1]))
@@ -699,10 +694,6 @@ def write_outputs(
     if report is not None:
         runs_rows = [rows for _p, _r, rows in ordered]
         report(out / "report.html", summary, _daily_columns(header, runs_rows))
-
-
-def _no_report(*_args: object) -> None:
-    pass
 
 
 def _daily_columns(names: list[str], runs: list[Table | Rows]) -> dict[str, list[Any]]:

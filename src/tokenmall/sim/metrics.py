@@ -44,6 +44,14 @@ FEN_FIELDS = (
 )
 
 
+def row_name(name: str) -> str:
+    """metrics.csv's column of a DayMetrics field: amounts in CNY without their _fen suffix,
+    supply_units as supply (EP)."""
+    if name in FEN_FIELDS:
+        return name.removesuffix("_fen")
+    return "supply" if name == "supply_units" else name
+
+
 def daily_rows(result: RunResult, run: int, point: dict[str, str]) -> list[dict[str, Any]]:
     """One CSV row per day: amounts in CNY (floats, rounded to the fen), EP as floats."""
     rows = []
@@ -53,9 +61,9 @@ def daily_rows(result: RunResult, run: int, point: dict[str, str]) -> list[dict[
             if name == "day":
                 continue
             if name in FEN_FIELDS:
-                row[name.removesuffix("_fen")] = round(value / FEN_PER_CNY, 2)
+                row[row_name(name)] = round(value / FEN_PER_CNY, 2)
             elif name == "supply_units":
-                row["supply"] = value / UNITS_PER_EP
+                row[row_name(name)] = value / UNITS_PER_EP
             else:
                 row[name] = value
         rows.append(row)

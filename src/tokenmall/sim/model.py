@@ -134,7 +134,8 @@ class _Run:
         self.orders = 0
         self.commands = 0
         self.cash_out_before = 0
-        self.goods_total_fen = 0  # goods taken for EP so far, all consumers (the last day's end)
+        # goods taken for EP so far by all consumers: each day's goods are its change
+        self.goods_total_fen = self._goods_value()
         self.operator_cash_fen = 0
         self.result_fen = 0
         self.cumulative = dict.fromkeys(TRACKED, 0)
@@ -150,7 +151,6 @@ class _Run:
         for merchant in self.merchants:
             self.apply({"op": "register_merchant", "merchant": merchant})
         days = []
-        self.goods_total_fen = self._goods_value()  # each day's goods are the change of this
         for day in range(self.scenario.days):
             days.append(self.day(day))
             if on_day is not None:

@@ -444,7 +444,10 @@ def explanations(scenario: Scenario, point: dict[str, Any]) -> list[str]:
 
 
 def write_outputs(
-    out: Path, summary: dict[str, Any], rows: list[dict[str, Any]], report: Callable[..., None]
+    out: Path,
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    report: Callable[..., None] | None,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows.sort(
@@ -461,7 +464,8 @@ def write_outputs(
         writer.writeheader()
         writer.writerows(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    report(out / "report.html", summary, rows)
+    if report is not None:
+        report(out / "report.html", summary, rows)
 
 
 def metrics_columns(rows: list[dict[str, Any]], sweep_params: list[str]) -> list[str]:

@@ -421,7 +421,12 @@ def _behaviours(table: dict[str, Any]) -> Behaviours:
             table, "[behaviours] leave_on_stall", "leave_on_stall", 0, 1, defaults.leave_on_stall
         ),
         leave_when_losing=_number(
-            table, "[behaviours] leave_when_losing", "leave_when_losing", 0, 1, 0.0
+            table,
+            "[behaviours] leave_when_losing",
+            "leave_when_losing",
+            0,
+            1,
+            defaults.leave_when_losing,
         ),
     )
 
@@ -459,7 +464,9 @@ def _collectibles(table: dict[str, Any]) -> Collectibles:
     _no_unknown("[collectibles]", table, {f.name for f in fields(Collectibles)})
     where = "[collectibles]"
     return Collectibles(
-        edition=_integer(table, f"{where} edition", "edition", 1, 1_000_000, default=1_000),
+        edition=_integer(
+            table, f"{where} edition", "edition", 1, 1_000_000, default=Collectibles.edition
+        ),
         value=_number(table, f"{where} value", "value", 0.01, 1e9, Collectibles.value),
         chance=_number(table, f"{where} chance", "chance", 0, 1, Collectibles.chance),
         cost=_number(table, f"{where} cost", "cost", 0, 1, Collectibles.cost),
