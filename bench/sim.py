@@ -31,6 +31,7 @@ other command.
 --agent-runs N adds N full-rules agent runs in this process (--agent-scale 10: ten times the
 arrivals, for the memory target; each run's time and peak memory) (10,220 consumers over 365 days,
 about 1,000,000 orders, with sells, conversions, redemptions, SP payments, dividends and exits).
+--agent-only runs nothing else (the peak memory printed is then the agent run's).
 --agent-baseline REV times only the agent runs, REV's and this build's alternating, each in a
 fresh process (REV checked out as a git worktree under /tmp): the full-rules figure against a
 baseline measured in the same run, as the machine's speed drifts by a third between runs.
@@ -228,13 +229,19 @@ def main() -> None:
     parser.add_argument(
         "--in-process-only", action="store_true", help="no radCAD, no fresh processes"
     )
+    parser.add_argument(
+        "--agent-only",
+        action="store_true",
+        help="only the agent runs (their peak memory is then theirs alone)",
+    )
     args = parser.parse_args()
     if args.agent_baseline:
         compare_agent_runs(args.agent_baseline, max(args.agent_runs, 1), args.seed)
         return
-    if not args.in_process_only:
+    if not args.in_process_only and not args.agent_only:
         end_to_end(args)
-    in_process(args.repeats, args.seed)
+    if not args.agent_only:
+        in_process(args.repeats, args.seed)
     for index in range(args.agent_runs):
         agent_run(args.seed + index, args.agent_scale)
 
