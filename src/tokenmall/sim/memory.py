@@ -6,18 +6,18 @@ forget_closed); the parent keeps every metrics row until it writes metrics.csv. 
 asks for more than the machine has would otherwise run for hours and then be killed by the
 kernel.
 
-The costs below are resident memory (ru_maxrss above the interpreter's own 36 MiB) measured on
-CPython 3.11, 64-bit Linux, with the CLI's garbage-collector tuning, running `sim.model.run`
-(`bench/sim.py`'s agent scenario: referrals, every behaviour, SP spending, dividends and
-exits): 10,220 consumers, 17 MiB (1,740 bytes a consumer, a day's orders included); 30,660, 48
-MiB (1,640); 102,200 consumers and 12 million orders, 238 MiB (2,440). A consumer is counted at
-2,600 bytes: the Agent, the Consumer and its balances, its exit-queue entries (at most four),
-and the allocator's slack, which grows with the population. A day's orders, kept until its
-settlement, measured 425 bytes each (200,000 consumers ordering twice a day, the day's 400,000
-orders); counted at 500. A metrics row (`metrics.daily_rows`, one per run-day) measured 1,610
-bytes with tracemalloc; counted at 1,700. Checked on examples/scenarios/steady-growth.toml (365
-days, 10,902 consumers, 365,951 orders): estimated 28 MiB, measured 15 MiB; on the agent
-scenario at ten times its arrivals: estimated 284 MiB, measured 238 MiB.
+The costs below are resident memory (ru_maxrss) measured on CPython 3.11, 64-bit Linux, with
+the CLI's garbage-collector tuning, above the interpreter's own 34 MiB with the model loaded
+(docs/benchmarks.md, "The simulator's memory"). `bench/sim.py --agent-only --agent-runs 1
+--agent-scale K`, the agent scenario (referrals, every behaviour, SP spending, dividends and
+exits): 10,220 consumers, 20 MiB (2,050 bytes a consumer, its share of a day's orders
+included); 30,660, 52 MiB (1,780); 102,200 consumers and 12 million orders, 166 MiB (1,700). A
+consumer is counted at 2,600 bytes: the Agent, the Consumer and its balances, its exit-queue
+entries (at most four), the allocator's slack. `bench/sim_memory.py`: 200,000 consumers
+ordering twice a day took 166 MiB more than the same ordering once on arrival, for the last
+day's 400,000 orders kept until its settlement (435 bytes an order); a day's order is counted at
+500. A metrics row (`metrics.daily_rows`, one per run-day) measured 1,610 bytes with
+tracemalloc; counted at 1,700. The agent scenario's estimates: 28, 85 and 284 MiB.
 """
 
 import os
