@@ -229,9 +229,14 @@ class Chart:
         height is the layout's, or `default_height`, a CSS length such as "500px")."""
         height = self.layout.get("height")
         css_height = default_height if height is None else f"{height}px"
-        figure = self.figure()
+        figure = self.figure()  # plain already
         call = ", ".join(
-            script_json(value) for value in (div_id, figure["data"], figure["layout"], config)
+            (
+                script_json(div_id),
+                _script_safe(figure["data"]),
+                _script_safe(figure["layout"]),
+                script_json(config),
+            )
         )
         return (
             f'<div style="height:{html.escape(css_height)}; width:100%;">'
@@ -276,6 +281,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biu":
+            return value.tolist()
+        if value.dtype.kind == "f":
+            finite = np.isfinite(value)
+            if finite.all():
+                return value.tolist()
+            numbers = value.astype(object)
+            numbers[~finite] = None
+            return numbers.tolist()
         return plain(value.tolist())
     if isinstance(value, np.generic):
         return plain(value.item())
@@ -288,7 +302,12 @@ def script_json(value: Any) -> str:
     """`value` as compact JSON that is safe inside <script>: `<`, `>` and `/` as \\u escapes
     (so that "</script>" or "<!--" in a string cannot end the script or open a comment), and
     every other non-ASCII character escaped too (U+2028 is a line break to older JavaScript)."""
-    text = json.dumps(plain(value), separators=(",", ":"), allow_nan=False)
+    return _script_safe(plain(value))
+
+
+def _script_safe(value: Any) -> str:
+    """script_json of a value that is `plain` already."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     for unsafe, safe in SCRIPT_ESCAPES:
         text = text.replace(unsafe, safe)
     return text

@@ -48,15 +48,12 @@ day of a growing population costs hundreds of times the first).
 
 import csv
 import functools
-import io
 import json
 import os
 import queue
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, fields
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +61,11 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP
+from tokenmall.sim import csvtext
 from tokenmall.sim.scenario import Arrivals, Scenario
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
     from multiprocessing.queues import Queue
 
     from tokenmall.sim.report import Daily
@@ -407,6 +406,8 @@ def _columns(
     scenario: Scenario, drawn: Orders, contributions: Ints, prices: Floats
 ) -> dict[str, Any]:
     """Every DayMetrics field, one value per day, as model._Run._metrics computes it."""
+    from tokenmall.sim.model import PRICE_SCALE  # noqa: PLC0415
+
     days = scenario.days
     ends = _day_ends(drawn)
     pool_after = np.cumsum(contributions)
@@ -430,9 +431,11 @@ def _columns(
     zeros = np.zeros(days, dtype=np.int64)
     return {
         "day": np.arange(days),
-        "price": price,
+        # as the rules engine's runs show them: the price to PRICE_DECIMALS places (half-up),
+        # the supply in whole units (the engine floors each grant)
+        "price": np.floor(price * PRICE_SCALE + 0.5).astype(np.int64),
         "pool_fen": pool_fen,
-        "supply_units": supply_units,
+        "supply_units": np.floor(supply_units).astype(np.int64),
         "consumers": np.cumsum(drawn.arrivals),
         "orders": np.cumsum(drawn.per_day),
         "sales_fen": sales_fen,
@@ -458,73 +461,64 @@ def _columns(
 
 
 class Table:
-    """A run's daily rows as columns (`names`, and a list of Python values per column): what
-    metrics.daily_rows gives, without building a dict per row unless asked (`rows`)."""
+    """A run's daily rows as columns (`names`, and the values of each as a csvtext column, in
+    metrics.csv's units): what metrics.daily_rows gives, without a Python value per cell unless
+    asked (`rows`)."""
 
-    def __init__(self, names: list[str], values: list[list[Any]]) -> None:
+    def __init__(self, names: list[str], columns: list[csvtext.Column]) -> None:
         self.names = names
-        self.values = values
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return csvtext.rows_of(self.columns[0]) if self.columns else 0
 
     def rows(self) -> Rows:
-        names = self.names
-        return [dict(zip(names, row, strict=True)) for row in zip(*self.values, strict=True)]
-
-    def csv_text(self) -> str:
-        """The rows as csv.DictWriter writes them (excel dialect: str() of each value, text
-        quoted when it must be, CRLF line ends), column by column: 20 times faster."""
-        cells: list[list[str]] = []
-        done: dict[int, list[str]] = {}  # by the column's id: some columns are the same list
-        for column in self.values:
-            text = done.get(id(column))
-            if text is None:
-                first = column[0]
-                if column.count(first) == len(column):  # most columns of an order-only run: 0
-                    text = [_csv_cell(first)] * len(column)
-                elif isinstance(first, str):
-                    text = [_csv_cell(value) for value in column]
-                else:
-                    text = list(map(str, column))  # numbers never need quoting
-                done[id(column)] = text
-            cells.append(text)
-        return "\r\n".join(map(",".join, zip(*cells, strict=True))) + "\r\n"
-
-
-def _csv_cell(value: object) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([value])
-    return buffer.getvalue()[:-2]
+        made: dict[int, list[Any]] = {}  # by the column's id: some columns are one object
+        values = [
+            made.setdefault(id(column), csvtext.python_values(column)) for column in self.columns
+        ]
+        return [dict(zip(self.names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _table(job: "Job", columns: dict[str, Any]) -> Table:
     """metrics.daily_rows' columns, in its order, in its units."""
-    from tokenmall.sim.metrics import FEN_FIELDS, row_name  # noqa: PLC0415
-    from tokenmall.sim.model import DayMetrics  # noqa: PLC0415
-
     days = job.scenario.days
     names: list[str] = ["run", "day", *job.point]
-    values: list[list[Any]] = [[job.run] * days, columns["day"].tolist()]
-    values += [[value] * days for value in job.point.values()]
-    # Metrics that are the same array converted the same way share one list (csv_text then
-    # formats it once): the order-only run's zeros, its result and its cash.
-    converted: dict[tuple[int, str], list[Any]] = {}
-    for field in fields(DayMetrics):
-        name = field.name
-        if name == "day":
-            continue
+    once = np.zeros(days, dtype=np.int64)  # each row has the run's one label
+    values: list[csvtext.Column] = [
+        csvtext.Integers(np.full(days, job.run, dtype=np.int64)),
+        csvtext.Integers(columns["day"]),
+    ]
+    values += [csvtext.Labels(once, [value]) for value in job.point.values()]
+    # Metrics that are the same array converted the same way share one column (written once)
+    converted: dict[tuple[int, int], csvtext.Column] = {}
+    for name, row_name, scale in _metric_columns():
         column = columns[name]
-        kind = "fen" if name in FEN_FIELDS else "units" if name == "supply_units" else "as is"
-        key = (id(column), kind)
+        key = (id(column), scale)
         if key not in converted:
-            if kind == "fen":
-                # round(fen / 100, 2) is fen / 100: the double nearest a 2-decimal number
-                converted[key] = (column / FEN_PER_CNY).tolist()
-            elif kind == "units":
-                converted[key] = (column / UNITS_PER_EP).tolist()
-            else:
-                converted[key] = column.tolist()
-        names.append(row_name(name))
+            # DictWriter gets round(fen / 100, 2) for an amount, which is fen / 100
+            converted[key] = (
+                csvtext.Quotients(column, scale) if scale != 1 else csvtext.Integers(column)
+            )
+        names.append(row_name)
         values.append(converted[key])
     return Table(names, values)
+
+
+@functools.cache
+def _metric_columns() -> tuple[tuple[str, str, int], ...]:
+    """Each DayMetrics field after the day: its name, its metrics.csv column, and what its
+    value is divided by there (1: written as it is)."""
+    from tokenmall.sim.metrics import FEN_FIELDS, row_name  # noqa: PLC0415
+    from tokenmall.sim.model import PRICE_SCALE, DayMetrics  # noqa: PLC0415
+
+    scales: dict[str, int] = dict.fromkeys(FEN_FIELDS, FEN_PER_CNY)
+    scales |= {"supply_units": UNITS_PER_EP, "price": PRICE_SCALE}
+    return tuple(
+        (field.name, row_name(field.name), scales.get(field.name, 1))
+        for field in fields(DayMetrics)
+        if field.name != "day"
+    )
 
 
 def _summary(
@@ -536,6 +530,7 @@ def _summary(
 ) -> dict[str, Any]:
     """metrics.run_summary's figures for this run."""
     from tokenmall.sim.metrics import gini, sales_drop_of  # noqa: PLC0415
+    from tokenmall.sim.model import PRICE_SCALE  # noqa: PLC0415
 
     params = scenario.params
     consumers = int(drawn.arrivals.sum())
@@ -546,7 +541,7 @@ def _summary(
     grants = float(params.buyer_share) * contributions * (UNITS_PER_EP / FEN_PER_CNY)
     ep_units = np.bincount(buyers, weights=grants / price_before, minlength=consumers)
     keep = float(1 - params.sell_fee_rate)
-    final_price = float(columns["price"][-1])
+    final_price = float(prices[-1]) if prices.size else float(params.initial_price)
     # what selling them now would pay: floor(units × P × keep), P in fen per unit
     ep_value = np.floor(ep_units * (final_price * FEN_PER_CNY / UNITS_PER_EP) * keep)
     joined = np.repeat(np.arange(scenario.days), drawn.arrivals) // WEEK_DAYS
@@ -559,7 +554,7 @@ def _summary(
     loss_from = None if not below[-1] else (int(above[-1]) + 1 if above.size else 0)
     sales = columns["sales_fen"]
     return {
-        "final_price": final_price,
+        "final_price": int(columns["price"][-1]) / PRICE_SCALE,  # as the day's row shows it
         "platform_result": int(result_fen[-1]) / FEN_PER_CNY,
         "operator_cash": int(columns["operator_cash_fen"][-1]) / FEN_PER_CNY,
         "sp_owed": 0.0,
@@ -597,7 +592,7 @@ def _consumer_rows(drawn: Orders, money_in: Floats, ep_value: Floats) -> dict[st
     consumers = money_in.size
     nothing = [0] * consumers
     values = (
-        [f"c{index}" for index in range(consumers)],  # consumer
+        list(_consumer_ids(consumers)),  # consumer
         np.repeat(np.arange(drawn.arrivals.size), drawn.arrivals).tolist(),  # joined_day
         ["hold"] * consumers,  # behaviour
         [""] * consumers,  # region
@@ -609,6 +604,12 @@ def _consumer_rows(drawn: Orders, money_in: Floats, ep_value: Floats) -> dict[st
         ep_value.astype(np.int64).tolist(),  # ep_value_fen
     )
     return dict(zip(CONSUMER_COLUMNS, values, strict=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _consumer_ids(count: int) -> tuple[str, ...]:
+    """The model's ids of the first `count` consumers (the runs of a scenario share them)."""
+    return tuple(f"c{index}" for index in range(count))
 
 
 def _cohorts(weeks: Ints, money_in: Floats, ep_value: Floats) -> list[dict[str, Any]]:
@@ -623,19 +624,29 @@ def _cohorts(weeks: Ints, money_in: Floats, ep_value: Floats) -> list[dict[str, 
     paying = money_in > 0
     payers = np.bincount(weeks[paying], minlength=count)
     profit = np.bincount(weeks[paying & (ep_value > money_in)], minlength=count)
-    for week in np.flatnonzero(members).tolist():
-        money_fen, held_fen = int(paid[week]), int(held[week])
+    weeks_held = np.flatnonzero(members)
+    paid_fen = paid[weeks_held].astype(np.int64).tolist()  # sums of integer fen: exact
+    held_fen = held[weeks_held].astype(np.int64).tolist()
+    for week, count, money_fen, ep_fen, payer_count, in_profit in zip(
+        weeks_held.tolist(),
+        members[weeks_held].tolist(),
+        paid_fen,
+        held_fen,
+        payers[weeks_held].tolist(),
+        profit[weeks_held].tolist(),
+        strict=True,
+    ):
         out.append(
             {
                 "week": week,
-                "consumers": int(members[week]),
+                "consumers": count,
                 "money_in": money_fen / FEN_PER_CNY,
                 "cash_out": 0.0,
                 "sp": 0.0,
                 "goods": 0.0,
-                "ep_value": held_fen / FEN_PER_CNY,
-                "roi": held_fen / money_fen if money_fen else 0.0,
-                "in_profit": int(profit[week]) / int(payers[week]) if payers[week] else 0.0,
+                "ep_value": ep_fen / FEN_PER_CNY,
+                "roi": ep_fen / money_fen if money_fen else 0.0,
+                "in_profit": in_profit / payer_count if payer_count else 0.0,
             }
         )
     return out
@@ -672,8 +683,10 @@ def write_outputs(
     the same order (sweep values, run, day), summary.json the same; report.html only if a
     `report` is given, from the rows column by column."""
     names = summary["sweep_params"]
-    if any(set(point) != set(names) for point, _run, _rows in runs):
-        # a sensitivity's points name only the setting each changes: rows of unequal columns
+    tables = [rows for _point, _run, rows in runs if isinstance(rows, Table)]
+    if len(tables) < len(runs) or any(set(point) != set(names) for point, _r, _t in runs):
+        # A run the fast path handed to the rules engine has dict rows, and a sensitivity's
+        # points name only the setting each changes (rows of unequal columns): as dicts.
         from tokenmall.sim.runner import write_outputs as write_rows  # noqa: PLC0415
 
         every = [rows.rows() if isinstance(rows, Table) else rows for _p, _r, rows in runs]
@@ -681,33 +694,34 @@ def write_outputs(
         return
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(runs, key=lambda run: (tuple(run[0].get(n, "") for n in names), run[1]))
-    first = ordered[0][2] if ordered else []
-    header = first.names if isinstance(first, Table) else list(first[0]) if first else []
+    header, columns = _joined([rows for _p, _r, rows in ordered if isinstance(rows, Table)])
     with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerow(header or ["run", "day"])
-        for _point, _run, rows in ordered:
-            if isinstance(rows, Table):
-                handle.write(rows.csv_text())
-            else:
-                csv.DictWriter(handle, fieldnames=header).writerows(rows)
+        csvtext.write_csv(handle, columns)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if report is not None:
-        runs_rows = [rows for _p, _r, rows in ordered]
-        report(out / "report.html", summary, _daily_columns(header, runs_rows))
+        made: dict[int, Any] = {}  # by the column's id: some columns are one object
+        daily = {
+            name: made.setdefault(id(column), csvtext.numbers(column))
+            for name, column in zip(header, columns, strict=True)
+        }
+        report(out / "report.html", summary, daily)
 
 
-def _daily_columns(names: list[str], runs: list[Table | Rows]) -> dict[str, list[Any]]:
-    """Every run's daily rows, column by column, in order: what the report reads, without a
-    dict per row (a run the fast path handed to the rules engine has dicts: read by name)."""
-    columns: dict[str, list[Any]] = {name: [] for name in names}
-    for rows in runs:
-        if isinstance(rows, Table):
-            for name, values in zip(rows.names, rows.values, strict=True):
-                columns[name] += values
-        else:
-            for name, column in columns.items():
-                column += [row.get(name) for row in rows]
-    return columns
+def _joined(tables: list[Table]) -> tuple[list[str], list[csvtext.Column]]:
+    """Every run's table, one after the other, as one: its names and columns (columns that are
+    one object in every run stay one)."""
+    if not tables:
+        return [], []
+    joined: dict[tuple[int, ...], csvtext.Column] = {}
+    columns = []
+    for index in range(len(tables[0].columns)):
+        parts = [table.columns[index] for table in tables]
+        key = tuple(map(id, parts))
+        if key not in joined:
+            joined[key] = csvtext.concatenated(parts)
+        columns.append(joined[key])
+    return tables[0].names, columns
 
 
 # -- work, for progress bars -------------------------------------------------------------------
@@ -801,6 +815,10 @@ def on_pool(all_jobs: list["Job"], workers: int | None, progress: Progress) -> I
     """Each job's result as it finishes, from a pool of `workers` processes (spawned: the
     parent may hold threads), with progress as the workers make it, not when runs end (a pool
     of two on two long runs showed 0 % until both ended)."""
+    # imported here: most simulations run here, and these take a tenth of their start
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # noqa: PLC0415
+    from multiprocessing import get_context  # noqa: PLC0415
+
     context = get_context("spawn")
     reports: Queue[tuple[int, int]] = context.Queue()
     run_work = sum(day_work(all_jobs[0].scenario))

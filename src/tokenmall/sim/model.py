@@ -21,7 +21,15 @@ from tokenmall.core.accounts import REQUESTED
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
 from tokenmall.core.rules.points import sale_payout_fen
-from tokenmall.core.units import FEN_PER_CNY, UNITS_PER_EP, Fen, Units, format_units
+from tokenmall.core.units import (
+    EP_DECIMALS,
+    FEN_PER_CNY,
+    UNITS_PER_EP,
+    Fen,
+    Units,
+    format_units,
+    price_cny_scaled,
+)
 from tokenmall.sim.scenario import Behaviours, Scenario
 
 HOLD, SELL_AT_MULTIPLE, SELL_ON_STALL, CONVERT_AND_SPEND, REDEEM_GOODS = range(5)
@@ -44,10 +52,16 @@ class Agent:
     slot: int = -1  # its row in the engine's ConsumerBook (its balances), once registered
 
 
+# The daily price as SPEC §1 displays it in the state output (8 places, rounded half-up): what
+# metrics.csv and the report show. The behaviours read the unrounded price (`_price`).
+PRICE_DECIMALS = EP_DECIMALS
+PRICE_SCALE = 10**PRICE_DECIMALS
+
+
 @dataclass
 class DayMetrics:
     day: int
-    price: float
+    price: float  # CNY per EP as the state output shows it: PRICE_DECIMALS places, half-up
     pool_fen: int
     supply_units: int
     consumers: int
@@ -477,7 +491,7 @@ class _Run:
         sp_sales_fen, self.sp_sales_today_fen = self.sp_sales_today_fen, 0
         return DayMetrics(
             day=day,
-            price=_price(engine),
+            price=price_cny_scaled(engine.price(), PRICE_DECIMALS) / PRICE_SCALE,
             pool_fen=engine.pool,
             supply_units=engine.supply,
             consumers=len(self.agents),

@@ -169,7 +169,8 @@ class Spread:
 
 
 # The daily rows: a dict per row (the rules engine's runs, metrics.csv read back), or the same
-# rows column by column (the order-only fast path's: no dict per row to build and read back).
+# rows column by column (the order-only fast path's: NumPy arrays of numbers, lists of sweep
+# values; no dict per row to build and read back).
 Daily = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 
@@ -345,17 +346,24 @@ def _aggregate(
     """Days, number of runs, and each metric's median and band across runs, day by day, of
     these rows (indices into the columns)."""
     run_values, day_values = columns["run"], columns["day"]
-    run_names = [str(run_values[row]) for row in rows]
-    runs = sorted(set(run_names))  # as text: read back from metrics.csv they are text
-    run_index = {run: i for i, run in enumerate(runs)}
-    day_numbers = [int(day_values[row]) for row in rows]
-    days = sorted(set(day_numbers))
-    day_index = {day: i for i, day in enumerate(days)}
-    rows_at = np.fromiter(map(run_index.__getitem__, run_names), np.intp, len(rows))
-    cols_at = np.fromiter(map(day_index.__getitem__, day_numbers), np.intp, len(rows))
+    whole = isinstance(rows, range) and rows == range(len(run_values))
+    if whole and isinstance(run_values, np.ndarray) and isinstance(day_values, np.ndarray):
+        # the fast path's columns: each row's run and day at once (the runs' order is the
+        # grid's rows' and changes no percentile)
+        run_numbers, rows_at = np.unique(run_values, return_inverse=True)
+        day_numbers, cols_at = np.unique(day_values, return_inverse=True)
+        runs, days = run_numbers.tolist(), day_numbers.tolist()
+    else:
+        run_names = [str(run_values[row]) for row in rows]
+        runs = sorted(set(run_names))  # as text: read back from metrics.csv they are text
+        run_index = {run: i for i, run in enumerate(runs)}
+        day_list = [int(day_values[row]) for row in rows]
+        days = sorted(set(day_list))
+        day_index = {day: i for i, day in enumerate(days)}
+        rows_at = np.fromiter(map(run_index.__getitem__, run_names), np.intp, len(rows))
+        cols_at = np.fromiter(map(day_index.__getitem__, day_list), np.intp, len(rows))
     # The band's edges: percentiles only with enough runs, otherwise the lowest and highest.
     edges = [5, 50, 95] if len(runs) >= PERCENTILE_RUNS else [0, 50, 100]
-    whole = isinstance(rows, range) and rows == range(len(run_values))
     series = {}
     for metric in SERIES:
         grid = np.full((len(runs), len(days)), np.nan)
