@@ -89,12 +89,12 @@ def test_rows_go_in_chunks_and_the_text_is_the_same(
 
 
 def test_columns_of_several_runs_join_into_one() -> None:
-    first = [
+    first: list[csvtext.Column] = [
         csvtext.Integers(np.array([1, 2])),
         csvtext.Quotients(np.array([5, 10]), 100),
         csvtext.Labels(np.array([0, 0]), ["0.3"]),
     ]
-    second = [
+    second: list[csvtext.Column] = [
         csvtext.Integers(np.array([3])),
         csvtext.Quotients(np.array([-7]), 100),
         csvtext.Labels(np.array([0]), ["0.25"]),
@@ -106,4 +106,4 @@ def test_columns_of_several_runs_join_into_one() -> None:
         [0.05, 0.1, -0.07],
         ["0.3", "0.3", "0.25"],
     ]
-    assert csvtext.numbers(joined[1]).tolist() == [0.05, 0.1, -0.07]  # type: ignore[union-attr]
+    assert list(csvtext.numbers(joined[1])) == [0.05, 0.1, -0.07]
