@@ -372,7 +372,7 @@ def writers(jobs: "list[Any]", repeats: int, scratch: Path) -> None:
         rows = [row for table in tables for row in table.rows()]
         runner.write_outputs(scratch / "runner", summary, rows, None)
 
-    rows = sum(len(table.values[0]) for table in tables)
+    rows = sum(len(table) for table in tables)
     for name, write in (
         ("the fast path's writer", fast_writer),
         ("dicts, DictWriter", dict_writer),

@@ -85,6 +85,9 @@ def exact_and_fast(scenario: Scenario, seed: int, runs: int = 2) -> list[tuple[A
     pairs = []
     for job in jobs:
         point, run, table, summary = fast.fast_run(job)
+        consumers = summary["consumer_rows"]  # made when read
+        assert isinstance(consumers, fast.ConsumerColumns)
+        summary = {**summary, "consumer_rows": dict(consumers)}
         pairs.append((runner.run_job(job), (point, run, table.rows(), summary)))
     return pairs
 
