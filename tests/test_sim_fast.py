@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.support.scenarios import SCENARIOS
-from tokenmall.sim import fast, runner
+from tokenmall.sim import fast, forked, runner
 from tokenmall.sim.metrics import FEN_FIELDS
 from tokenmall.sim.report import write_report
 from tokenmall.sim.scenario import Scenario, load_scenario, scenario_of
@@ -325,11 +325,12 @@ def test_the_fast_path_prices_follow_the_closed_form() -> None:
 
 @pytest.mark.parametrize("handed_over", [None, 4], ids=["every run fast", "one run exact"])
 def test_the_fast_writer_writes_what_the_runners_writer_writes(
-    tmp_path: Path, handed_over: int | None
+    tmp_path: Path, handed_over: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """metrics.csv and summary.json byte for byte, a sweep's points and runs in their order
     (and with a run handed to the rules engine among them); the report gets the same rows
-    (the fast path's column by column) and writes the same report.html."""
+    (the fast path's column by column) and writes the same report.html, in a forked child
+    (where forked.fork_helps) and here."""
     scenario = SHAPES["fixed arrivals, uniform values"]
     sweeps = runner.parse_sweeps(["contribution_rate=0.3,0.25", "sell_fee_rate=0.1,0.05"])
     jobs = runner.jobs(scenario, sweeps, 3, 4)
@@ -344,11 +345,15 @@ def test_the_fast_writer_writes_what_the_runners_writer_writes(
         reported.append(daily)
         write_report(path, summary, daily)
 
+    fast.write_outputs(tmp_path / "forked", summary, list(reversed(made)), write_report)
+    monkeypatch.setattr(forked, "fork_helps", lambda: False)  # the report's input seen here
     fast.write_outputs(tmp_path / "fast", summary, list(reversed(made)), report)
     rows = [row for _p, _r, daily in made for row in fast_rows(daily)]
     runner.write_outputs(tmp_path / "runner", summary, rows, report)
     for name in ("metrics.csv", "summary.json", "report.html"):
-        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "runner" / name).read_bytes()
+        expected = (tmp_path / "runner" / name).read_bytes()
+        assert (tmp_path / "fast" / name).read_bytes() == expected
+        assert (tmp_path / "forked" / name).read_bytes() == expected
     given, dicts = reported
     if handed_over is None:  # columns, in metrics.csv's order (sweep values, run, day)
         assert isinstance(given, dict)
