@@ -347,11 +347,13 @@ def _aggregate(
     these rows (indices into the columns)."""
     run_values, day_values = columns["run"], columns["day"]
     whole = isinstance(rows, range) and rows == range(len(run_values))
-    if whole and isinstance(run_values, np.ndarray) and isinstance(day_values, np.ndarray):
+    arrays = isinstance(run_values, np.ndarray) and isinstance(day_values, np.ndarray)
+    if arrays:
         # the fast path's columns: each row's run and day at once (the runs' order is the
         # grid's rows' and changes no percentile)
-        run_numbers, rows_at = np.unique(run_values, return_inverse=True)
-        day_numbers, cols_at = np.unique(day_values, return_inverse=True)
+        at = np.asarray(rows, dtype=np.intp)
+        run_numbers, rows_at = np.unique(np.asarray(run_values)[at], return_inverse=True)
+        day_numbers, cols_at = np.unique(np.asarray(day_values)[at], return_inverse=True)
         runs, days = run_numbers.tolist(), day_numbers.tolist()
     else:
         run_names = [str(run_values[row]) for row in rows]
@@ -368,7 +370,13 @@ def _aggregate(
     for metric in SERIES:
         grid = np.full((len(runs), len(days)), np.nan)
         values = columns[metric]
-        grid[rows_at, cols_at] = _numbers(values if whole else [values[row] for row in rows])
+        if whole:
+            picked = values
+        elif arrays and isinstance(values, np.ndarray):
+            picked = values[at]
+        else:
+            picked = [values[row] for row in rows]
+        grid[rows_at, cols_at] = _numbers(picked)
         if grid.size == 0:
             empty = np.zeros(0)
             series[metric] = Band(empty, empty, empty)
