@@ -212,9 +212,9 @@ class _Decimals(_Cells):
             return
         at += digits
         text[:, at] = ord(".")
+        _fill_digits(text[:, at + 1 :], fraction)
         padded = -(-places // 4) * 4  # the fraction's digits, left-aligned in 4-digit groups
         groups = fraction * 10 ** (padded - places)
-        _fill_digits(text[:, at + 1 :], groups // 10 ** (padded - places), places)
         # written: up to the last digit that is not 0, at least one
         zeros = np.zeros(len(values), np.int64)  # the trailing zeros of the padded digits
         all_zero = np.ones(len(values), np.bool_)
@@ -226,10 +226,9 @@ class _Decimals(_Cells):
         keep[:, at + 1 :] = np.arange(places) < written[:, None]
 
 
-def _fill_digits(text: Bytes, magnitude: Ints, width: int | None = None) -> None:
-    """The magnitudes' last `width` (text's width) digits, zero-padded on the left."""
-    width = text.shape[1] if width is None else width
-    right = width
+def _fill_digits(text: Bytes, magnitude: Ints) -> None:
+    """The magnitudes' last digits, as many as text is wide, zero-padded on the left."""
+    right = text.shape[1]
     power = 1
     while right > 0:
         quad = _DIGITS4[magnitude // power % 10_000]
