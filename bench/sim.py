@@ -23,9 +23,9 @@ so each workload runs in two shapes: all orders on one day, and one row per orde
 1,000 days of one order) or per 1,000 orders (100 days of 1,000 orders). Each repeat runs every
 command once, in turn, so that the machine's drift touches them alike; the figures are medians.
 
-`tokenmall` is the installed command (.venv/bin/tokenmall): its simulator commands start without
-the ledger's modules (tokenmall/entry.py); `tokenmall --version` shows the start-up of every
-other command.
+`tokenmall` is the installed command (.venv/bin/tokenmall): its commands import their modules
+only when they run (tokenmall/cli.py), so the simulator's start without the ledger's;
+`tokenmall --version` shows the program's own start-up.
 
 --exact adds `tokenmall simulate --exact` (the rules engine) on each workload, once.
 --agent-runs N adds N full-rules agent runs in this process (--agent-scale 10: ten times the

@@ -1,12 +1,15 @@
 """What every `tokenmall` command module shares: the --db option, the one-line failure, the
-progress bar and the way the program answers whatever goes wrong (`run_app`). Light on
-purpose: `tokenmall simulate` starts from here without the ledger's modules (tokenmall/entry.py).
+progress bar, the group that loads a command's module only when that command runs (`App`) and
+the way the program answers whatever goes wrong (`run_app`). Light on purpose: every command
+starts from here and cli.py, and imports only what it uses.
 """
 
+import errno
+import importlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 
@@ -50,7 +53,27 @@ class Interrupted(Exception):
 
 
 class App(click.Group):
-    """The `tokenmall` group: Ctrl-C inside a command is Interrupted, not Click's Abort."""
+    """The `tokenmall` group: Ctrl-C inside a command is Interrupted, not Click's Abort; and
+    commands named in `lazy` ("name": "module:attribute") are imported when they run (or
+    when --help lists them), not when the program starts. The ledger, the server and their
+    libraries took a second to import, which `tokenmall replay`, `simulate` and `--version`
+    paid before they did anything (Click's documented pattern, "Lazily Loading Subcommands")."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module_name, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):  # a wrong entry: a bug, said plainly
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -59,12 +82,22 @@ class App(click.Group):
             raise Interrupted from None
 
 
-def tokenmall_group(command: Callable[[], None]) -> click.Group:
+def tokenmall_group(
+    command: Callable[[], None], lazy: Mapping[str, str] | None = None
+) -> click.Group:
     """`command` as the `tokenmall` group (its docstring the help): -h as --help, --version,
-    Ctrl-C as Interrupted (App). The full command line (cli.py) and the simulator's alone
-    (entry.py) are both made by it."""
+    Ctrl-C as Interrupted, `lazy` commands imported when used (App)."""
     versioned = click.version_option(__version__, prog_name="tokenmall")(command)
-    return click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})(versioned)
+    settings = {"help_option_names": ["-h", "--help"]}
+    return click.group(cls=App, lazy=lazy, context_settings=settings)(versioned)
+
+
+def stdout() -> TextIO:
+    """Standard output, or OSError if the program started with it closed (>&-): run_app
+    reports that as it reports a full disk."""
+    if sys.stdout is None:
+        raise OSError(errno.EBADF, "standard output is closed")
+    return sys.stdout
 
 
 def interrupted() -> NoReturn:

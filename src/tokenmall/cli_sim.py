@@ -1,6 +1,6 @@
 """The simulator's commands: `tokenmall simulate`, `goal-seek` and `simulate-compare`, thin
 over the sim package. Nothing here loads the ledger's modules (SQLAlchemy, the server): the
-installed `tokenmall` runs these from tokenmall/entry.py without them, so a simulation that
+`tokenmall` imports each command's module only when it runs (cli.py), so a simulation that
 takes a tenth of a second does not wait most of a second for start-up."""
 
 import json

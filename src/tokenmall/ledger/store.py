@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import psycopg
 import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
@@ -768,6 +767,8 @@ def _copy(
     """PostgreSQL's COPY FROM STDIN, in the connection's transaction (psycopg 3). Its errors
     are raised as SQLAlchemy's, as any other statement's are: the writer's callers handle
     those (a refused row, a lost session)."""
+    import psycopg  # noqa: PLC0415 (PostgreSQL's only: a SQLite ledger never imports it)
+
     raw = connection.connection.driver_connection
     assert raw is not None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
