@@ -221,19 +221,47 @@ class _Run:
         count = int(self.random.poisson(rate * len(agents)))
         buyers = self.random.integers(len(agents), size=count)
         values = self._order_values(count)
-        order = self._order
+        # Cash orders without a region go to the engine as a batch (Engine.cash_orders: its
+        # compiled kernel); any other order first sends the batch before it, so that every
+        # order is applied in the order placed. Whether an order is paid in SP is known when
+        # it is placed: cash orders and the exits they cause change nobody's SP.
+        batch: list[tuple[str, str, int]] = []
+        batch_buyers: list[Agent] = []
         for buyer_index, value_fen in zip(buyers.tolist(), values.tolist(), strict=True):
             buyer = agents[buyer_index]
-            if not buyer.left:
-                order(buyer, value_fen)
+            if buyer.left:
+                continue
+            if buyer.region is None and not self._pays_sp(buyer, value_fen):
+                batch.append((f"o{self.orders}", buyer.id, value_fen))
+                batch_buyers.append(buyer)
+                self.orders += 1
+                self.commands += 1
+            else:
+                self._cash_batch(batch, batch_buyers)
+                self._order(buyer, value_fen)
+        self._cash_batch(batch, batch_buyers)
 
-    def _order(self, agent: Agent, value_fen: Fen) -> None:
-        """A cash order, or an SP one at a merchant for those who spend SP and have enough."""
-        if (
+    def _cash_batch(self, batch: list[tuple[str, str, int]], buyers: list[Agent]) -> None:
+        """Apply the batched cash orders and empty the batch."""
+        accepted = self.engine.cash_orders(batch)
+        for buyer, (_, _, value_fen), ok in zip(buyers, batch, accepted, strict=True):
+            if ok:
+                buyer.money_in_fen += value_fen
+        batch.clear()
+        buyers.clear()
+
+    def _pays_sp(self, agent: Agent, value_fen: int) -> bool:
+        """Whether the agent pays this order in SP: one who spends SP, has enough, and a
+        merchant takes it."""
+        return (
             agent.behaviour == CONVERT_AND_SPEND
             and self.engine.book.sp[agent.slot] >= value_fen
             and self._takes_sp()
-        ):
+        )
+
+    def _order(self, agent: Agent, value_fen: Fen) -> None:
+        """A cash order, or an SP one at a merchant for those who spend SP and have enough."""
+        if self._pays_sp(agent, value_fen):
             # An SP order's merchant, in turn, by the count of orders with this one.
             merchant_id = self.merchants[(self.orders + 1) % len(self.merchants)]
             if self._place(agent, value_fen, "stable", merchant_id):
