@@ -1,4 +1,4 @@
-"""The compiled kernel (core/_kernel.c) is the Python rules, faster: `Engine.cash_orders` and
+"""The compiled kernel (core/_kernel.c) is the Python rules, faster: `Engine.place_orders` and
 settle_day's holding fund leave exactly the state the Python code leaves, on the same
 commands, whatever the parameters, and a full-rules simulation is the same run with it or
 without it. Under CI the kernel must have been built (a missing compiler fails, not skips)."""
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import SETUP, USERS, commands, param_overrides
+from tests.strategies import MERCHANTS, SETUP, USERS, commands, param_overrides
 from tokenmall.core import kernel
 from tokenmall.core.engine import Engine
 from tokenmall.core.errors import Rejected
@@ -81,15 +81,23 @@ order_ids = st.one_of(
 users = st.one_of(st.sampled_from(USERS[:4]), st.sampled_from([*USERS[4:], "nobody", "u-0", ""]))
 amounts = st.one_of(
     st.integers(1, 50_000),
+    st.integers(1, 300),  # within the SP that dividends give
     st.integers(1, 50_000),
     st.integers(1, 50_000),
     st.sampled_from([0, -5, 2**62, 2**62 + 1, 2**63, FEN_MAX, FEN_MAX + 1, True]),
 )
-cash_batch = st.lists(st.tuples(order_ids, users, amounts), min_size=1, max_size=25)
+# Most in cash; some in SP at a merchant that exists, or one that does not.
+merchants = st.one_of(st.none(), st.none(), st.sampled_from([*MERCHANTS, "ghost", "m-0"]))
+order_batch = st.lists(st.tuples(order_ids, users, amounts, merchants), min_size=1, max_size=25)
+# After SETUP: EP for u0-u3 turned into SP, for orders paid in SP (when the rates allow).
+SP_TO_SPEND: list[dict[str, Any]] = [
+    *({"op": "order", "id": f"sp{n}", "user": f"u{n}", "amount": "2000.00"} for n in range(4)),
+    *({"op": "convert", "user": f"u{n}", "points": "all"} for n in range(4)),
+]
 # Half batches, half any other command (one_of would flatten commands' fifty branches, and
 # draw a batch one time in fifty).
 steps = st.lists(
-    st.booleans().flatmap(lambda batch: cash_batch if batch else commands), min_size=4, max_size=40
+    st.booleans().flatmap(lambda batch: order_batch if batch else commands), min_size=4, max_size=40
 )
 
 
@@ -101,23 +109,26 @@ def test_the_kernel_leaves_the_state_python_leaves(
 ) -> None:
     params = Params().with_overrides(overrides)
     compiled, python = Engine(params), Engine(params)
-    for step in [*SETUP, *steps]:
+    for step in [*SETUP, *SP_TO_SPEND, *steps]:
         got = with_kernel(COMPILED, partial(apply_step, compiled, step))
         assert got == with_kernel(None, partial(apply_step, python, step)), step
     assert state_of(compiled) == state_of(python)
 
 
-def apply_step(engine: Engine, step: list[tuple[str, str, int]] | dict[str, Any]) -> object:
-    """A batch of cash orders (which were accepted), or any command (its postings)."""
+def apply_step(
+    engine: Engine, step: list[tuple[str, str, int, str | None]] | dict[str, Any]
+) -> object:
+    """A batch of orders (which were accepted), or any command (its postings)."""
     if isinstance(step, list):
-        return engine.cash_orders(step)
+        return engine.place_orders(step)
     return engine.apply(step).postings
 
 
 @needs_kernel
 def test_a_batch_is_each_order_in_turn() -> None:
-    """cash_orders is Engine.order of each in turn (the Python path is that loop itself):
-    including the forced exits a batch's rising price causes, and a duplicate inside it."""
+    """place_orders is Engine.order of each in turn (the Python path is that loop itself):
+    including the forced exits a batch's rising price causes, a duplicate inside it, and SP
+    orders: one with the SP its buyer's dividends gave, one beyond them."""
     params = Params().with_overrides(
         {"referral_rates": ["0.1", "0.05"], "quota_multiple": "0.5", "level_thresholds": ["1"]}
     )
@@ -126,19 +137,34 @@ def test_a_batch_is_each_order_in_turn() -> None:
         engine.apply({"op": "register", "user": "u0"})
         for index in range(1, 30):
             engine.apply({"op": "register", "user": f"u{index}", "referrer": f"u{index - 1}"})
-    orders = [(f"o{n}", f"u{n * 7 % 30}", 1_000 + n * 37 % 5_000) for n in range(400)]
-    orders.insert(200, ("o3", "u1", 500))  # a duplicate id: refused, nothing changes
+        engine.apply({"op": "register_merchant", "merchant": "m0"})
+    orders: list[tuple[str, str, int, str | None]] = [
+        (f"o{n}", f"u{n * 7 % 30}", 1_000 + n * 37 % 5_000, None) for n in range(400)
+    ]
+    orders.insert(200, ("o3", "u1", 500, None))  # a duplicate id: refused, nothing changes
     with kernel_set(COMPILED):
-        accepted = batch_engine.cash_orders(orders)
+        batch_engine.place_orders(orders[:100])
+        batch_engine.apply({"op": "settle_day"})  # dividends: SP to spend
+    with kernel_set(None):
+        one_by_one.place_orders(orders[:100])
+        one_by_one.apply({"op": "settle_day"})
+    holder = max(range(30), key=lambda index: batch_engine.book.sp[index])
+    sp_fen = batch_engine.book.sp[holder]
+    orders.insert(300, ("s1", f"u{holder}", sp_fen, "m0"))  # all of its SP: accepted
+    orders.insert(301, ("s2", f"u{holder}", 1, "m0"))  # none left: refused
+    with kernel_set(COMPILED):
+        accepted = batch_engine.place_orders(orders[100:])
     with kernel_set(None):
         expected = []
-        for order in orders:
+        for order_id, user_id, amount_fen, merchant_id in orders[100:]:
             try:
-                one_by_one.order(order[0], order[1], Fen(order[2]))
+                pay = "cash" if merchant_id is None else "stable"
+                one_by_one.order(order_id, user_id, Fen(amount_fen), pay, merchant_id)
                 expected.append(True)
             except Rejected:
                 expected.append(False)
-    assert accepted == expected and accepted.count(False) == 1
+    assert accepted == expected and accepted.count(False) == 2 and sp_fen > 0
+    assert batch_engine.merchants["m0"].sp == sp_fen
     assert batch_engine.exits > 0  # the quota of half the amount is reached as the price rises
     assert state_of(batch_engine) == state_of(one_by_one)
 

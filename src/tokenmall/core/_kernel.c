@@ -1,8 +1,12 @@
-/* The compiled kernel of the rules engine: a batch of cash orders (SPEC §4 order, then SPEC §5:
- * levels and forced exits), each exactly what `Engine.order(order_id, user_id, amount_fen)`
- * does, on the engine's own Python objects. For callers that keep none of what an order
- * changed (the simulator's Engine.cash_orders); core/engine.py runs the same batch in Python
- * when this module was not built, and tests/test_kernel.py compares the two.
+/* The compiled kernel of the rules engine, on the engine's own Python objects:
+ *
+ * - place_orders: a batch of orders paid in cash or in SP at a merchant (SPEC §4 order, then
+ *   SPEC §5: levels and forced exits), each exactly what `Engine.order` does, for callers that
+ *   keep none of what an order changed (the simulator, through Engine.place_orders);
+ * - holding_fund: settle_day's holding fund on an ordinary day (settlement.py).
+ *
+ * core/engine.py and settlement.py run the same in Python when this module was not built;
+ * tests/test_kernel.py compares the two.
  *
  * The arithmetic is exact or not done here: amounts, balances and totals are read as 64-bit
  * integers and every product and sum is checked (__int128, __builtin_*_overflow). An order
@@ -123,9 +127,12 @@ static int set_small(PyObject *list, Py_ssize_t index, i64 value) {
 }
 
 /* Attribute names, interned once (a lookup by a C string makes a str object each time). */
-enum { A_REFERRER, A_SLOT, A_ID, A_EXITED, A_SHIFT, A_OFFSET, A_HEAP, A_LAST_PRICE, NAMES };
-static const char *NAME_TEXT[NAMES] = {
-    "referrer", "slot", "id", "exited", "shift", "offset", "heap", "last_price"};
+enum {
+    A_REFERRER, A_SLOT, A_ID, A_EXITED, A_SHIFT, A_OFFSET, A_HEAP, A_LAST_PRICE, A_FROZEN, A_SP,
+    NAMES
+};
+static const char *NAME_TEXT[NAMES] = {"referrer", "slot",  "id",         "exited", "shift",
+                                       "offset",   "heap",  "last_price", "frozen", "sp"};
 static PyObject *NAME[NAMES];
 
 static PyObject *attr(PyObject *object, int name) { return PyObject_GetAttr(object, NAME[name]); }
@@ -143,7 +150,8 @@ static i64 small_named(PyObject *object, int name) {
 
 typedef struct {
     /* the engine's parts, borrowed from `refs` for the batch */
-    PyObject *consumers, *today, *closed, *ep, *quota, *level, *trigger_key, *owners;
+    PyObject *consumers, *merchants, *today, *closed, *ep, *quota, *sp, *level, *trigger_key;
+    PyObject *owners;
     PyObject *leveled, *queue, *heappush, *slow, *exits;
     i64 contribution[2], buyer_share[2], quota_multiple[2];
     i64 referral[REFERRAL_LEVELS_MAX][2];
@@ -513,6 +521,50 @@ fail:
     return -1;
 }
 
+/* A truth value of an attribute: 1, 0, or -1 on an error. */
+static int attr_true(PyObject *object, int name) {
+    PyObject *value = attr(object, name);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* One order paid in SP at a merchant (_stable_order, then SPEC §5): 1 if applied, 0 if it
+ * must go to Python (an unknown merchant, a frozen account, too little SP: nothing changed),
+ * -1 on an error. */
+static int stable_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *buyer,
+                        i64 amount_fen, PyObject *merchant_id) {
+    PyObject *merchant = PyDict_GetItemWithError(b->merchants, merchant_id);
+    if (merchant == NULL) return PyErr_Occurred() ? -1 : 0;
+    int buyer_frozen = attr_true(buyer, A_FROZEN);
+    int merchant_frozen = buyer_frozen ? buyer_frozen : attr_true(merchant, A_FROZEN);
+    if (buyer_frozen || merchant_frozen) return buyer_frozen < 0 || merchant_frozen < 0 ? -1 : 0;
+    i64 slot = small_named(buyer, A_SLOT);
+    if (slot < 0 || slot >= PyList_GET_SIZE(b->sp)) return 0;
+    i64 sp_fen = small(PyList_GET_ITEM(b->sp, slot));
+    i64 merchant_sp_fen = small_named(merchant, A_SP);
+    if (sp_fen < amount_fen || merchant_sp_fen < 0 || merchant_sp_fen > LLONG_MAX - amount_fen)
+        return 0;
+    if (set_small(b->sp, slot, sp_fen - amount_fen) < 0) return -1;
+    PyObject *credited = PyLong_FromLongLong(merchant_sp_fen + amount_fen);
+    if (credited == NULL) return -1;
+    int failed = PyObject_SetAttr(merchant, NAME[A_SP], credited);
+    Py_DECREF(credited);
+    if (failed) return -1;
+    PyObject *buyer_id = attr(buyer, A_ID);
+    if (buyer_id == NULL) return -1;
+    /* OrderBook.add_stable's record */
+    PyObject *record =
+        Py_BuildValue("(NLOiii()()O)", buyer_id, amount_fen, Py_False, 0, 0, 0, Py_False);
+    if (record == NULL) return -1;
+    failed = PyDict_SetItem(b->today, order_id, record);
+    Py_DECREF(record);
+    if (failed) return -1;
+    if (b->exit_enabled && run_exits_if_due(b, totals) < 0) return -1;
+    return 1;
+}
+
 static int read_batch(Batch *b, PyObject *config) {
     /* config: (slow, exits, heappush, fen_max, entries_per_consumer, heap_slack) */
     if (!PyTuple_Check(config) || PyTuple_GET_SIZE(config) != 6) return 0;
@@ -526,8 +578,8 @@ static int read_batch(Batch *b, PyObject *config) {
     return 1;
 }
 
-/* cash_orders(engine, orders, config) -> list of bool: see Engine.cash_orders. */
-static PyObject *cash_orders(PyObject *module, PyObject *args) {
+/* place_orders(engine, orders, config) -> list of bool: see Engine.place_orders. */
+static PyObject *place_orders(PyObject *module, PyObject *args) {
     PyObject *engine, *orders, *config;
     if (!PyArg_ParseTuple(args, "OO!O!", &engine, &PyList_Type, &orders, &PyTuple_Type, &config))
         return NULL;
@@ -538,7 +590,7 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
     PyObject *results = PyList_New(PyList_GET_SIZE(orders));
     if (refs == NULL || results == NULL) goto error;
     if (!read_batch(&b, config)) {
-        PyErr_SetString(PyExc_ValueError, "cash_orders: a malformed config");
+        PyErr_SetString(PyExc_ValueError, "place_orders: a malformed config");
         goto error;
     }
 #define KEEP(target, expression)                               \
@@ -563,6 +615,8 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
     KEEP(b.closed, PyObject_GetAttrString(order_book, "closed"));
     KEEP(b.ep, PyObject_GetAttrString(book, "ep"));
     KEEP(b.quota, PyObject_GetAttrString(book, "quota"));
+    KEEP(b.sp, PyObject_GetAttrString(book, "sp"));
+    KEEP(b.merchants, PyObject_GetAttrString(engine, "merchants"));
     KEEP(b.level, PyObject_GetAttrString(book, "level"));
     KEEP(b.trigger_key, PyObject_GetAttrString(book, "trigger_key"));
     KEEP(b.owners, PyObject_GetAttrString(book, "owners"));
@@ -580,6 +634,7 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
     /* What the fast path needs to hold in C; if anything does not fit, all go to Python. */
     fast = b.exit_enabled >= 0 && b.total_issuance >= 0 && PyDict_CheckExact(b.consumers) &&
                PyDict_CheckExact(b.today) && PyDict_CheckExact(b.leveled) &&
+               PyDict_CheckExact(b.merchants) && PyList_CheckExact(b.sp) &&
                PyList_CheckExact(b.ep) && PyList_CheckExact(b.quota) &&
                PyList_CheckExact(b.level) && PyList_CheckExact(b.trigger_key) &&
                PyList_CheckExact(b.owners) && PyList_CheckExact(referral) &&
@@ -613,14 +668,16 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
     if (fast && read_queue(&b) < 0) goto error;
     for (Py_ssize_t index = 0; index < PyList_GET_SIZE(orders); index++) {
         PyObject *item = PyList_GET_ITEM(orders, index);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
-            PyErr_SetString(PyExc_TypeError, "an order is (order_id, user_id, amount_fen)");
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4) {
+            PyErr_SetString(PyExc_TypeError,
+                            "an order is (order_id, user_id, amount_fen, merchant_id or None)");
             goto error;
         }
         PyObject *order_id = PyTuple_GET_ITEM(item, 0), *user_id = PyTuple_GET_ITEM(item, 1);
-        PyObject *amount = PyTuple_GET_ITEM(item, 2);
+        PyObject *amount = PyTuple_GET_ITEM(item, 2), *merchant_id = PyTuple_GET_ITEM(item, 3);
         int outcome = 0;
-        if (fast && plain_id(order_id) && plain_id(user_id) && PyLong_CheckExact(amount)) {
+        if (fast && plain_id(order_id) && plain_id(user_id) && PyLong_CheckExact(amount) &&
+            (merchant_id == Py_None || plain_id(merchant_id))) {
             i64 amount_fen = small(amount);
             PyObject *buyer = PyDict_GetItemWithError(b.consumers, user_id);
             if (buyer == NULL && PyErr_Occurred()) goto error;
@@ -632,7 +689,9 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
             }
             if (buyer != NULL && !exists && amount_fen > 0 && amount_fen <= b.fen_max) {
                 Py_INCREF(buyer);
-                outcome = fast_order(&b, &totals, order_id, buyer, amount_fen);
+                outcome = merchant_id == Py_None
+                              ? fast_order(&b, &totals, order_id, buyer, amount_fen)
+                              : stable_order(&b, &totals, order_id, buyer, amount_fen, merchant_id);
                 Py_DECREF(buyer);
                 if (outcome < 0) goto error;
             }
@@ -640,7 +699,7 @@ static PyObject *cash_orders(PyObject *module, PyObject *args) {
         if (outcome == 0) { /* the Python path: Engine.order, as it would run alone */
             if (fast && store(&totals) < 0) goto error;
             PyObject *accepted =
-                PyObject_CallFunctionObjArgs(b.slow, order_id, user_id, amount, NULL);
+                PyObject_CallFunctionObjArgs(b.slow, order_id, user_id, amount, merchant_id, NULL);
             if (accepted == NULL) goto error;
             PyList_SET_ITEM(results, index, accepted);
             if (fast && !load(&totals)) fast = 0; /* a total beyond 63 bits: Python from now */
@@ -738,8 +797,8 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"cash_orders", cash_orders, METH_VARARGS,
-     "cash_orders(engine, orders, config) -> list[bool]: see Engine.cash_orders."},
+    {"place_orders", place_orders, METH_VARARGS,
+     "place_orders(engine, orders, config) -> list[bool]: see Engine.place_orders."},
     {"holding_fund", holding_fund, METH_VARARGS,
      "holding_fund(ep, quota, sp, dividends, fund_fen) -> (payments, weight_total) | None."},
     {NULL, NULL, 0, NULL},

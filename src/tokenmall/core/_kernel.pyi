@@ -1,14 +1,16 @@
-"""The rules engine's compiled kernel (_kernel.c), when it was built: see Engine.cash_orders."""
+"""The rules engine's compiled kernel (_kernel.c), when it was built: see Engine.place_orders."""
 
 from collections.abc import Callable
 from typing import Any
 
 from tokenmall.core.units import Fen, Units
 
-def cash_orders(
+def place_orders(
     engine: Any,
-    orders: list[tuple[str, str, int]],
-    config: tuple[Callable[[str, str, int], bool], Callable[[], None], Any, int, int, int],
+    orders: list[tuple[str, str, int, str | None]],
+    config: tuple[
+        Callable[[str, str, int, str | None], bool], Callable[[], None], Any, int, int, int
+    ],
 ) -> list[bool]: ...
 def holding_fund(
     ep: list[Units],

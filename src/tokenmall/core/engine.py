@@ -4,7 +4,7 @@ happens after every command: levels, then forced exits.
 `Engine.apply` takes one command (a JSON object as a dict), applies it completely and returns
 what it changed (`Applied`, core/effects.py), or raises `Rejected` having changed nothing.
 `Engine.order` is the order command with its fields already typed, for the simulator; it runs
-the same rule and the same steps after it, and `Engine.cash_orders` a batch of them, in the
+the same rule and the same steps after it, and `Engine.place_orders` a batch of them, in the
 compiled kernel (core/_kernel.c) when it was built. The engine is the state (core/state.py)
 plus this; rules import the state, never the engine.
 """
@@ -95,33 +95,37 @@ class Engine(State):
         place_order(self, order_id, user_id, amount_fen, positive_fen, pay, merchant_id, region, fx)
         return self._after("order", params, fx)
 
-    def cash_orders(self, orders: list[tuple[str, str, int]]) -> list[bool]:
-        """Cash orders without a region, `(order_id, user_id, amount_fen)`, one after another:
-        each exactly `self.order(order_id, user_id, amount_fen)` (its checks, its rule, the
-        levels and forced exits after it), for a caller that keeps nothing of what an order
-        changed (the simulator's day of orders); whether each was accepted.
+    def place_orders(self, orders: list[tuple[str, str, int, str | None]]) -> list[bool]:
+        """Orders without a region, `(order_id, user_id, amount_fen, merchant_id)`, one after
+        another: each exactly `self.order(order_id, user_id, amount_fen)` in cash, or paid in
+        SP at the merchant if one is named (its checks, its rule, the levels and forced exits
+        after it), for a caller that keeps nothing of what an order changed (the simulator's
+        day of orders); whether each was accepted.
 
-        The compiled kernel runs them when it was built: a full-rules simulation spends most
-        of its time in orders, and there the kernel takes a fifth of the Python path's time
-        (docs/benchmarks.md). Any order it does not take whole (a rejection, an id or a number
-        it does not hold in 64 bits) it hands to `self.order` before changing anything of it;
-        tests/test_kernel.py checks that both paths leave the same state."""
+        The compiled kernel (core/kernel.py) runs them when it was built: a full-rules
+        simulation spends most of its time in orders (docs/benchmarks.md). Any order it does
+        not take whole (a rejection, an id or a number it does not hold in 64 bits) it hands to
+        `self.order` before changing anything of it; tests/test_kernel.py checks that both
+        paths leave the same state."""
         compiled = kernel.KERNEL
         if compiled is None or self.rules_v1:
-            return [self._try_cash_order(*order) for order in orders]
+            return [self._try_order(*order) for order in orders]
         config = (
-            self._try_cash_order,
+            self._try_order,
             self._exits_now,
             heapq.heappush,
             min(FEN_MAX, kernel.KERNEL_FEN_MAX),  # larger amounts go to the Python path
             ENTRIES_PER_CONSUMER_MAX,
             HEAP_SLACK,
         )
-        return compiled.cash_orders(self, orders, config)
+        return compiled.place_orders(self, orders, config)
 
-    def _try_cash_order(self, order_id: str, user_id: str, amount_fen: int) -> bool:
+    def _try_order(
+        self, order_id: str, user_id: str, amount_fen: int, merchant_id: str | None
+    ) -> bool:
+        pay = "cash" if merchant_id is None else "stable"
         try:
-            self.order(order_id, user_id, Fen(amount_fen))
+            self.order(order_id, user_id, Fen(amount_fen), pay, merchant_id)
         except Rejected:
             return False
         return True

@@ -1,7 +1,7 @@
 """The rules engine's compiled kernel (core/_kernel.c), if it was built.
 
-Two loops of a full-rules simulation take most of its time: the day's cash orders
-(`Engine.cash_orders`) and the holding fund's payments to every holder (settle_day). The
+Two loops of a full-rules simulation take most of its time: the day's orders
+(`Engine.place_orders`) and the holding fund's payments to every holder (settle_day). The
 kernel runs them in C on the engine's own objects, each exactly as the Python code beside it
 does; whatever it cannot take whole (a number beyond 63 bits, a rejection, a capped
 payment) it leaves to that Python code before changing anything. tests/test_kernel.py runs
@@ -23,11 +23,13 @@ from tokenmall.core.units import Fen, Units
 class Kernel(Protocol):
     """What core/_kernel.c provides (its stub: _kernel.pyi)."""
 
-    def cash_orders(
+    def place_orders(
         self,
         engine: Any,
-        orders: list[tuple[str, str, int]],
-        config: tuple[Callable[[str, str, int], bool], Callable[[], None], Any, int, int, int],
+        orders: list[tuple[str, str, int, str | None]],
+        config: tuple[
+            Callable[[str, str, int, str | None], bool], Callable[[], None], Any, int, int, int
+        ],
     ) -> list[bool]: ...
 
     def holding_fund(

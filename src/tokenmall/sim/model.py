@@ -221,34 +221,61 @@ class _Run:
         count = int(self.random.poisson(rate * len(agents)))
         buyers = self.random.integers(len(agents), size=count)
         values = self._order_values(count)
-        # Cash orders without a region go to the engine as a batch (Engine.cash_orders: its
-        # compiled kernel); any other order first sends the batch before it, so that every
-        # order is applied in the order placed. Whether an order is paid in SP is known when
-        # it is placed: cash orders and the exits they cause change nobody's SP.
-        batch: list[tuple[str, str, int]] = []
-        batch_buyers: list[Agent] = []
+        # The day's orders go to the engine as one batch (Engine.place_orders: its compiled
+        # kernel), applied in the order placed. Which are paid in SP is decided as they are
+        # placed, from the buyer's SP less what its earlier orders in the batch take: only a
+        # buyer's own SP orders change its SP (cash orders, and the exits they cause, pay
+        # cash). An order with a region (agents' commissions) sends the batch before it.
+        batch = _Batch()
+        takes_sp = self._takes_sp()
+        sp = self.engine.book.sp
         for buyer_index, value_fen in zip(buyers.tolist(), values.tolist(), strict=True):
             buyer = agents[buyer_index]
             if buyer.left:
                 continue
-            if buyer.region is None and not self._pays_sp(buyer, value_fen):
-                batch.append((f"o{self.orders}", buyer.id, value_fen))
-                batch_buyers.append(buyer)
-                self.orders += 1
-                self.commands += 1
-            else:
-                self._cash_batch(batch, batch_buyers)
+            if buyer.region is not None:
+                self._send(batch)
                 self._order(buyer, value_fen)
-        self._cash_batch(batch, batch_buyers)
+            elif (
+                buyer.behaviour == CONVERT_AND_SPEND
+                and takes_sp
+                and sp[buyer.slot] - batch.sp_taken.get(buyer.slot, 0) >= value_fen
+            ):
+                # An SP order's merchant, in turn, by the count of orders with this one.
+                merchant_id = self.merchants[(self.orders + 1) % len(self.merchants)]
+                self._add(batch, buyer, value_fen, merchant_id)
+            else:
+                self._add(batch, buyer, value_fen, None)
+        self._send(batch)
 
-    def _cash_batch(self, batch: list[tuple[str, str, int]], buyers: list[Agent]) -> None:
-        """Apply the batched cash orders and empty the batch."""
-        accepted = self.engine.cash_orders(batch)
-        for buyer, (_, _, value_fen), ok in zip(buyers, batch, accepted, strict=True):
-            if ok:
-                buyer.money_in_fen += value_fen
-        batch.clear()
-        buyers.clear()
+    def _add(self, batch: "_Batch", agent: Agent, value_fen: int, merchant_id: str | None) -> None:
+        """Place an order (its id "o<count>"): in cash, or in SP at the merchant."""
+        batch.orders.append((f"o{self.orders}", agent.id, value_fen, merchant_id))
+        batch.buyers.append(agent)
+        if merchant_id is not None:
+            batch.sp_taken[agent.slot] = batch.sp_taken.get(agent.slot, 0) + value_fen
+        self.orders += 1
+        self.commands += 1
+
+    def _send(self, batch: "_Batch") -> None:
+        """Apply the batch's orders in turn, count what the accepted ones paid, and empty it."""
+        if not batch.orders:
+            return
+        accepted = self.engine.place_orders(batch.orders)
+        for agent, (_, _, value_fen, merchant_id), ok in zip(
+            batch.buyers, batch.orders, accepted, strict=True
+        ):
+            if merchant_id is None:
+                if ok:
+                    agent.money_in_fen += value_fen
+            elif ok:
+                agent.sp_spent_fen += value_fen
+                self.sp_sales_today_fen += value_fen
+            else:  # the batch decided later orders on this one's SP: it must not be refused
+                raise RuntimeError(f"the SP order {agent.id} placed was refused")
+        batch.orders.clear()
+        batch.buyers.clear()
+        batch.sp_taken.clear()
 
     def _pays_sp(self, agent: Agent, value_fen: int) -> bool:
         """Whether the agent pays this order in SP: one who spends SP, has enough, and a
@@ -339,8 +366,10 @@ class _Run:
         chance = self.scenario.behaviours.spend_sp
         if chance <= 0 or not self.agents or not self._takes_sp():
             return
+        batch = _Batch()
         for agent in self._drawn(chance):
-            self._pay_sp(agent)
+            self._pay_sp(batch, agent)
+        self._send(batch)
 
     def _drawn(self, chance: float) -> list[Agent]:
         """The consumers who act today at a daily `chance` each, in arrival order: how many
@@ -356,22 +385,21 @@ class _Run:
         consumers = self.engine.consumers
         holders = [agent for agent in self.agents if consumers[agent.id].sp >= FEN_PER_CNY]
         chosen = self.random.random(len(holders)) < share
+        batch = _Batch()
         for agent, spends in zip(holders, chosen.tolist(), strict=True):
             if spends:
-                self._pay_sp(agent)
+                self._pay_sp(batch, agent)
+        self._send(batch)
 
     def _takes_sp(self) -> bool:
         return bool(self.scenario.merchants.accept_sp and self.merchants)
 
-    def _pay_sp(self, agent: Agent) -> None:
+    def _pay_sp(self, batch: "_Batch", agent: Agent) -> None:
         """An SP order for all the agent's SP (from 1 CNY: less is not worth a trip)."""
-        sp_fen = self.engine.book.sp[agent.slot]
+        sp_fen = self.engine.book.sp[agent.slot] - batch.sp_taken.get(agent.slot, 0)
         if sp_fen < FEN_PER_CNY:
             return
-        merchant_id = self.merchants[self.orders % len(self.merchants)]
-        if self._place(agent, sp_fen, "stable", merchant_id):
-            agent.sp_spent_fen += sp_fen
-            self.sp_sales_today_fen += sp_fen
+        self._add(batch, agent, sp_fen, self.merchants[self.orders % len(self.merchants)])
 
     def _stalled(self, behaviours: Behaviours) -> bool:
         if len(self.prices) <= behaviours.stall_days:
@@ -543,6 +571,18 @@ class _Run:
             platform_flow_fen=flow,
             platform_result_fen=result,
         )
+
+
+class _Batch:
+    """Orders placed and not yet sent to the engine: (order id, buyer id, amount, merchant
+    or None) and their buyers, and the SP each buyer's SP orders in it take, by slot."""
+
+    __slots__ = ("buyers", "orders", "sp_taken")
+
+    def __init__(self) -> None:
+        self.orders: list[tuple[str, str, int, str | None]] = []
+        self.buyers: list[Agent] = []
+        self.sp_taken: dict[int, int] = {}
 
 
 def _yuan(fen: int) -> str:
