@@ -50,7 +50,7 @@ def test_same_seed_same_metrics_and_another_seed_differs(name: str) -> None:
 def test_a_run_is_the_same_whether_its_engine_keeps_closed_order_ids_or_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The simulator's engines forget earlier days' order ids (OrderBook.forget_closed): its
+    """The simulator's engines forget earlier days' order ids (OrderBook.forget_orders): its
     ids are unique and it never refunds, so no outcome may change. Agents, withdrawals and
     collectibles on, so that every kind of command runs."""
     scenario = shipped("bank-run", days=30)
@@ -60,7 +60,7 @@ def test_a_run_is_the_same_whether_its_engine_keeps_closed_order_ids_or_not(
     document["collectibles"] = {"edition": 50, "value": 20.0, "chance": 0.05}
     scenario = replace(scenario_of(document), days=30)
     forgetting = run(scenario, np.random.default_rng(np.random.SeedSequence(3)))
-    monkeypatch.setattr(OrderBook, "forget_closed", lambda _book: None)
+    monkeypatch.setattr(OrderBook, "forget_orders", lambda _book: None)
     keeping = run(scenario, np.random.default_rng(np.random.SeedSequence(3)))
     assert len(keeping.engine.orders.closed) > 1000 and len(forgetting.engine.orders.closed) == 0
     assert keeping.engine.agent_commissions > 0 and keeping.engine.items

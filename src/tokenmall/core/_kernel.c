@@ -159,7 +159,7 @@ typedef struct {
     i64 total_issuance, fen_max;
     i64 *thresholds;
     Py_ssize_t thresholds_count;
-    int exit_enabled, check_closed;
+    int exit_enabled, check_closed, keep_orders;
     Py_ssize_t entries_per_consumer, heap_slack;
     /* The exit queue as ExitQueue holds it (owned); read again after any Python code ran,
      * which may have rebuilt it (a new heap, offset 0). */
@@ -478,15 +478,17 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
      * overflows once the new supply fits. */
     Py_ssize_t touched[REFERRAL_LEVELS_MAX + 1];
     int touched_count = 0;
-    PyObject *grant_tuple = PyTuple_New(granted);
-    if (grant_tuple == NULL) goto fail;
+    PyObject *grant_tuple = b->keep_orders ? PyTuple_New(granted) : NULL; /* for the record */
+    if (b->keep_orders && grant_tuple == NULL) goto fail;
     for (int n = 0; n < granted; n++) {
         i64 units = small(PyList_GET_ITEM(b->ep, grants[n].slot));
         if (set_small(b->ep, grants[n].slot, units + grants[n].units) < 0) goto fail;
         touched[touched_count++] = grants[n].slot;
-        PyObject *pair = Py_BuildValue("(OL)", grants[n].id, grants[n].units);
-        if (pair == NULL) goto fail;
-        PyTuple_SET_ITEM(grant_tuple, n, pair);
+        if (grant_tuple != NULL) {
+            PyObject *pair = Py_BuildValue("(OL)", grants[n].id, grants[n].units);
+            if (pair == NULL) goto fail;
+            PyTuple_SET_ITEM(grant_tuple, n, pair);
+        }
     }
     /* read again: a referrer up the chain may be the buyer itself */
     buyer_ep = small(PyList_GET_ITEM(b->ep, buyer_slot));
@@ -500,18 +502,19 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
     Py_DECREF(exited);
     if (was_exited < 0 || (was_exited && PyObject_SetAttr(buyer, NAME[A_EXITED], Py_False) < 0))
         goto fail;
-    PyObject *buyer_id = attr(buyer, A_ID);
-    if (buyer_id == NULL) goto fail;
-    /* OrderBook.add_cash's record */
-    PyObject *record = Py_BuildValue("(NLOLLLO()O)", buyer_id, amount_fen, Py_True,
-                                     contribution_fen, quota_fen, buyer_units, grant_tuple,
-                                     Py_False);
-    if (record == NULL) goto fail;
-    int failed = PyDict_SetItem(b->today, order_id, record);
-    Py_DECREF(record);
-    if (failed) goto fail;
+    if (b->keep_orders) { /* OrderBook.add_cash's record */
+        PyObject *buyer_id = attr(buyer, A_ID);
+        if (buyer_id == NULL) goto fail;
+        PyObject *record = Py_BuildValue("(NLOLLLO()O)", buyer_id, amount_fen, Py_True,
+                                         contribution_fen, quota_fen, buyer_units, grant_tuple,
+                                         Py_False);
+        if (record == NULL) goto fail;
+        int failed = PyDict_SetItem(b->today, order_id, record);
+        Py_DECREF(record);
+        if (failed) goto fail;
+    }
     for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-    Py_DECREF(grant_tuple);
+    Py_XDECREF(grant_tuple);
     if (after_changes(b, touched, touched_count) < 0) return -1;
     if (b->exit_enabled && run_exits_if_due(b, totals) < 0) return -1;
     return 1;
@@ -552,15 +555,16 @@ static int stable_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *
     int failed = PyObject_SetAttr(merchant, NAME[A_SP], credited);
     Py_DECREF(credited);
     if (failed) return -1;
-    PyObject *buyer_id = attr(buyer, A_ID);
-    if (buyer_id == NULL) return -1;
-    /* OrderBook.add_stable's record */
-    PyObject *record =
-        Py_BuildValue("(NLOiii()()O)", buyer_id, amount_fen, Py_False, 0, 0, 0, Py_False);
-    if (record == NULL) return -1;
-    failed = PyDict_SetItem(b->today, order_id, record);
-    Py_DECREF(record);
-    if (failed) return -1;
+    if (b->keep_orders) { /* OrderBook.add_stable's record */
+        PyObject *buyer_id = attr(buyer, A_ID);
+        if (buyer_id == NULL) return -1;
+        PyObject *record =
+            Py_BuildValue("(NLOiii()()O)", buyer_id, amount_fen, Py_False, 0, 0, 0, Py_False);
+        if (record == NULL) return -1;
+        failed = PyDict_SetItem(b->today, order_id, record);
+        Py_DECREF(record);
+        if (failed) return -1;
+    }
     if (b->exit_enabled && run_exits_if_due(b, totals) < 0) return -1;
     return 1;
 }
@@ -625,6 +629,10 @@ static PyObject *place_orders(PyObject *module, PyObject *args) {
     KEEP(closed_count, PyObject_CallMethod(b.closed, "__len__", NULL));
 #undef KEEP
     b.check_closed = small(closed_count) != 0;
+    PyObject *keep = PyObject_GetAttrString(order_book, "_keep"); /* OrderBook.forget_orders */
+    if (keep == NULL) goto error;
+    b.keep_orders = PyObject_IsTrue(keep);
+    Py_DECREF(keep);
     PyObject *exit_enabled = PyObject_GetAttrString(params, "exit_enabled");
     if (exit_enabled == NULL) goto error;
     b.exit_enabled = PyObject_IsTrue(exit_enabled);
@@ -632,7 +640,7 @@ static PyObject *place_orders(PyObject *module, PyObject *args) {
     b.total_issuance = small_attr(params, "total_issuance_units");
 
     /* What the fast path needs to hold in C; if anything does not fit, all go to Python. */
-    fast = b.exit_enabled >= 0 && b.total_issuance >= 0 && PyDict_CheckExact(b.consumers) &&
+    fast = b.exit_enabled >= 0 && b.keep_orders >= 0 && b.total_issuance >= 0 && PyDict_CheckExact(b.consumers) &&
                PyDict_CheckExact(b.today) && PyDict_CheckExact(b.leveled) &&
                PyDict_CheckExact(b.merchants) && PyList_CheckExact(b.sp) &&
                PyList_CheckExact(b.ep) && PyList_CheckExact(b.quota) &&

@@ -75,7 +75,7 @@ class IdSet:
         return self._count
 
     def __contains__(self, key: str) -> bool:
-        if not self._count:  # the simulator's engines keep none (OrderBook.forget_closed)
+        if not self._count:  # the simulator's engines keep none (OrderBook.forget_orders)
             return False
         # flag()'s search written out: every new order asks this, and a call costs as much.
         needle = _SEP + key.encode("utf-8", "surrogatepass")
@@ -166,23 +166,25 @@ class OrderBook:
     flagged REFUNDABLE when it was a cash order never refunded (its refund is then
     refund_window_closed rather than not_refundable)."""
 
-    __slots__ = ("_keep_closed", "closed", "today")
+    __slots__ = ("_keep", "closed", "today")
 
     def __init__(self) -> None:
         self.today: dict[str, _Stored] = {}
         self.closed = IdSet()  # every order of an earlier day, flagged REFUNDABLE or 0
-        self._keep_closed = True
+        self._keep = True
 
-    def forget_closed(self) -> None:
-        """From now on keep no ids of earlier days' orders (the simulator's engines only).
+    def forget_orders(self) -> None:
+        """From now on keep no orders: neither today's records nor earlier days' ids (the
+        simulator's engines only).
 
-        Earlier days' ids serve two rules: refusing an order whose id exists, and telling a
-        refund of an earlier day's order from one of no order. A caller whose order ids are
-        unique by construction and who never refunds (the simulator) meets neither, so keeping
-        the ids can change no outcome; a simulated year of a million orders then spends
-        neither the 16 bytes an id nor the time to put it into its bucket and look for it
-        (a tenth of a full-rules run). tests/test_sim.py checks a run is the same either way."""
-        self._keep_closed = False
+        Orders are kept for two rules: refusing an order whose id exists, and refunding one
+        (today's, with what its refund takes back; an earlier day's, to say its window
+        closed). A caller whose order ids are unique by construction and who never refunds
+        (the simulator) meets neither, so keeping them can change no outcome; a simulated
+        year of a million orders then spends neither the 16 bytes an id and the record of
+        each of the day's orders, nor the time to make, store and free them (a fifth of a
+        full-rules run). tests/test_sim.py checks a run is the same either way."""
+        self._keep = False
 
     def __contains__(self, order_id: str) -> bool:
         return order_id in self.today or order_id in self.closed
@@ -201,6 +203,8 @@ class OrderBook:
         referrer_grants: tuple[tuple[str, Units], ...],
         commissions: tuple[tuple[str, Fen], ...] = (),
     ) -> None:
+        if not self._keep:
+            return
         self.today[order_id] = (
             user,
             amount_fen,
@@ -214,6 +218,8 @@ class OrderBook:
         )
 
     def add_stable(self, order_id: str, user: str, amount_fen: Fen) -> None:
+        if not self._keep:
+            return
         self.today[order_id] = (
             user,
             amount_fen,
@@ -259,7 +265,7 @@ class OrderBook:
         """The day ends (settle_day): today's orders can no longer be refunded; keep their
         ids only."""
         today = self.today
-        if not self._keep_closed:
+        if not self._keep:
             self.today = {}
             return
         # Paid in cash and not refunded; as C-level maps (every order of the day passes here).

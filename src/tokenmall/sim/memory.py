@@ -1,10 +1,9 @@
 """Whether a simulation fits in this machine's memory, estimated before anything runs.
 
-A run keeps every consumer in its engine until it ends, and a day's orders until that day's
-settlement (the simulator's engines keep no ids of earlier days' orders: OrderBook.
-forget_closed); the parent keeps every metrics row until it writes metrics.csv. A scenario that
-asks for more than the machine has would otherwise run for hours and then be killed by the
-kernel.
+A run keeps every consumer in its engine until it ends, and a day's orders while it places
+them (the simulator's engines keep no order records or ids: OrderBook.forget_orders); the
+parent keeps every metrics row until it writes metrics.csv. A scenario that asks for more than
+the machine has would otherwise run for hours and then be killed by the kernel.
 
 The costs below are resident memory (ru_maxrss) measured on CPython 3.11, 64-bit Linux, with
 the CLI's garbage-collector tuning, above the interpreter's own 34 MiB with the model loaded

@@ -133,8 +133,8 @@ class _Run:
     def __init__(self, scenario: Scenario, engine: Engine, generator: np.random.Generator) -> None:
         self.scenario = scenario
         self.engine = engine
-        # Order ids are "o<count>" and nothing is refunded: earlier days' ids need no keeping.
-        engine.orders.forget_closed()
+        # Order ids are "o<count>" and nothing is refunded: no order needs keeping.
+        engine.orders.forget_orders()
         self.random = generator
         self.agents: list[Agent] = []
         self.acting: list[Agent] = []  # every agent but those who only hold
@@ -226,26 +226,36 @@ class _Run:
         # placed, from the buyer's SP less what its earlier orders in the batch take: only a
         # buyer's own SP orders change its SP (cash orders, and the exits they cause, pay
         # cash). An order with a region (agents' commissions) sends the batch before it.
+        # Written out rather than through _add: this loop places every order of the run.
         batch = _Batch()
-        takes_sp = self._takes_sp()
-        sp = self.engine.book.sp
+        placed, buyers_placed, sp_taken = batch.orders, batch.buyers, batch.sp_taken
+        spender = CONVERT_AND_SPEND if self._takes_sp() else None
+        sp, merchants = self.engine.book.sp, self.merchants
+        number = self.orders  # the next order's number ("o<number>")
         for buyer_index, value_fen in zip(buyers.tolist(), values.tolist(), strict=True):
             buyer = agents[buyer_index]
             if buyer.left:
                 continue
             if buyer.region is not None:
+                self.commands += number - self.orders
+                self.orders = number
                 self._send(batch)
                 self._order(buyer, value_fen)
-            elif (
-                buyer.behaviour == CONVERT_AND_SPEND
-                and takes_sp
-                and sp[buyer.slot] - batch.sp_taken.get(buyer.slot, 0) >= value_fen
-            ):
-                # An SP order's merchant, in turn, by the count of orders with this one.
-                merchant_id = self.merchants[(self.orders + 1) % len(self.merchants)]
-                self._add(batch, buyer, value_fen, merchant_id)
-            else:
-                self._add(batch, buyer, value_fen, None)
+                number = self.orders
+                continue
+            merchant_id = None
+            if buyer.behaviour == spender:
+                slot = buyer.slot
+                taken = sp_taken.get(slot, 0)
+                if sp[slot] - taken >= value_fen:
+                    # An SP order's merchant, in turn, by the count of orders with this one.
+                    merchant_id = merchants[(number + 1) % len(merchants)]
+                    sp_taken[slot] = taken + value_fen
+            placed.append((f"o{number}", buyer.id, value_fen, merchant_id))
+            buyers_placed.append(buyer)
+            number += 1
+        self.commands += number - self.orders
+        self.orders = number
         self._send(batch)
 
     def _add(self, batch: "_Batch", agent: Agent, value_fen: int, merchant_id: str | None) -> None:
@@ -262,17 +272,17 @@ class _Run:
         if not batch.orders:
             return
         accepted = self.engine.place_orders(batch.orders)
-        for agent, (_, _, value_fen, merchant_id), ok in zip(
-            batch.buyers, batch.orders, accepted, strict=True
-        ):
-            if merchant_id is None:
+        sp_sales_fen = 0
+        for agent, order, ok in zip(batch.buyers, batch.orders, accepted, strict=True):
+            if order[3] is None:
                 if ok:
-                    agent.money_in_fen += value_fen
+                    agent.money_in_fen += order[2]
             elif ok:
-                agent.sp_spent_fen += value_fen
-                self.sp_sales_today_fen += value_fen
+                agent.sp_spent_fen += order[2]
+                sp_sales_fen += order[2]
             else:  # the batch decided later orders on this one's SP: it must not be refused
                 raise RuntimeError(f"the SP order {agent.id} placed was refused")
+        self.sp_sales_today_fen += sp_sales_fen
         batch.orders.clear()
         batch.buyers.clear()
         batch.sp_taken.clear()
