@@ -14,7 +14,6 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
-from tokenmall.core import kernel
 from tokenmall.core.effects import Applied, Effects, Exited, Field, LevelReached
 from tokenmall.core.errors import ErrorCode, Rejected
 from tokenmall.core.exits import ENTRIES_PER_CONSUMER_MAX, HEAP_SLACK
@@ -27,6 +26,7 @@ from tokenmall.core.fields import (
     is_valid_id,
     positive_fen,
 )
+from tokenmall.core.kernel import KERNEL_FEN_MAX, compiled
 from tokenmall.core.params import Params
 from tokenmall.core.rules import OPS, V1_OPS
 from tokenmall.core.rules.cash import credit_cash
@@ -107,18 +107,18 @@ class Engine(State):
         not take whole (a rejection, an id or a number it does not hold in 64 bits) it hands to
         `self.order` before changing anything of it; tests/test_kernel.py checks that both
         paths leave the same state."""
-        compiled = kernel.KERNEL
-        if compiled is None or self.rules_v1:
+        kernel = compiled()
+        if kernel is None or self.rules_v1:
             return [self._try_order(*order) for order in orders]
         config = (
             self._try_order,
             self._exits_now,
             heapq.heappush,
-            min(FEN_MAX, kernel.KERNEL_FEN_MAX),  # larger amounts go to the Python path
+            min(FEN_MAX, KERNEL_FEN_MAX),  # larger amounts go to the Python path
             ENTRIES_PER_CONSUMER_MAX,
             HEAP_SLACK,
         )
-        return compiled.place_orders(self, orders, config)
+        return kernel.place_orders(self, orders, config)
 
     def _try_order(
         self, order_id: str, user_id: str, amount_fen: int, merchant_id: str | None

@@ -9,8 +9,8 @@ both on the same commands and compares the states.
 
 `KERNEL` is the module, or None when it was not built (no C compiler when tokenmall was
 installed: the optional extension of setup.py) or TOKENMALL_NO_KERNEL=1 turns it off (to
-compare, or to rule it out). Callers read `kernel.KERNEL` when they run, so that tests can
-set it to None.
+compare, or to rule it out). Callers ask `compiled()` each time, so that tests can set
+`KERNEL` to None.
 """
 
 import os
@@ -53,5 +53,12 @@ def _load() -> Kernel | None:
 
 
 KERNEL = _load()
+
+
+def compiled() -> Kernel | None:
+    """The kernel now (KERNEL as it is set)."""
+    return KERNEL
+
+
 # The largest amount a kernel order takes: its sums then stay within 63 bits.
 KERNEL_FEN_MAX = 2**62

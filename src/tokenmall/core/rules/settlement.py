@@ -4,9 +4,9 @@ from collections.abc import Sequence
 from itertools import repeat
 from operator import add, floordiv, ge, mul, sub, truth
 
-from tokenmall.core import kernel
 from tokenmall.core.effects import DaySettled, Effects, Field, Payouts
 from tokenmall.core.fields import Command
+from tokenmall.core.kernel import compiled
 from tokenmall.core.state import State
 from tokenmall.core.units import ZERO_FEN, Fen
 from tokenmall.core.waterfill import fill_with_caps, water_fill
@@ -40,9 +40,9 @@ def _pay_holding_fund(state: State, fund_fen: Fen) -> list[int]:
     slot (zeros included). Works on the book's columns: a consumer's weight is its EP if it
     has quota, else 0."""
     book = state.book
-    compiled = kernel.KERNEL
-    if compiled is not None:  # the ordinary day in C (core/_kernel.c), or None: as below
-        paid = compiled.holding_fund(book.ep, book.quota, book.sp, book.dividends, fund_fen)
+    kernel = compiled()
+    if kernel is not None:  # the ordinary day in C (core/_kernel.c), or None: as below
+        paid = kernel.holding_fund(book.ep, book.quota, book.sp, book.dividends, fund_fen)
         if paid is not None:
             state.exit_queue.lower_triggers(fund_fen, paid[1])  # as below
             return paid[0]
