@@ -368,7 +368,7 @@ done:
 typedef struct {
     Py_ssize_t slot;
     i64 units;
-    PyObject *id; /* borrowed: the referrer's id, held by its Consumer */
+    PyObject *id; /* the referrer's id (a reference this order holds until it is done) */
 } Grant;
 
 /* One order on the fast path: 1 if applied, 0 if it must go to Python (nothing changed),
@@ -383,8 +383,8 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
         pool_fen = ok ? small(PyTuple_GET_ITEM(price, 0)) : -1;
         supply_units = ok ? small(PyTuple_GET_ITEM(price, 1)) : -1;
         Py_DECREF(price);
-        if (pool_fen <= 0 || supply_units <= 0) return 0;
     }
+    if (pool_fen <= 0 || supply_units <= 0) return 0; /* no price to divide by: Python's path */
     i64 contribution_fen = mul_div(amount_fen, b->contribution[0], 1, b->contribution[1]);
     i64 room_units = b->total_issuance - totals->total[ISSUED];
     i64 want = mul_div(contribution_fen, b->buyer_share[0], supply_units,
