@@ -15,13 +15,14 @@ compare, or to rule it out). Callers ask `compiled()` each time, so that tests c
 
 import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tokenmall.core.units import Fen, Units
 
 
 class Kernel(Protocol):
-    """What core/_kernel.c provides (its stub: _kernel.pyi)."""
+    """What core/_kernel.c provides: its functions' types, for mypy (the module has no stub:
+    this is the one place they are written)."""
 
     def place_orders(
         self,
@@ -46,10 +47,10 @@ def _load() -> Kernel | None:
     if os.environ.get("TOKENMALL_NO_KERNEL", "") not in ("", "0"):
         return None
     try:
-        from tokenmall.core import _kernel  # noqa: PLC0415
+        from tokenmall.core import _kernel  # type: ignore[attr-defined]  # noqa: PLC0415
     except ImportError:
         return None
-    return _kernel
+    return cast(Kernel, _kernel)
 
 
 KERNEL = _load()
