@@ -15,8 +15,10 @@ consumer is counted at 2,600 bytes: the Agent, the Consumer and its balances, it
 entries (at most four), the allocator's slack. `bench/sim_memory.py`: 200,000 consumers
 ordering twice a day took 166 MiB more than the same ordering once on arrival, for the last
 day's 400,000 orders kept until its settlement (435 bytes an order); a day's order is counted at
-500. A metrics row (`metrics.daily_rows`, one per run-day) measured 1,610 bytes with
-tracemalloc; counted at 1,700. The agent scenario's estimates: 28, 85 and 284 MiB.
+500. (That was when the engine kept each order's record until the settlement; since decision
+137 a day's orders live only in the batch that places them, so 500 is an upper bound.) A
+metrics row (`metrics.daily_rows`, one per run-day) measured 1,610 bytes with tracemalloc;
+counted at 1,700. The agent scenario's estimates: 28, 85 and 284 MiB.
 """
 
 import os
@@ -26,7 +28,7 @@ from pathlib import Path
 from tokenmall.sim.scenario import Scenario, ScenarioError
 
 BYTES_PER_CONSUMER = 2_600
-BYTES_PER_ORDER_OF_A_DAY = 500  # kept until the day's settlement
+BYTES_PER_ORDER_OF_A_DAY = 500  # held while the day's batch of orders is placed
 BYTES_PER_METRICS_ROW = 1_700
 SP_SPENDERS = 0.7  # of the consumers drawn to spend SP, those holding enough to (measured)
 CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")  # a container's limit (cgroup v2)
