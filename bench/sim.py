@@ -35,6 +35,8 @@ about 1,000,000 orders, with sells, conversions, redemptions, SP payments, divid
 --agent-baseline REV times only the agent runs, REV's and this build's alternating, each in a
 fresh process (REV checked out as a git worktree under /tmp): the full-rules figure against a
 baseline measured in the same run, as the machine's speed drifts by a third between runs.
+The agent runs use the compiled kernel when it was built (core/kernel.py); run them again with
+TOKENMALL_NO_KERNEL=1 for the Python path.
 """
 
 import argparse

@@ -123,6 +123,8 @@ def test_goal_seek_on_the_command_line(tmp_path: Path) -> None:
         (["--between", "0.9,0.95"], "does not reach 0 between 0.9 and 0.95"),
         (["--between", "0.1,0.9", "--figure", "gini"], "--figure must be one of"),
         (["--between", "0.1,0.9", "--setting", "nope.x"], "a scenario field is one of"),
+        # simulate's bound: a seed JSON readers (summary.json, --out) hold exactly
+        (["--between", "0.1,0.9", "--seed", str(2**53)], "--seed"),
     ):
         base = ["goal-seek", str(short), "--runs", "1"]
         if "--setting" not in args:

@@ -211,7 +211,7 @@ def _make_out_dir(out_dir: Path) -> None:
 @click.option("--target", type=float, default=0.0, show_default=True)
 @click.option("--tolerance", default="0.0001", show_default=True, help="Of the setting.")
 @click.option("--runs", type=click.IntRange(1, 1_000), default=5, show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True)
 @click.option(
     "--out",
     "out_path",
