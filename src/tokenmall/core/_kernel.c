@@ -28,9 +28,8 @@ typedef __int128 i128;
 #define ID_CHARS_MAX 64
 #define REFERRAL_LEVELS_MAX 16
 
+/* The engine's totals this code holds; their indices are their names' in NAME (below). */
 enum { POOL, SUPPLY, ISSUED, DAY_SALES, SALES, CONTRIBUTIONS, TOTALS };
-static const char *TOTAL_NAMES[TOTALS] = {
-    "pool", "supply", "issued", "day_sales", "sales", "contributions"};
 
 typedef struct {
     PyObject *engine;
@@ -52,40 +51,6 @@ static i64 small(PyObject *value) {
     return result < 0 ? -1 : result;
 }
 
-static i64 small_attr(PyObject *object, const char *name) {
-    PyObject *value = PyObject_GetAttrString(object, name);
-    i64 result = small(value);
-    Py_XDECREF(value);
-    return result;
-}
-
-/* Read the totals; 0 if one is not a 63-bit non-negative integer (then nothing runs here). */
-static int load(Totals *totals) {
-    for (int index = 0; index < TOTALS; index++) {
-        totals->total[index] = small_attr(totals->engine, TOTAL_NAMES[index]);
-        if (totals->total[index] < 0) return 0;
-    }
-    return 1;
-}
-
-/* Write the totals back, and the last defined price as every command leaves it (SPEC §5). */
-static int store(Totals *totals) {
-    for (int index = 0; index < TOTALS; index++) {
-        PyObject *value = PyLong_FromLongLong(totals->total[index]);
-        if (value == NULL) return -1;
-        int failed = PyObject_SetAttrString(totals->engine, TOTAL_NAMES[index], value);
-        Py_DECREF(value);
-        if (failed) return -1;
-    }
-    if (totals->total[SUPPLY]) {
-        PyObject *price = Py_BuildValue("(LL)", totals->total[POOL], totals->total[SUPPLY]);
-        if (price == NULL) return -1;
-        int failed = PyObject_SetAttrString(totals->engine, "last_price", price);
-        Py_DECREF(price);
-        if (failed) return -1;
-    }
-    return 0;
-}
 
 /* An id the fast path takes: 1-64 ASCII letters and digits (any other goes to Python, which
  * checks SPEC v2 §4's whole pattern). */
@@ -128,11 +93,14 @@ static int set_small(PyObject *list, Py_ssize_t index, i64 value) {
 
 /* Attribute names, interned once (a lookup by a C string makes a str object each time). */
 enum {
-    A_REFERRER, A_SLOT, A_ID, A_EXITED, A_SHIFT, A_OFFSET, A_HEAP, A_LAST_PRICE, A_FROZEN, A_SP,
-    NAMES
+    /* the totals first, at their Totals indices */
+    A_REFERRER = TOTALS, A_SLOT, A_ID, A_EXITED, A_SHIFT, A_OFFSET, A_HEAP, A_LAST_PRICE,
+    A_FROZEN, A_SP, A_KEEPING, NAMES
 };
-static const char *NAME_TEXT[NAMES] = {"referrer", "slot",  "id",         "exited", "shift",
-                                       "offset",   "heap",  "last_price", "frozen", "sp"};
+static const char *NAME_TEXT[NAMES] = {
+    "pool",   "supply", "issued", "day_sales",  "sales",  "contributions", "referrer",
+    "slot",   "id",     "exited", "shift",      "offset", "heap",          "last_price",
+    "frozen", "sp",     "keeping"};
 static PyObject *NAME[NAMES];
 
 static PyObject *attr(PyObject *object, int name) { return PyObject_GetAttr(object, NAME[name]); }
@@ -142,6 +110,34 @@ static i64 small_named(PyObject *object, int name) {
     i64 result = small(value);
     Py_XDECREF(value);
     return result;
+}
+
+/* Read the totals; 0 if one is not a 63-bit non-negative integer (then nothing runs here). */
+static int load(Totals *totals) {
+    for (int index = 0; index < TOTALS; index++) {
+        totals->total[index] = small_named(totals->engine, index);
+        if (totals->total[index] < 0) return 0;
+    }
+    return 1;
+}
+
+/* Write the totals back, and the last defined price as every command leaves it (SPEC §5). */
+static int store(Totals *totals) {
+    for (int index = 0; index < TOTALS; index++) {
+        PyObject *value = PyLong_FromLongLong(totals->total[index]);
+        if (value == NULL) return -1;
+        int failed = PyObject_SetAttr(totals->engine, NAME[index], value);
+        Py_DECREF(value);
+        if (failed) return -1;
+    }
+    if (totals->total[SUPPLY]) {
+        PyObject *price = Py_BuildValue("(LL)", totals->total[POOL], totals->total[SUPPLY]);
+        if (price == NULL) return -1;
+        int failed = PyObject_SetAttr(totals->engine, NAME[A_LAST_PRICE], price);
+        Py_DECREF(price);
+        if (failed) return -1;
+    }
+    return 0;
 }
 
 /* A relative margin far above the rounding of the few float operations of a screen (each
@@ -371,6 +367,71 @@ typedef struct {
     PyObject *id; /* the referrer's id (a reference this order holds until it is done) */
 } Grant;
 
+static void release(Grant *grants, int granted) {
+    for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
+}
+
+/* _referrer_grants: EP for each referrer up the buyer's chain whose rate is > 0 and who has
+ * quota left, at the price before the order, within the room left (*room_units), into
+ * grants; their sum added to *granted_units. 1; or 0 (Python's path) or -1 (an error), with
+ * nothing kept. Nothing of the state changes here. */
+static int referrer_grants(Batch *b, PyObject *buyer, i64 contribution_fen, i64 pool_fen,
+                           i64 supply_units, i64 *room_units, i64 *granted_units, Grant *grants,
+                           int *granted) {
+    PyObject *referrer_id = attr(buyer, A_REFERRER);
+    if (referrer_id == NULL) return -1;
+    int status = 1;
+    if (referrer_id != Py_None && *room_units) {
+        for (Py_ssize_t level = 0; level < b->referral_levels; level++) {
+            PyObject *referrer = PyDict_GetItemWithError(b->consumers, referrer_id);
+            i64 slot = referrer == NULL ? -1 : small_named(referrer, A_SLOT);
+            i64 quota_left = slot >= 0 && slot < PyList_GET_SIZE(b->quota)
+                                 ? small(PyList_GET_ITEM(b->quota, slot))
+                                 : -1;
+            if (quota_left < 0) { /* no such row, or a quota beyond 63 bits: Python decides */
+                status = PyErr_Occurred() ? -1 : 0;
+                break;
+            }
+            i64 numerator = b->referral[level][0], denominator = b->referral[level][1];
+            if (numerator && quota_left > 0) {
+                i64 want = mul_div(contribution_fen, numerator, supply_units,
+                                   (i128)denominator * pool_fen);
+                if (want < 0) {
+                    status = 0;
+                    break;
+                }
+                i64 units = want < *room_units ? want : *room_units;
+                if (units) {
+                    Grant *grant = &grants[*granted];
+                    grant->id = attr(referrer, A_ID);
+                    if (grant->id == NULL) {
+                        status = -1;
+                        break;
+                    }
+                    grant->slot = slot;
+                    grant->units = units;
+                    ++*granted;
+                    *room_units -= units;
+                    *granted_units += units;
+                }
+            }
+            PyObject *next_id = attr(referrer, A_REFERRER);
+            Py_SETREF(referrer_id, next_id);
+            if (referrer_id == NULL) {
+                status = -1;
+                break;
+            }
+            if (referrer_id == Py_None) break;
+        }
+    }
+    Py_XDECREF(referrer_id);
+    if (status != 1) {
+        release(grants, *granted);
+        *granted = 0;
+    }
+    return status;
+}
+
 /* One order on the fast path: 1 if applied, 0 if it must go to Python (nothing changed),
  * -1 on an error. */
 static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *buyer,
@@ -395,59 +456,9 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
     i64 granted_units = buyer_units;
     Grant grants[REFERRAL_LEVELS_MAX];
     int granted = 0;
-
-    PyObject *referrer_id = attr(buyer, A_REFERRER);
-    if (referrer_id == NULL) return -1;
-    if (referrer_id != Py_None && room_units) {
-        for (Py_ssize_t level = 0; level < b->referral_levels; level++) {
-            PyObject *referrer = PyDict_GetItemWithError(b->consumers, referrer_id);
-            i64 slot = referrer == NULL ? -1 : small_named(referrer, A_SLOT);
-            if (slot < 0 || slot >= PyList_GET_SIZE(b->quota)) {
-                for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-                Py_DECREF(referrer_id);
-                return PyErr_Occurred() ? -1 : 0;
-            }
-            i64 numerator = b->referral[level][0], denominator = b->referral[level][1];
-            i64 quota_left = small(PyList_GET_ITEM(b->quota, slot));
-            if (quota_left < 0) { /* negative, or beyond 63 bits: Python decides */
-                for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-                Py_DECREF(referrer_id);
-                return 0;
-            }
-            if (numerator && quota_left > 0) {
-                i64 w = mul_div(contribution_fen, numerator, supply_units,
-                                (i128)denominator * pool_fen);
-                if (w < 0) {
-                    for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-                    Py_DECREF(referrer_id);
-                    return 0;
-                }
-                i64 units = w < room_units ? w : room_units;
-                if (units) {
-                    room_units -= units;
-                    granted_units += units;
-                    grants[granted].slot = slot;
-                    grants[granted].units = units;
-                    grants[granted].id = attr(referrer, A_ID);
-                    if (grants[granted].id == NULL) {
-                        for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-                        Py_DECREF(referrer_id);
-                        return -1;
-                    }
-                    granted++;
-                }
-            }
-            PyObject *next_id = attr(referrer, A_REFERRER);
-            Py_DECREF(referrer_id);
-            referrer_id = next_id;
-            if (referrer_id == NULL) {
-                for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
-                return -1;
-            }
-            if (referrer_id == Py_None) break;
-        }
-    }
-    Py_DECREF(referrer_id);
+    int walked = referrer_grants(b, buyer, contribution_fen, pool_fen, supply_units, &room_units,
+                                 &granted_units, grants, &granted);
+    if (walked <= 0) return walked;
 
     /* Everything that can fail to fit, before anything changes. */
     i64 quota_fen = mul_div(amount_fen, b->quota_multiple[0], 1, b->quota_multiple[1]);
@@ -470,7 +481,7 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
     for (int n = 0; fits && n < granted; n++)
         fits = small(PyList_GET_ITEM(b->ep, grants[n].slot)) >= 0;
     if (!fits) {
-        for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
+        release(grants, granted);
         return 0;
     }
 
@@ -513,13 +524,13 @@ static int fast_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *bu
         Py_DECREF(record);
         if (failed) goto fail;
     }
-    for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
+    release(grants, granted);
     Py_XDECREF(grant_tuple);
     if (after_changes(b, touched, touched_count) < 0) return -1;
     if (b->exit_enabled && run_exits_if_due(b, totals) < 0) return -1;
     return 1;
 fail:
-    for (int n = 0; n < granted; n++) Py_DECREF(grants[n].id);
+    release(grants, granted);
     Py_XDECREF(grant_tuple);
     return -1;
 }
@@ -540,9 +551,9 @@ static int stable_order(Batch *b, Totals *totals, PyObject *order_id, PyObject *
                         i64 amount_fen, PyObject *merchant_id) {
     PyObject *merchant = PyDict_GetItemWithError(b->merchants, merchant_id);
     if (merchant == NULL) return PyErr_Occurred() ? -1 : 0;
-    int buyer_frozen = attr_true(buyer, A_FROZEN);
-    int merchant_frozen = buyer_frozen ? buyer_frozen : attr_true(merchant, A_FROZEN);
-    if (buyer_frozen || merchant_frozen) return buyer_frozen < 0 || merchant_frozen < 0 ? -1 : 0;
+    int frozen = attr_true(buyer, A_FROZEN); /* refuse_frozen(buyer, merchant) */
+    if (frozen == 0) frozen = attr_true(merchant, A_FROZEN);
+    if (frozen) return frozen < 0 ? -1 : 0;
     i64 slot = small_named(buyer, A_SLOT);
     if (slot < 0 || slot >= PyList_GET_SIZE(b->sp)) return 0;
     i64 sp_fen = small(PyList_GET_ITEM(b->sp, slot));
@@ -629,15 +640,15 @@ static PyObject *place_orders(PyObject *module, PyObject *args) {
     KEEP(closed_count, PyObject_CallMethod(b.closed, "__len__", NULL));
 #undef KEEP
     b.check_closed = small(closed_count) != 0;
-    PyObject *keep = PyObject_GetAttrString(order_book, "_keep"); /* OrderBook.forget_orders */
-    if (keep == NULL) goto error;
-    b.keep_orders = PyObject_IsTrue(keep);
-    Py_DECREF(keep);
+    b.keep_orders = attr_true(order_book, A_KEEPING); /* OrderBook.forget_orders */
+    if (b.keep_orders < 0) goto error;
     PyObject *exit_enabled = PyObject_GetAttrString(params, "exit_enabled");
     if (exit_enabled == NULL) goto error;
     b.exit_enabled = PyObject_IsTrue(exit_enabled);
     Py_DECREF(exit_enabled);
-    b.total_issuance = small_attr(params, "total_issuance_units");
+    PyObject *total_issuance = PyObject_GetAttrString(params, "total_issuance_units");
+    b.total_issuance = small(total_issuance);
+    Py_XDECREF(total_issuance);
 
     /* What the fast path needs to hold in C; if anything does not fit, all go to Python. */
     fast = b.exit_enabled >= 0 && b.keep_orders >= 0 && b.total_issuance >= 0 && PyDict_CheckExact(b.consumers) &&

@@ -186,6 +186,11 @@ class OrderBook:
         full-rules run). tests/test_sim.py checks a run is the same either way."""
         self._keep = False
 
+    @property
+    def keeping(self) -> bool:
+        """Whether orders are kept (until forget_orders)."""
+        return self._keep
+
     def __contains__(self, order_id: str) -> bool:
         return order_id in self.today or order_id in self.closed
 

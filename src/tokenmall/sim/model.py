@@ -297,34 +297,27 @@ class _Run:
         )
 
     def _order(self, agent: Agent, value_fen: Fen) -> None:
-        """A cash order, or an SP one at a merchant for those who spend SP and have enough."""
-        if self._pays_sp(agent, value_fen):
+        """One order on its own (an arrival's, or one with a region): an SP one at a merchant
+        for those who spend SP and have enough, else a cash one."""
+        pays_sp = self._pays_sp(agent, value_fen)
+        if pays_sp or agent.region is None:
             # An SP order's merchant, in turn, by the count of orders with this one.
-            merchant_id = self.merchants[(self.orders + 1) % len(self.merchants)]
-            if self._place(agent, value_fen, "stable", merchant_id):
-                agent.sp_spent_fen += value_fen
-                self.sp_sales_today_fen += value_fen
-        elif self._place(agent, value_fen, "cash", None, agent.region):
-            agent.money_in_fen += value_fen
-
-    def _place(
-        self,
-        agent: Agent,
-        amount_fen: Fen,
-        pay: str,
-        merchant_id: str | None = None,
-        region: str | None = None,
-    ) -> bool:
-        """One order through the engine's typed entry (`Engine.order`: the order command
-        without formatting the amount for the engine to parse); whether it was accepted."""
+            merchant_id = (
+                self.merchants[(self.orders + 1) % len(self.merchants)] if pays_sp else None
+            )
+            batch = _Batch()
+            self._add(batch, agent, value_fen, merchant_id)
+            self._send(batch)
+            return
+        # With a region: Engine.order, which pays the agents' commissions (the batch does not).
         order_id = f"o{self.orders}"
         self.orders += 1
         self.commands += 1
         try:
-            self.engine.order(order_id, agent.id, amount_fen, pay, merchant_id, region)
+            self.engine.order(order_id, agent.id, value_fen, "cash", None, agent.region)
         except Rejected:
-            return False
-        return True
+            return
+        agent.money_in_fen += value_fen
 
     def _order_values(self, count: int) -> npt.NDArray[np.int64]:
         spec = self.scenario.orders.value
